@@ -8,6 +8,7 @@ copy or a hand-made directory left it readable or writable by others, with a log
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -25,7 +26,8 @@ def owner_only_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700)  # the mode is masked by the umask, never widened: 0700 or tighter
     except FileExistsError:
-        pass
+        if not path.is_dir():  # a file (or a link to one): never ours to chmod, nor a directory to use
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path)) from None
     path = path.resolve()  # a link's target is what others would enter
     tighten(path)
     return path

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from documents.clock import MAX_DAYS
@@ -17,6 +26,20 @@ from graphlake import PROJECT_ROOT
 
 MAX_HOURS = MAX_DAYS * 24
 S3_MAX_URL_SECONDS = 7 * 86_400  # X-Amz-Expires: "must be less than a week", 604800 included
+YEAR_SECONDS = 365 * 86_400
+
+# The longest each duration may be, and why. The database timeout is sent as maxTimeMS, a signed 32-bit
+# count of milliseconds the database refuses past 2^31-1. The others are added to now: ~3e11 s went
+# past year 9999 and every upload, download URL or event of the lake failed INTERNAL.
+DURATION_LIMITS = {
+    "database_timeout_seconds": (2_147_483, "about 24.8 days: it is sent as maxTimeMS, a 32-bit count of milliseconds"),
+    "upload_expiry_seconds": (YEAR_SECONDS, "a year"),
+    "max_download_url_seconds": (YEAR_SECONDS, "a year"),
+    "event_clock_skew_seconds": (86_400, "a day: a clock further ahead is set wrong, not drifting"),
+    "reconcile_interval_seconds": (7 * 86_400, "a week: each round's next is set that far ahead"),
+    # A timedelta (strawberry's wait for connection_init) of ~1e15 s overflowed on every WebSocket.
+    "websocket_init_timeout_seconds": (3_600, "an hour"),
+}
 
 
 class LocalMountSettings(BaseModel):
@@ -51,8 +74,9 @@ class S3MountSettings(BaseModel):
         default=None, description="Mount to use for new uploads while this one is unreachable."
     )
     timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Longest wait for a connection or for any answer from the store; "
-                                        "a store that accepts connections but never answers fails within it.")
+        default=5.0, gt=0, le=3_600, description="Longest wait for a connection or for any answer from the store "
+                                                  "(at most an hour: a socket's timeout of ~1e15 s overflowed); a store "
+                                                  "that accepts connections but never answers fails within it.")
 
     @model_validator(mode="after")
     def _public_endpoint(self) -> S3MountSettings:
@@ -298,6 +322,29 @@ class Settings(BaseSettings):
     # --- the web app (README, Web app)
     webapp: bool = Field(default=True, description="Serve the web app at / (built by make into webapp_dir).")
     webapp_dir: Path = Field(default=PROJECT_ROOT / "webapp" / "dist", description="The web app's built files (Vite's dist/).")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_directory(cls, value: Path) -> Path:
+        # Said here, before anything is made or changed: a file there was made owner-only (chmod) and
+        # the command then failed on "File exists" without naming the setting.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{str(value)!r} exists and is not a directory: the data dir must be one (or not exist yet)")
+        return value
+
+    @field_validator("log_level", "alert_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        # `info` is what logging's users write as often as `INFO`: both name the same level.
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(*DURATION_LIMITS)
+    @classmethod
+    def _duration_within_limit(cls, value: float, info: ValidationInfo) -> float:
+        limit, why = DURATION_LIMITS[info.field_name]
+        if value > limit:
+            raise ValueError(f"at most {limit} ({why})")
+        return value
 
     @field_validator("cors_origins", "alert_email_to", "alert_webhooks", mode="before")
     @classmethod

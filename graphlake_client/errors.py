@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 MAX_JSON_DEPTH = 500  # the nesting the server takes (documents/json_value/encoding.MAX_DEPTH): a bound on the walk
 
@@ -146,3 +149,20 @@ def encode_times(item: object) -> str:
     if isinstance(item, date) and not isinstance(item, datetime):
         return item.isoformat()
     raise TypeError(f"{type(item).__name__} is not JSON")
+
+
+# What the server refuses in any name or collection path (services/checks.py): control characters,
+# Unicode's Cc (C0, DEL and C1). A file on disk may well be named with one (a newline, say).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def unnamable(file: Path, fields: dict[str, Any]) -> GraphlakeClientError | None:
+    """The error of an upload of `file` whose name (given, else the file's) or collection `path`
+    holds a control character, which the server would refuse for the whole batch: the batch leaves
+    the file out and reports it alone (UploadsFailed), BAD_USER_INPUT named by its path. None if fine."""
+    for what, text in (("name", (fields.get("name") or file.name).strip()), ("path in the collection", fields.get("path"))):
+        if text and (found := _CONTROL.search(text)):
+            return GraphlakeClientError(
+                f"{file}: its {what} holds a control character (U+{ord(found.group()):04X}), which the lake refuses "
+                "in names: rename the file", "BAD_USER_INPUT", str(file))
+    return None

@@ -21,7 +21,14 @@ from graphlake_client import ingest
 from graphlake_client import operations as ops
 from graphlake_client.direct import file_sha256, shares_directory, write_in_place
 from graphlake_client.directories import file_error, make_archive, walk
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, UploadsFailed, check_json, wire_time
+from graphlake_client.errors import (
+    CompletionUnderWay,
+    GraphlakeClientError,
+    UploadsFailed,
+    check_json,
+    unnamable,
+    wire_time,
+)
 from graphlake_client.exit_loop import to_thread
 from graphlake_client.results import Source
 from graphlake_client.resume import ResumeState
@@ -298,7 +305,16 @@ class Uploader(Transport):
         fields (name, collectionId, path, sha256 when already known, ...). Files an interrupted
         run left open resume. Raises, after completing every file that made it, if any did not.
         BATCHES_IN_FLIGHT batches go at once, their files `concurrency` at a time in all. Files the
-        server reads itself (under its ingest roots) it copies in instead (ingest.py)."""
+        server reads itself (under its ingest roots) it copies in instead (ingest.py). A file whose
+        name the server would refuse (a newline in it) fails alone, as one that cannot be read does."""
+        if refused := {str(path): error for path, fields in files if (error := unnamable(path, fields))}:
+            rest = [(path, fields) for path, fields in files if str(path) not in refused]
+            try:
+                if rest:
+                    await self.upload_batch(rest, progress)
+            except UploadsFailed as others:
+                raise UploadsFailed({**others.failures, **refused}, len(files)) from None
+            raise UploadsFailed(refused, len(files))
         gate = asyncio.Semaphore(self.concurrency)  # file reads and sends, across the batches in flight
         batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         found = await self._ingestible(files)
@@ -512,15 +528,6 @@ class Uploader(Transport):
     async def _upload_jobs(self, jobs: list[tuple[Path, str]], archives: list[Path], collection_id: str | None,
                            manifest: dict[str, dict[str, Any]],
                            progress: Callable[[int, int], None] | None, shared: dict[str, Any]) -> list[dict[str, Any]]:
-        total = sum(found.st_size for path, _ in jobs if (found := ingest.stat_or_none(path)))
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, total)
-
         files = []
         for path, relative in jobs:
             details = manifest.get(relative, {})
@@ -533,4 +540,15 @@ class Uploader(Transport):
                 "labels": details.get("labels"), "mediaType": "application/zip" if path in archives else None,
                 **shared,
             }))
+        # What goes: a file gone, or one whose name the server refuses (upload_batch), counts for nothing.
+        total = sum(found.st_size for path, fields in files
+                    if not unnamable(path, fields) and (found := ingest.stat_or_none(path)))
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
         return await self.upload_batch(files, progress=advance)

@@ -44,11 +44,31 @@ def check_media_type(media_type: str, field: str = "mediaType") -> str:
     return media_type
 
 
+# Control characters (Unicode's Cc: C0, DEL and C1): a newline in a name split the log line, the
+# CSV row or the export entry that named it, and a NUL cut it short where C strings carry it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def control_in(text: str) -> str | None:
+    """The first control character of `text`, told as `U+000A at 5`; None if it holds none."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X} at {found.start()}" if found else None
+
+
+def check_no_controls(text: str, field: str) -> str:
+    """`text`, or BAD_USER_INPUT naming `field` and the first control character it holds."""
+    if found := control_in(text):
+        raise BadUserInput(f"must hold no control character (U+0000 to U+001F, U+007F to U+009F): {found}", field=field)
+    return text
+
+
 def check_name(name: str, field: str = "name") -> str:
+    """A name (of an asset, an upload, a collection, a dataset, an annotation schema or set): trimmed,
+    1 to 500 characters, no control character."""
     name = name.strip()
     if not name or len(name) > 500:
         raise BadUserInput("must be 1 to 500 characters", field=field)
-    return name
+    return check_no_controls(name, field)
 
 
 def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[str]:

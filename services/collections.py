@@ -20,7 +20,7 @@ from documents.duplicates import duplicates_only, is_duplicate_key
 from documents.json_value import StoredJson
 from services import bulk_deletes, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
-from services.checks import check_metadata, check_name, get_or_not_found
+from services.checks import check_metadata, check_name, check_no_controls, get_or_not_found
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 
@@ -39,7 +39,7 @@ def check_path(path: str | None, field: str) -> str | None:
     parts = path.split("/")
     if path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts) or len(path) > 1024:
         raise BadUserInput("must be a relative path of non-empty segments, without '.', '..' or NUL", field=field)
-    return path
+    return check_no_controls(path, field)  # as a name's: a path names the file in exports and listings
 
 
 # How `assets(filter: {collectionId})` reads a collection's assets. The embedded default indexes no

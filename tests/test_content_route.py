@@ -107,7 +107,9 @@ async def test_values_and_texts_by_id_or_alias(http: httpx.AsyncClient, api: Api
                               ("résumé 7.json", "attachment; filename=\"resume 7.json\"; "
                                                 "filename*=utf-8''r%C3%A9sum%C3%A9%207.json"),
                               ("日本", "attachment; filename=\"download.json\"; filename*=utf-8''%E6%97%A5%E6%9C%AC.json")):
-        named = await factories.value_asset(api, contributor, name)
+        named = await factories.value_asset(api, contributor, name.replace("\n", "-"))
+        if "\n" in name:  # refused in a name now (services/checks.py); one stored before is still escaped
+            await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(named["id"])}, {"$set": {"name": name}})
         response = await http.get(f"/assets/{named['id']}/content", headers=auth(viewer))
         assert response.headers["content-disposition"] == disposition
 

@@ -134,6 +134,9 @@ async def test_only_files_under_a_root_of_the_size_given_are_read(api: Api, cont
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "mount"} and "local mounts only" in error["message"]
     error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", name="")]}, token=contributor)
     assert error["extensions"]["field"] == "inputs[0].name"
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin", path="good.bin")]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[0].path"}, error  # no collection to place it in
+    assert "give collectionId too" in error["message"]
     scans = (await api.data("CreateCollection", {"input": {"name": "scans"}}, token=contributor))["createCollection"]
     twice = ingest_input(root / "good.bin", collectionId=scans["id"], path="good.bin")
     error = await api.error("IngestFiles", {"inputs": [twice, twice]}, token=contributor)  # one path of a collection twice
@@ -331,6 +334,40 @@ async def test_a_file_gone_since_the_walk_fails_alone_named_by_its_path(
     assert sorted((a["name"], a["status"]) for a in assets) == [("a.csv", "ACTIVE"), ("c.csv", "ACTIVE")]
     sessions = await UploadSession.get_pymongo_collection().count_documents({})
     assert sessions == (0 if server_ingest else 2)  # copied by the server, or sent
+
+
+async def test_a_file_named_with_a_control_character_is_refused_by_name(api: Api, contributor: str, root: Path) -> None:
+    """Named after the file it reads, an ingest's asset is held to a name's rule: a newline in the
+    file's name was stored as the asset's, and split every log line and export naming it."""
+    (root / "good.bin").write_bytes(b"fine")
+    (root / "two\nlines.bin").write_bytes(b"odd")
+    error = await api.error("IngestFiles", {"inputs": [ingest_input(root / "good.bin"), ingest_input(root / "two\nlines.bin")]},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].name"} and "U+000A" in error["message"]
+    assert await stored() == 0
+
+
+@pytest.mark.parametrize("server_ingest", [True, False])
+async def test_a_file_on_disk_named_with_a_control_character_fails_alone(
+        served: Served, contributor: str, root: Path, tmp_path: Path, server_ingest: bool) -> None:
+    """The server refuses such a name for the whole batch: the client leaves the file out and reports
+    it alone in UploadsFailed (BAD_USER_INPUT, by its path), and the others go, ingested or uploaded."""
+    run = root / "run"
+    run.mkdir()
+    for name in ("a.csv", "b\nc.csv", "d.csv"):
+        (run / name).write_text("x\n")
+    odd = run / "b\nc.csv"
+    seen: list[tuple[int, int]] = []
+    async with Client(served.base_url, contributor, resume=ResumeState(tmp_path / "r.json"),
+                      server_ingest=server_ingest) as lake:
+        with pytest.raises(UploadsFailed) as batch:
+            await lake.upload_paths([run], collection="runs", progress=lambda done, total: seen.append((done, total)))
+    assert {path: (error.code, error.field) for path, error in batch.value.failures.items()} == {
+        str(odd): ("BAD_USER_INPUT", str(odd))}
+    assert "1 of 3 files did not upload" in str(batch.value) and "control character (U+000A)" in str(batch.value)
+    assert seen[-1] == (4, 4)  # a.csv and d.csv: the refused file counts for nothing
+    assets = await Asset.get_pymongo_collection().find({}, {"name": 1, "status": 1}).to_list()
+    assert sorted((a["name"], a["status"]) for a in assets) == [("a.csv", "ACTIVE"), ("d.csv", "ACTIVE")]
 
 
 async def test_copies_no_record_names_are_set_aside_then_removed(api: Api, contributor: str, root: Path,

@@ -1108,6 +1108,46 @@ async def test_register_external_checks_the_name_it_is_given(api: Api, contribut
     assert named["assets"][0]["name"] == "plate 7.bin"
 
 
+async def test_a_name_with_a_control_character_is_refused_on_every_path_that_takes_one(
+    api: Api, contributor: str, s3: S3Service
+) -> None:
+    """A newline in a name split the log line, CSV row or export entry naming it, a NUL cut it short:
+    every name (and collection path) is refused with one (C0, DEL, C1), naming the field, nothing stored."""
+    coll = (await api.data("CreateCollection", {"input": {"name": "odd-names"}}, token=contributor))["createCollection"]
+    kept = (await api.data("StoreValue", {"input": {"name": "kept", "value": 1}}, token=contributor))["storeValue"]
+    refused = [
+        ("CreateUpload", {"input": {"name": "scan\n7.bin", "sizeBytes": 1}}, "name"),
+        ("CreateUpload", {"input": {"name": "scan\x007.bin", "sizeBytes": 1}}, "name"),
+        ("CreateUpload", {"input": {"name": "ok.bin", "sizeBytes": 1, "collectionId": coll["id"], "path": "a\rb.bin"}}, "path"),
+        ("CreateUploads", {"inputs": [{"name": "a.bin", "sizeBytes": 1}, {"name": "b\x7f.bin", "sizeBytes": 1}]},
+         "inputs[1].name"),
+        ("StoreValue", {"input": {"name": "reading\x1b[31m", "value": 1}}, "name"),
+        ("StoreText", {"input": {"name": "notes\x85old", "text": "hi", "mediaType": "text/plain"}}, "name"),
+        ("UpdateAsset", {"input": {"id": kept["id"], "name": "kept\tagain"}}, "name"),
+        ("RegisterExternal", {"input": {"url": "https://example.org/a.bin", "name": "a\nb"}}, "name"),
+        ("RegisterExternal", {"input": {"url": "https://example.org/a\x01b.bin"}}, "url"),  # named by its file name
+        ("CreateCollection", {"input": {"name": "raw\n2026"}}, "name"),
+        ("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": kept["id"], "path": "x\ny"}]}},
+         "items[0].path"),
+    ]
+    for operation, variables, field in refused:
+        error = await api.error(operation, variables, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (operation, variables, error)
+        assert "control character" in error["message"], error
+    # Objects are named by their keys: a key with one refuses the call, before any object is registered.
+    client = s3.client()
+    for key in ("ext/odd/fine.bin", "ext/odd/two\nlines.bin"):
+        client.put_object(Bucket=s3.bucket, Key=key, Body=b"x")
+    error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "ext/odd/"}},
+                            token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "prefix"} and "two\\nlines.bin" in error["message"]
+    assert await UploadSession.count() == 0 and await Asset.count() == 1  # `kept` alone, its name as it was
+    assert (await Asset.find_one()).name == "kept"
+    # Spaces are no control characters, and the trimmed ends of a name never were part of it.
+    named = (await api.data("StoreValue", {"input": {"name": " café  №7 \n", "value": 1}}, token=contributor))["storeValue"]
+    assert named["name"] == "café  №7"
+
+
 async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, settings: Settings) -> None:
     cases = [
         ({"name": "x", "sizeBytes": -1}, "sizeBytes"),
@@ -1120,6 +1160,13 @@ async def test_bad_upload_requests_name_the_field(api: Api, contributor: str, se
     for fields, field in cases:
         error = await api.error("CreateUpload", {"input": fields}, token=contributor)
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["field"] == field, (fields, error)
+    # A path without a collection was accepted and dropped: the asset went nowhere, and nothing said so.
+    error = await api.error("CreateUpload", {"input": {"name": "x", "sizeBytes": 1, "path": "day1/x.bin"}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "path"}, error
+    assert error["message"].endswith("a path places the file in a collection: give collectionId too"), error
+    error = await api.error("CreateUploads", {"inputs": [{"name": "a", "sizeBytes": 1},
+                                                         {"name": "b", "sizeBytes": 1, "path": "b.bin"}]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "inputs[1].path"}, error
     assert await UploadSession.count() == 0
 
 

@@ -13,7 +13,8 @@ from resolvers.list_filters import list_filter
 from resolvers.scalars import JSON
 
 # What storeValue, storeText and createUpload take alike, described once.
-NAME = "A human name, 1 to 500 characters (surrounding spaces trimmed); need not be unique."
+NAME = ("A human name, 1 to 500 characters (surrounding spaces trimmed), no control character (a newline, a tab, "
+        "NUL); need not be unique.")
 DESCRIPTION = "Free text about the asset; null for none."
 LABELS = "Free tags to filter by: at most 100, each 1 to 200 characters; duplicates dropped. Null for none."
 METADATA = f"A JSON object describing the asset, queryable by path (`AssetFilter.metadata`); null stores {{}}. {METADATA_LIMIT}"
@@ -60,7 +61,7 @@ class StoreTextInput:
 class UpdateAssetInput:
     id: strawberry.ID = strawberry.field(description="The asset to change (not a DELETED one: CONFLICT).")
     name: str | None = strawberry.field(default=strawberry.UNSET, description=(
-        "A new name, 1 to 500 characters; null or empty is refused."))
+        "A new name, 1 to 500 characters without control characters; null or empty is refused."))
     description: str | None = strawberry.field(default=strawberry.UNSET, description="New free text; null clears it.")
     labels: list[str] | None = strawberry.field(default=strawberry.UNSET, description=(
         "The new labels, replacing all (at most 100, each 1 to 200 characters); null clears them."))

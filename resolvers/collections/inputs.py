@@ -11,7 +11,8 @@ from resolvers.scalars import JSON
 
 @strawberry.input(description="A collection to create; its name is unique.")
 class CreateCollectionInput:
-    name: str = strawberry.field(description="Its name: 1 to 500 characters, unique in the lake (CONFLICT if taken).")
+    name: str = strawberry.field(description=(
+        "Its name: 1 to 500 characters without control characters, unique in the lake (CONFLICT if taken)."))
     description: str | None = strawberry.field(default=None, description="Free text; null for none.")
     metadata: JSON | None = strawberry.field(default=None, description=(
         f"A JSON object describing it; null stores {{}}. {METADATA_LIMIT}"))

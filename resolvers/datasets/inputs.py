@@ -7,7 +7,8 @@ import strawberry
 
 @strawberry.input(description="A dataset to create; its name is unique.")
 class CreateDatasetInput:
-    name: str = strawberry.field(description="Its name: 1 to 500 characters, unique in the lake (CONFLICT if taken).")
+    name: str = strawberry.field(description=(
+        "Its name: 1 to 500 characters without control characters, unique in the lake (CONFLICT if taken)."))
     description: str | None = strawberry.field(default=None, description="Free text; null for none.")
 
 

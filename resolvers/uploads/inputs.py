@@ -15,7 +15,8 @@ from resolvers.scalars import JSON, BigInt
 @batch_input
 @strawberry.input(description="A file to upload; above the multipart threshold the server splits it into parts.")
 class CreateUploadInput:
-    name: str = strawberry.field(description="Shown as the file name on download.")
+    name: str = strawberry.field(description=(
+        "Shown as the file name on download: 1 to 500 characters (trimmed), no control character (a newline, a tab, NUL)."))
     size_bytes: BigInt = strawberry.field(description=(
         "The file's exact size in bytes, 0 up to GRAPHLAKE_MAX_UPLOAD_BYTES (5 TiB by default); checked on completion. "
         "At or above GRAPHLAKE_MULTIPART_THRESHOLD_BYTES (64 MiB by default) the upload goes in parts."))
@@ -29,7 +30,8 @@ class CreateUploadInput:
     owner: OwnershipInput | None = strawberry.field(default=None, description=OWNER)
     data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="Put the asset into this collection when complete.")
-    path: str | None = strawberry.field(default=None, description="Its path in that collection.")
+    path: str | None = strawberry.field(default=None, description=(
+        "Its path in that collection; only with collectionId (without it, BAD_USER_INPUT)."))
     direct: bool = strawberry.field(default=False, description=(
         "Write the file into the local mount yourself instead of PUTting it: for clients that share the mount's "
         "filesystem (see Mount.localRoot). The session then has `directPath` and no URL or parts."))
@@ -54,7 +56,8 @@ class RegisterExternalInput:
         "null for the whole bucket."))
     url: str | None = strawberry.field(default=None, description="An https (or http) URL to register as one asset (or give `bucket`).")
     name: str | None = strawberry.field(default=None, description=(
-        "For a url only, 1 to 500 characters (default: the last part of its path); objects are named by their key."))
+        "For a url only, 1 to 500 characters without control characters (default: the last part of its path); "
+        "objects are named by their key."))
     labels: list[str] | None = strawberry.field(default=None, description=LABELS)
     metadata: JSON | None = strawberry.field(default=None, description=METADATA)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description=(
@@ -75,8 +78,8 @@ class IngestFileInput:
         "Its modification time as you see it, in nanoseconds since the epoch (Python's `os.stat(path).st_mtime_ns`): "
         "a file modified at another time on the server is refused (CONFLICT), which tells two files of the same size "
         "apart. The Python client always sends it."))
-    name: str | None = strawberry.field(default=None, description="Shown as the file name on download; default: the "
-                                                                 "file's name.")
+    name: str | None = strawberry.field(default=None, description=(
+        "Shown as the file name on download, held to createUpload's rules; default: the file's name."))
     media_type: str | None = strawberry.field(default=None, description=(
         "The file's media type; default: what its name suggests, else application/octet-stream."))
     sha256: str | None = strawberry.field(default=None, description=(
@@ -89,4 +92,5 @@ class IngestFileInput:
     data_timestamp: datetime | None = strawberry.field(default=None, description=DATA_TIMESTAMP)
     collection_id: strawberry.ID | None = strawberry.field(default=None, description="File the asset into this collection.")
     path: str | None = strawberry.field(default=None, description=(
-        "Its path in that collection; a file filed there already with the same SHA-256 is not copied again."))
+        "Its path in that collection (only with collectionId: without it, BAD_USER_INPUT); a file filed there "
+        "already with the same SHA-256 is not copied again."))

@@ -19,7 +19,7 @@ from documents.common import AssetKind, AssetStatus, Ownership
 from documents.json_value import StoredJson
 from documents.sparse import stored
 from services import collections
-from services.checks import check_labels, check_metadata, check_name
+from services.checks import check_labels, check_metadata, check_name, check_no_controls, control_in
 from services.errors import BadUserInput, Unavailable
 from storage import ObjectStore, StoreRefused, as_s3
 from storage.protocol import LAKE_FOLDERS
@@ -65,6 +65,8 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise BadUserInput("must be an http or https URL", field="url")
         filename = posixpath.basename(parsed.path) or parsed.netloc
+        if name is None:  # the asset is named by its URL's file name, held to a name's rule
+            check_no_controls(filename, "url")
         assets.append(Asset(id=ObjectId(), kind=AssetKind.EXTERNAL, status=AssetStatus.ACTIVE, name=name or filename,
                             media_type=mimetypes.guess_type(filename)[0], metadata=metadata, labels=labels,
                             storage=StorageRef(mount="", key="", uri=url, external=True), created_at=now, updated_at=now,
@@ -86,6 +88,10 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
             raise BadUserInput(f"more than {max_items} objects under that prefix, the most one call registers; "
                                "register narrower prefixes one by one", field="prefix")
         _refuse_the_lakes_own(objects, bucket, store, stores)
+        for obj in objects:  # each asset is named by its key: held to a name's rule, before any is stored
+            if found := control_in(obj["Key"]):
+                raise BadUserInput(f"object key {obj['Key']!r} holds a control character ({found}), which no asset's name "
+                                   "may: register the objects beside it by narrower prefixes", field="prefix")
         for obj in objects:
             filename = posixpath.basename(obj["Key"])
             assets.append(Asset(

@@ -143,6 +143,9 @@ def check_request(request: UploadRequest, settings: UploadSettings, where: str =
     check_media_type(request.media_type, f"{where}mediaType")
     request.labels = check_labels(request.labels, field=f"{where}labels")
     check_metadata(request.metadata or StoredJson.encode({}), field=f"{where}metadata")
+    if request.path is not None and request.collection_id is None:
+        # A path is where in a collection the file goes: without one it was accepted and dropped unsaid.
+        raise BadUserInput("a path places the file in a collection: give collectionId too", field=f"{where}path")
     request.path = collections.check_path(request.path, f"{where}path")
 
 

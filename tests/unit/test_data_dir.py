@@ -49,3 +49,22 @@ def test_a_tree_is_tightened_with_one_line_and_links_are_not_followed(tmp_path: 
     assert (mode(root), mode(root / "sqlite"), mode(root / "sqlite" / "lake.sqlite")) == (0o700, 0o700, 0o600)
     assert mode(root / "state.json") == 0o600 and mode(outside) == 0o644  # a link's target is not the tree's
     assert [r.getMessage() for r in caplog.records] == [f"made 3 entries under {root} owner-only: they were open to other users"]
+
+
+def test_a_file_where_the_data_dir_goes_is_refused_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It was made owner-only (chmod 600), then the command failed on "File exists" without naming the setting.
+    from pydantic import ValidationError
+
+    from graphlake.settings import Settings, describe_errors
+
+    taken = tmp_path / "lake"
+    taken.write_text("notes")
+    taken.chmod(0o644)
+    with pytest.raises(NotADirectoryError):
+        owner_only_dir(taken)
+    monkeypatch.setenv("GRAPHLAKE_DATA_DIR", str(taken))
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)
+    assert describe_errors(error.value) == [
+        f"GRAPHLAKE_DATA_DIR: {str(taken)!r} exists and is not a directory: the data dir must be one (or not exist yet)"]
+    assert mode(taken) == 0o644 and taken.read_text() == "notes"

@@ -22,6 +22,21 @@ def test_defaults_give_an_embedded_server(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings(_env_file=None, host="0.0.0.0", public_url="https://lake.example/x/").base_url == "https://lake.example/x"
 
 
+def test_levels_are_taken_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHLAKE_LOG_LEVEL", "info")
+    monkeypatch.setenv("GRAPHLAKE_ALERT_LEVEL", "Warning")
+    settings = Settings(_env_file=None)
+    assert (settings.log_level, settings.alert_level) == ("INFO", "WARNING")
+
+
+def test_durations_take_their_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("GRAPHLAKE_")]:
+        monkeypatch.delenv(key)
+    settings = Settings(_env_file=None, database_timeout_seconds=2_147_483, upload_expiry_seconds=365 * 86_400,
+                        max_download_url_seconds=365 * 86_400, event_clock_skew_seconds=86_400)
+    assert settings.database_timeout_seconds == 2_147_483 and settings.event_clock_skew_seconds == 86_400
+
+
 def test_local_mounts_alone_take_url_lifetimes_past_a_week(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in [k for k in __import__("os").environ if k.startswith("GRAPHLAKE_")]:
         monkeypatch.delenv(key)
@@ -90,6 +105,16 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     # Uploads under the threshold are one PUT, which S3 refuses past 5 GiB.
     ({"GRAPHLAKE_MULTIPART_THRESHOLD_BYTES": str(6 * 1024**3)}, "multipart_threshold_bytes\n  Input should be less than"),
     ({"GRAPHLAKE_BACKUP_EVERY_HOURS": "1e12"}, "backup_every_hours\n  Input should be less than or equal to 876000"),
+    # Sent as maxTimeMS, a 32-bit count of milliseconds: past 2^31-1 ms every request failed at the database.
+    ({"GRAPHLAKE_DATABASE_TIMEOUT_SECONDS": "2147484"}, "database_timeout_seconds\n  Value error, at most 2147483 (about 24.8 days"),
+    # Added to now, ~3e11 s went past year 9999: every upload, download URL or event failed INTERNAL.
+    ({"GRAPHLAKE_UPLOAD_EXPIRY_SECONDS": "300000000000"}, "upload_expiry_seconds\n  Value error, at most 31536000 (a year)"),
+    ({"GRAPHLAKE_MAX_DOWNLOAD_URL_SECONDS": "300000000000"}, "max_download_url_seconds\n  Value error, at most 31536000"),
+    ({"GRAPHLAKE_EVENT_CLOCK_SKEW_SECONDS": "300000000000"}, "event_clock_skew_seconds\n  Value error, at most 86400 (a day"),
+    ({"GRAPHLAKE_RECONCILE_INTERVAL_SECONDS": "300000000000"}, "reconcile_interval_seconds\n  Value error, at most 604800"),
+    ({"GRAPHLAKE_WEBSOCKET_INIT_TIMEOUT_SECONDS": "1e15"}, "websocket_init_timeout_seconds\n  Value error, at most 3600"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "timeout_seconds": 1e15}}'},
+     "timeout_seconds\n  Input should be less than or equal to 3600"),
 ])
 def test_bad_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], field: str) -> None:
     for key, value in env.items():
