@@ -332,14 +332,19 @@ def restore(
 def mounts_list() -> None:
     """Each mount, the lake that owns it, and whether that is this lake."""
     from graphlake.database_access import raw_database
-    from graphlake.mounts import opened_stores
-    from services.mount_owners import lake_id, owners
+    from graphlake.mounts import local_roots, opened_stores
+    from services.mount_owners import lake_id, owner_readers, owners
     from storage import StoreUnavailable
 
     settings = load_settings(existing_lake=True)
 
     async def go() -> tuple[str, list[tuple[str, str, str, str]]]:
-        async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
+        # A local mount's owner is read by path, its store never opened: that makes its root (see restore).
+        roots = local_roots(settings)
+        async with raw_database(settings) as db, \
+                opened_stores(settings, [name for name in settings.mounts if name not in roots]) as remote:
+            readers = {**owner_readers(roots), **remote}
+            stores = {name: readers[name] for name in settings.mounts}
             lake = await lake_id(db)
             rows = []
             for name, owner in (await owners(stores)).items():

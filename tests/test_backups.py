@@ -363,7 +363,8 @@ async def test_a_restore_makes_nothing_at_a_local_mount_it_writes_no_object_into
     """`graphlake restore` opened every configured mount's store, and opening a local one makes its root
     and marker file: a drill on a host where a mount is not mounted made an empty directory in its place
     (or failed, where the path is read-only). A mount the backup holds no object of is only asked for its
-    owner, by path; one it holds objects of gets its root made, and the restore says so first."""
+    owner, by path (as `graphlake mounts list` asks); one it holds objects of gets its root made, and the
+    restore says so first."""
     await factories.value_asset(api, contributor)
     objects = tmp_path / "objects"
     (objects / "assets").mkdir(parents=True)
@@ -379,13 +380,20 @@ async def test_a_restore_makes_nothing_at_a_local_mount_it_writes_no_object_into
                    {name: {"backend": "local", "path": str(path)} for name, path in not_mounted.items()}))
     (tmp_path / "data").mkdir()
 
-    def restore(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "graphlake", "restore", *args], env=env, cwd=tmp_path,
+    def graphlake(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
+
+    def restore(*args: str) -> subprocess.CompletedProcess[str]:
+        return graphlake("restore", *args)
 
     restored = await asyncio.to_thread(restore, str(plain))
     assert restored.returncode == 0, restored.stderr
     assert not (tmp_path / "nfs").exists()  # neither root, nor their parent: nothing made where a mount goes
+    listed = await asyncio.to_thread(graphlake, "mounts", "list")  # which reads owners alike
+    assert listed.returncode == 0, listed.stderr
+    assert [row.split("\t")[:3] for row in listed.stdout.splitlines()[1:]] == [["local", "local", "-"], ["scratch", "local", "-"]]
+    assert not (tmp_path / "nfs").exists()
 
     again = await asyncio.to_thread(restore, str(with_objects), "--replace")
     assert again.returncode == 0, again.stderr
