@@ -262,7 +262,7 @@ def restore(
     from services.backups.reader import files_on_unknown_mounts, missing_local_files, restore_backup
     from services.errors import Conflict
     from services.events import journal
-    from services.mount_owners import others
+    from services.mount_owners import others, owner_readers
 
     settings = load_settings()
     _log_steps(settings)
@@ -280,11 +280,17 @@ def restore(
 
     async def go() -> Manifest:
         journal.refuse_if_live(settings.audit_journal_dir)  # a server journaling here would mix its events in
-        # Every mount's: the restore writes a backup's objects into the remote ones through them, and
-        # asks each mount it writes into which lake owns it (a local one's objects it writes itself).
-        async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
+        # The remote mounts' stores, opened: the restore writes a backup's objects into them through
+        # them. A local mount's store is never opened: that makes its root and marker file, and a drill
+        # on a host where the mount is read-only failed, or where it is not mounted made an empty
+        # directory in its place. The restore writes a local mount's objects itself, and reads its
+        # owner file by path (owner_readers), making nothing.
+        roots = local_roots(settings)
+        async with raw_database(settings) as db, \
+                opened_stores(settings, [name for name in settings.mounts if name not in roots]) as remote:
+            stores = {**owner_readers(roots), **remote}
             try:
-                manifest = await restore_backup(db, source, local_roots=local_roots(settings), stores=stores,
+                manifest = await restore_backup(db, source, local_roots=roots, stores=remote,
                                                 replace=replace, replace_newer=replace_newer, force=force,
                                                 progress=lambda line: errors.print(f"  {line}"), replacing=set_journal_aside)
             except Conflict as refused:  # the service names its `replace`; the command's user needs the flag
@@ -296,7 +302,7 @@ def restore(
             if manifest.schema_version < SCHEMA_VERSION and not no_migrate:
                 await migrate(db, writer=__version__, force=force,
                               on_step=lambda step: errors.print(f"migrated: {step}"))
-            missing.update(await missing_local_files(db, local_roots(settings)))
+            missing.update(await missing_local_files(db, roots))
             unknown.update(await files_on_unknown_mounts(db, settings.mounts))
             foreign.update({name: owner for name, owner in (await others(db, stores)).items() if isinstance(owner, str)})
             return manifest
@@ -326,14 +332,19 @@ def restore(
 def mounts_list() -> None:
     """Each mount, the lake that owns it, and whether that is this lake."""
     from graphlake.database_access import raw_database
-    from graphlake.mounts import opened_stores
-    from services.mount_owners import lake_id, owners
+    from graphlake.mounts import local_roots, opened_stores
+    from services.mount_owners import lake_id, owner_readers, owners
     from storage import StoreUnavailable
 
     settings = load_settings(existing_lake=True)
 
     async def go() -> tuple[str, list[tuple[str, str, str, str]]]:
-        async with raw_database(settings) as db, opened_stores(settings, settings.mounts) as stores:
+        # A local mount's owner is read by path, its store never opened: that makes its root (see restore).
+        roots = local_roots(settings)
+        async with raw_database(settings) as db, \
+                opened_stores(settings, [name for name in settings.mounts if name not in roots]) as remote:
+            readers = {**owner_readers(roots), **remote}
+            stores = {name: readers[name] for name in settings.mounts}
             lake = await lake_id(db)
             rows = []
             for name, owner in (await owners(stores)).items():

@@ -45,9 +45,17 @@ class _RedactSignatures(logging.Filter):
         if redacted is not message:
             record.msg, record.args = redacted, ()
         # An exception's text too (an HTTP error quotes the URL it was for): formatted once here, as
-        # the formatters would, and kept on the record, where both formatters read it.
+        # the formatters would, and kept on the record, where both formatters read it. One another
+        # handler formatted first (a logger's own handler, which runs before the root's, caches it on
+        # the record) is redacted as it is: the formatters print a cached text and never format anew.
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        # A stack (`stack_info=True`) holds file names and source lines, no value of a variable: a URL
+        # is in it only as a line spells it out, signature and all (a script's literal). Redacted alike.
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -66,6 +74,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = record.exc_text or self.formatException(record.exc_info)
+        if record.stack_info:  # asked for with stack_info=True: the plain format prints it, it was dropped here
+            entry["stack"] = record.stack_info
         return orjson.dumps(entry).decode()
 
 

@@ -1,18 +1,24 @@
 """Resume state: the upload sessions a run opened, kept on disk so that a rerun after an
 interruption resumes them (only the missing parts or files go) instead of starting over.
 
-The file holds an entry per open session, `{key: {"id", "expires", "file"}}`, and stays as small
-as the uploads that can still be resumed: an entry goes when its upload completes, when its
+The file holds an entry per open session, `{key: {"id", "expires", "file", "host"}}`, and stays as
+small as the uploads that can still be resumed: an entry goes when its upload completes, when its
 session expires (`expires`, the server's `expiresAt`: an expired session cannot be resumed), and
 when its file is gone or changed (its key holds the size and time it had: it can never be asked
 for again), which the first write of each ResumeState checks. An interrupted upload never rerun
-stayed in it for good."""
+stayed in it for good.
+
+Only the files of entries made on this machine (`host`) are checked: a home directory shared
+between machines (NFS on a cluster) shares the file, and a run on one machine, which cannot see
+another's local disk, dropped that machine's interrupted uploads. Another machine's entries go by
+their expiry alone. An entry written before hosts were kept is taken for this machine's."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -37,14 +43,14 @@ Session = Mapping[str, Any] | str  # createUpload's answer (its `id` and `expire
 
 
 def _entry(session: Session, file: Path | None, now: float) -> dict[str, Any]:
-    """What the file keeps of an open session: its ID, when it expires, and its file (absolute:
-    checked by a later run, which may run elsewhere)."""
+    """What the file keeps of an open session: its ID, when it expires, its file (absolute:
+    checked by a later run, which may run elsewhere) and the machine whose file that is."""
     where = os.path.abspath(file) if file else None
     if isinstance(session, str):
-        return {"id": session, "expires": now + DEFAULT_LIFETIME_SECONDS, "file": where}
+        return {"id": session, "expires": now + DEFAULT_LIFETIME_SECONDS, "file": where, "host": socket.gethostname()}
     expires = datetime.fromisoformat(session["expiresAt"]).timestamp() if session.get("expiresAt") else \
         now + DEFAULT_LIFETIME_SECONDS
-    return {"id": session["id"], "expires": expires, "file": where}
+    return {"id": session["id"], "expires": expires, "file": where, "host": socket.gethostname()}
 
 
 def _read_entry(found: object, now: float) -> dict[str, Any] | None:
@@ -53,8 +59,9 @@ def _read_entry(found: object, now: float) -> dict[str, Any] | None:
     if isinstance(found, str):
         return _entry(found, None, now)
     if isinstance(found, dict) and isinstance(found.get("id"), str) and isinstance(found.get("expires"), int | float):
-        file = found.get("file")
-        return {"id": found["id"], "expires": found["expires"], "file": file if isinstance(file, str) else None}
+        file, host = found.get("file"), found.get("host")
+        return {"id": found["id"], "expires": found["expires"], "file": file if isinstance(file, str) else None,
+                "host": host if isinstance(host, str) else None}
     return None
 
 
@@ -190,7 +197,9 @@ class ResumeState:
         with self._locked():
             state = self._load()
             if not self._swept:
-                state = {key: entry for key, entry in state.items() if _file_unchanged(key, entry["file"])}
+                here = socket.gethostname()  # another machine's files are not to be seen from here
+                state = {key: entry for key, entry in state.items()
+                         if entry["host"] not in (None, here) or _file_unchanged(key, entry["file"])}
                 self._swept = True
             now = time.time()
             for key, session in sessions.items():

@@ -16,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from migrations import STATE_COLLECTION
-from storage import ObjectStore, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage.signing import UrlSigner
 
 log = logging.getLogger("graphlake.storage")
 
@@ -68,6 +71,15 @@ async def read_owner(store: ObjectStore) -> str | None:
     when the store cannot say now."""
     data = await store.read_owner_file()
     return None if data is None else owner_of(data)
+
+
+def owner_readers(roots: Mapping[str, Path]) -> dict[str, LocalStore]:
+    """Stores of the local mounts at `roots` (by name), to be asked for their owner file and nothing
+    else (they sign no URL). Never opened: opening a local store makes its root and its marker file,
+    and a restore drill on a host where a mount was read-only failed there, or where it was not
+    mounted made an empty directory in its place (the real one then mounted over it, or a lake
+    writing into the root disk). Asked, one whose root does not exist has no owner, and nothing is made."""
+    return {name: LocalStore(name, root, UrlSigner(os.urandom(32), "http://127.0.0.1")) for name, root in roots.items()}
 
 
 async def owners(stores: Mapping[str, ObjectStore]) -> dict[str, str | StoreUnavailable | None]:

@@ -358,6 +358,51 @@ def test_the_commands_move_an_embedded_lake_to_a_new_data_dir(tmp_path: Path) ->
     assert (aside / segment.name).read_bytes() == entry  # set aside whole, never replayed
 
 
+async def test_a_restore_makes_nothing_at_a_local_mount_it_writes_no_object_into(
+        state: AppState, api: Api, contributor: str, scratch_db: AsyncDatabase, mongodb_url: str, tmp_path: Path) -> None:
+    """`graphlake restore` opened every configured mount's store, and opening a local one makes its root
+    and marker file: a drill on a host where a mount is not mounted made an empty directory in its place
+    (or failed, where the path is read-only). A mount the backup holds no object of is only asked for its
+    owner, by path (as `graphlake mounts list` asks); one it holds objects of gets its root made, and the
+    restore says so first."""
+    await factories.value_asset(api, contributor)
+    objects = tmp_path / "objects"
+    (objects / "assets").mkdir(parents=True)
+    (objects / "assets" / "a").write_bytes(os.urandom(5000))
+    plain, with_objects = tmp_path / "plain", tmp_path / "with-objects"
+    await write_backup(state.db, plain, graphlake_version="test")
+    await write_backup(state.db, with_objects, graphlake_version="test", local_roots={"local": objects})
+
+    not_mounted = {name: tmp_path / "nfs" / name for name in ("local", "scratch")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, COLUMNS="2000",
+               GRAPHLAKE_DATA_DIR=str(tmp_path / "data"), GRAPHLAKE_MOUNTS=json.dumps(
+                   {name: {"backend": "local", "path": str(path)} for name, path in not_mounted.items()}))
+    (tmp_path / "data").mkdir()
+
+    def graphlake(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "graphlake", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    def restore(*args: str) -> subprocess.CompletedProcess[str]:
+        return graphlake("restore", *args)
+
+    restored = await asyncio.to_thread(restore, str(plain))
+    assert restored.returncode == 0, restored.stderr
+    assert not (tmp_path / "nfs").exists()  # neither root, nor their parent: nothing made where a mount goes
+    listed = await asyncio.to_thread(graphlake, "mounts", "list")  # which reads owners alike
+    assert listed.returncode == 0, listed.stderr
+    assert [row.split("\t")[:3] for row in listed.stdout.splitlines()[1:]] == [["local", "local", "-"], ["scratch", "local", "-"]]
+    assert not (tmp_path / "nfs").exists()
+
+    again = await asyncio.to_thread(restore, str(with_objects), "--replace")
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stderr.split())
+    assert f"mount local: {not_mounted['local']} does not exist; making it to restore the backup's 1 object(s)" in said
+    assert (not_mounted["local"] / "assets" / "a").read_bytes() == (objects / "assets" / "a").read_bytes()
+    assert not not_mounted["scratch"].exists() and "mount scratch" not in said
+
+
 async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contributor: str, served: Served, state: AppState,
                                                              s3: S3Service, scratch_db: AsyncDatabase, tmp_path: Path) -> None:
     data = tmp_path / "frame.bin"

@@ -113,3 +113,28 @@ def test_an_exceptions_text_holds_no_signature(json_lines: bool) -> None:
         configure_logging("INFO", json=False)
     logged = stream.getvalue()
     assert "c2VjcmV0LXNpZw" not in logged and "sig=REDACTED" in logged and "RuntimeError" in logged, logged
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_text_another_handler_formatted_first_and_a_stack_hold_no_signature(json_lines: bool) -> None:
+    """A logger's own handler runs before the root's and caches the exception's text on the record:
+    the redaction took a text it found there as done, and the root's line printed it, signature and
+    all. A stack (stack_info=True) was never redacted: it holds source lines, a URL a line spells out."""
+    configure_logging("INFO", json=json_lines)
+    stream, first = io.StringIO(), io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    own = logging.getLogger("graphlake.test.own")
+    own_handler = logging.StreamHandler(first)
+    own.addHandler(own_handler)
+    try:
+        try:
+            raise RuntimeError("403 for url 'http://127.0.0.1:8000/blobs/local/k?exp=2&sig=c2VjcmV0LXNpZw'")
+        except RuntimeError:
+            own.exception("a download failed", stack_info=True, extra={"url": "/blobs/local/k?exp=2&sig=STACK-SIG"})
+    finally:
+        own.removeHandler(own_handler)
+        configure_logging("INFO", json=False)
+    assert "c2VjcmV0LXNpZw" in first.getvalue() and "STACK-SIG" in first.getvalue()  # formatted there first, as it was
+    logged = stream.getvalue()
+    assert "c2VjcmV0LXNpZw" not in logged and "STACK-SIG" not in logged and "RuntimeError" in logged, logged
+    assert "sig=REDACTED" in logged.split("Stack (most recent call last)", 1)[1], logged  # the stack's line, kept

@@ -38,10 +38,9 @@ from services.backups.writer import NOT_BACKED_UP, RAW, Progress, durable
 from services.datums import write_uses
 from services.errors import BadUserInput, Conflict, Unavailable
 from services.lineage import write_links
-from services.mount_owners import others
+from services.mount_owners import others, owner_readers
 from storage import ObjectStore
 from storage.local import PUT_TEMP_PREFIX, LocalStore, SetDown, StagedFile, UnsafeKey, open_folder, split_key
-from storage.signing import UrlSigner
 
 BATCH = 1000
 
@@ -97,8 +96,15 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
     if not force:
         await refuse_if_in_use(db, "a restore")
     written = {p.mount for p in manifest.payloads}
-    await _refuse_others_mounts(db, {**{name: _owner_reader(name, root) for name, root in local_roots.items()
-                                        if name in written}, **{name: stores[name] for name in written if name in stores}})
+    await _refuse_others_mounts(db, {**owner_readers({name: root for name, root in local_roots.items() if name in written}),
+                                     **{name: stores[name] for name in written if name in stores}})
+    # A local mount whose root is not there (its file system not mounted on this host?) gets it made,
+    # and the objects on whatever disk holds that path: said before, so the operator knows where they went.
+    for mount in sorted({p.mount for p in local}):
+        if progress and not await asyncio.to_thread(os.path.lexists, local_roots[mount]):
+            progress(f"mount {mount}: {local_roots[mount]} does not exist; making it to restore the backup's "
+                     f"{sum(p.mount == mount for p in local)} object(s) of the mount there (if the mount's file "
+                     "system is not mounted there yet, they land on the disk below it)")
     # Objects first, each checked as it is copied to a temp name beside its place: a damaged one
     # stops the restore before anything is written.
     staged = await asyncio.to_thread(_stage, source, local, local_roots)
@@ -146,12 +152,6 @@ async def restore_backup(db: AsyncDatabase, source: Path, *, local_roots: Mappin
         await asyncio.to_thread(_discard, staged)  # what was not placed (a failure on the way)
     await db[STATE_COLLECTION].update_one({"_id": "schema"}, {"$set": {"restoring": None}})
     return manifest
-
-
-def _owner_reader(name: str, root: Path) -> LocalStore:
-    """A store of the local mount at `root` that is asked for its owner file only (it signs no URL):
-    a caller giving a local mount's root and not its store is checked all the same."""
-    return LocalStore(name, root, UrlSigner(os.urandom(32), "http://127.0.0.1"))
 
 
 async def _refuse_others_mounts(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -120,3 +121,24 @@ def test_entries_without_an_expiry_live_the_default_lifetime(tmp_path: Path) -> 
     stored = json.loads(path.read_text())
     assert {key: entry["id"] for key, entry in stored.items()} == {"legacy": "s-old", "by-id": "s-new"}
     assert all(abs(entry["expires"] - time.time() - DEFAULT_LIFETIME_SECONDS) < 60 for entry in stored.values())
+
+
+def test_another_machines_entries_are_left_to_expire(tmp_path: Path) -> None:
+    """A home directory shared between machines (NFS on a cluster) shares the file: a run on one
+    machine dropped every entry whose file it could not see, another machine's interrupted uploads
+    among them. Those go by their expiry alone; this machine's, and entries from before hosts were
+    kept (taken for this machine's), still go when their file is gone."""
+    path = tmp_path / "uploads.json"
+    elsewhere = str(tmp_path / "on-node-7" / "frame.bin")  # a file of that machine's local disk
+    future, past = time.time() + 3600, time.time() - 1
+    path.write_text(json.dumps({
+        f"{SERVER}|{elsewhere}|5|1|d": {"id": "node-7", "expires": future, "file": elsewhere, "host": "node-7"},
+        f"{SERVER}|{elsewhere}|5|2|d": {"id": "node-7-expired", "expires": past, "file": elsewhere, "host": "node-7"},
+        f"{SERVER}|{elsewhere}|5|3|d": {"id": "here", "expires": future, "file": elsewhere, "host": socket.gethostname()},
+        f"{SERVER}|{elsewhere}|5|4|d": {"id": "no-host", "expires": future, "file": elsewhere},
+    }))
+    key, file = a_file(tmp_path, "a.bin")
+    ResumeState(path).put(key, session("new", 3600), file)
+    stored = json.loads(path.read_text())
+    assert sorted(entry["id"] for entry in stored.values()) == ["new", "node-7"]
+    assert stored[key]["host"] == socket.gethostname()
