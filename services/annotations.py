@@ -546,16 +546,18 @@ async def delete_schema(schema_id: ObjectId) -> None:
     if schema is None:
         return
     await _refuse_if_used(schema_id)
-    await schemas.delete_one({"_id": schema_id})
-    try:
-        await _refuse_if_used(schema_id)
-    except Conflict:
-        with no_time_limit():
+    # The delete, the look after it and the restore have no time limit: cut short on a slow database
+    # after the delete, the schema would stay gone under a set that came meanwhile.
+    with no_time_limit():
+        await schemas.delete_one({"_id": schema_id})
+        try:
+            await _refuse_if_used(schema_id)
+        except Conflict:
             try:
                 await schemas.insert_one(schema)
             except DuplicateKeyError:  # brought back by another delete of it
                 pass
-        raise
+            raise
 
 
 async def _refuse_if_used(schema_id: ObjectId) -> None:

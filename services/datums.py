@@ -156,10 +156,12 @@ async def delete_datum(datum_id: ObjectId) -> None:
     }, "delete those first")
     uses = await DatumAsset.get_pymongo_collection().find(
         {"asset_id": {"$in": [r.asset_id for r in datum.roles]}, "datum_id": datum_id}).to_list()
-    removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
-    late = await _records_on(datum_id, limit)
-    if late and removed is not None:
-        with no_time_limit():  # its uses first, as any datum's (remove_datums)
+    # The delete, the look after it and the restore have no time limit: cut short on a slow database
+    # after the delete, the datum would stay gone under records that came meanwhile.
+    with no_time_limit():
+        removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
+        late = await _records_on(datum_id, limit)
+        if late and removed is not None:  # its uses first, as any datum's (remove_datums)
             for collection, documents in ((DatumAsset.get_pymongo_collection(), uses),
                                           (Datum.get_pymongo_collection(), [removed])):
                 try:

@@ -641,3 +641,50 @@ async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_mea
     kept = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
     assert kept["split"] == "TRAIN" and kept["metadata"] == {"checked": True}, kept
     assert kept["annotations"]["totalCount"] == 1
+
+
+COMPENSATED = ("datums", "datum_assets", "annotation_records", "annotation_schemas", "annotation_sets")
+
+
+async def test_a_refused_delete_removes_looks_again_and_restores_with_no_time_limit(
+        api: Api, contributor: str, setup: dict, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deleteDatum and deleteAnnotationSchema delete, look for holders again, and bring back what a
+    holder that came meanwhile needs. Under the request's time limit, a database slow there cut the
+    look or the restore short: the datum (schema) stayed gone under the records (set). Every command
+    from the delete on is sent with no time limit (no maxTimeMS), not only the restore's."""
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datum = datums_service.remove_datum
+
+    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
+        await api.data("AddAnnotations", labelled, token=contributor)
+        served.commands.clear()  # the delete's commands from here on
+        return await remove_datum(*args, **kwargs)
+
+    monkeypatch.setattr(datums_service, "remove_datum", records_added_first)
+    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
+    assert {(command, at) for command, at, _ in sent} >= {("findAndModify", "datums"), ("find", "annotation_records"),
+                                                          ("insert", "datums")}, sent
+    assert all(limit is None for *_, limit in sent), sent
+
+    schema = await factories.schema(api, contributor, "slow")
+    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
+
+    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "annotation_schemas":
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+            served.commands.clear()
+        return await delete_one(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
+    assert {(command, at) for command, at, _ in sent} == {("delete", "annotation_schemas"), ("find", "annotation_sets"),
+                                                          ("insert", "annotation_schemas")}, sent
+    assert all(limit is None for *_, limit in sent), sent
+    assert await AnnotationSchema.get(schema_id) is not None
