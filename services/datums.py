@@ -145,10 +145,14 @@ async def delete_datum(datum_id: ObjectId) -> None:
     datum after its write (services/annotations.add_records), so whichever comes second sees the
     other: here, the datum comes back as it was, with its uses, and the delete is refused."""
     raw = await Datum.get_pymongo_collection().find_one({"_id": datum_id})
-    if raw is None:  # gone already: deleting it again is done
+    limit = HOLDERS_NAMED + 1
+    if raw is None:
+        # Gone, or taken by a delete that records made meanwhile refuse, and that brings it back
+        # (below): while it does, those records name a datum not there. Done only when none does: a
+        # second delete answered as deleted a datum the first then brought back.
+        refuse_if_held("this datum", {"annotation records": await _records_on(datum_id, limit)}, "delete those first")
         return
     datum = Datum.model_validate(raw)
-    limit = HOLDERS_NAMED + 1
     versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
     refuse_if_held("this datum", {
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],

@@ -688,3 +688,51 @@ async def test_a_refused_delete_removes_looks_again_and_restores_with_no_time_li
                                                           ("insert", "annotation_schemas")}, sent
     assert all(limit is None for *_, limit in sent), sent
     assert await AnnotationSchema.get(schema_id) is not None
+
+
+async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two deleteAnnotationSchema at once, a set made meanwhile: the first deleted the schema, saw
+    the set and brought the schema back (CONFLICT); the second, finding it gone in between, answered
+    deleted, of a schema there afterwards. It is CONFLICT naming the set now. deleteDatum likewise,
+    with records made meanwhile."""
+    schema = await factories.schema(api, contributor, "twice")
+    schema_id, delete_one, second = object_id(schema["id"]), AsyncCollection.delete_one, []
+
+    async def another_delete_in_between(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        done = await delete_one(self, query, *args, **kwargs)
+        if self.name == "annotation_schemas" and not second:
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+            second.append(await api.run("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))
+        return done
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", another_delete_in_between)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    assert await AnnotationSchema.get(schema_id) is not None
+    late = await AnnotationSet.find_one(AnnotationSet.name == "late")
+    assert late is not None
+    [answer] = second
+    assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
+    assert encode_id(NodeType.ANNOTATION_SET, late.id) in answer["errors"][0]["message"]
+
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datum, second = datums_service.remove_datum, []
+
+    async def records_added_then_another_delete(*args: Any, **kwargs: Any) -> Any:
+        if second:
+            return await remove_datum(*args, **kwargs)
+        await api.data("AddAnnotations", labelled, token=contributor)  # read the datum, still there
+        removed = await remove_datum(*args, **kwargs)
+        second.append(await api.run("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))
+        return removed
+
+    monkeypatch.setattr(datums_service, "remove_datum", records_added_then_another_delete)
+    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    [answer] = second
+    assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
+    assert (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"] is not None
