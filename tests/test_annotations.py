@@ -14,9 +14,10 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
-from services import batches, bulk_deletes
+from resolvers.context import AppState
+from services import batches, bulk_deletes, retention
 from services import datums as datums_service
-from services.assets import collect_unpinned
+from services.assets import collect_unpinned, delete_asset
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
@@ -736,3 +737,26 @@ async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
     [answer] = second
     assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
     assert (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"] is not None
+
+
+async def test_a_mask_deleted_while_a_version_is_built_is_named_on_the_sets_that_brought_it(
+        api: Api, contributor: str, setup: dict, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced deleteAsset of a mask landing while a version is built, once the build pinned it: the
+    build is refused (CONFLICT naming the mask) on addAnnotationSets, which brought its record in, as
+    the check of the masks before the build names it; it said addDatums, which names role assets."""
+    s = setup
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}})]}, token=contributor)
+    ds = await factories.dataset(api, contributor)
+    pin, mask_id = retention.pin, object_id(s["mask"]["id"])
+
+    async def mask_deleted_once_pinned(*args: Any, **kwargs: Any) -> Any:
+        pinned = await pin(*args, **kwargs)
+        await delete_asset(mask_id, True, state.stores)  # an ADMIN's forced delete, that read no pin yet
+        return pinned
+
+    monkeypatch.setattr(retention, "pin", mask_deleted_once_pinned)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1", "addDatums": [
+        s["datum"]["id"]], "addAnnotationSets": [s["truth"]["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "addAnnotationSets"}, error
+    assert s["mask"]["id"] in error["message"] and "mask" in error["message"]
