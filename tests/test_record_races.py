@@ -5,13 +5,15 @@ runs there, and checks that no name, item, pin or write is left on what is gone.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from documents import clock
 from documents.asset import Alias, AssetLink
 from documents.clock import to_millis, utcnow
+from documents.common import Split
 from documents.dataset import Datum
 from resolvers.context import AppState
 from services import assets as assets_service
@@ -275,3 +277,48 @@ async def test_an_asset_stored_without_updated_at_is_still_updated(api: Api, con
     updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
     assert updated["labels"] == ["x"]
     assert (await state.db.assets.find_one({"_id": object_id(asset["id"])}))["updated_at"] is not None
+
+
+async def test_two_writers_changing_datum_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """updateDatum replaces metadata whole, as updateAsset does: with expectedUpdatedAt (the updatedAt
+    read), the second of two writers that read the same datum is CONFLICT, not a silent undo of the
+    first's change. A datum never updated has its createdAt as updatedAt, and that is what it is
+    compared with."""
+    [datum] = await factories.datums(api, contributor, 1, roles=("image",))
+    read = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    read_at = read["updatedAt"]
+    stored = await Datum.get(object_id(datum["id"]))
+    assert stored is not None and stored.updated_at is None and datetime.fromisoformat(read_at) == stored.created_at
+    # In the millisecond of the read: the change moves updatedAt on all the same.
+    monkeypatch.setattr(clock, "utcnow", lambda: datetime.fromisoformat(read_at))
+    first = (await api.data("UpdateDatum", {"input": {"id": datum["id"], "metadata": {"lr": 0.1, "epochs": 5},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor))["updateDatum"]
+    monkeypatch.undo()
+    assert first["updatedAt"] > read_at
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "metadata": {"lr": 0.2},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    again = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert again["metadata"] == {"lr": 0.1, "epochs": 5} and again["updatedAt"] == first["updatedAt"]
+
+    # The other writer's change landing between the check and the write.
+    original, done = Datum.get, []
+
+    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await datums_service.update_datum(object_id(datum["id"]), {"split": Split.TRAIN})
+        return found
+
+    monkeypatch.setattr(Datum, "get", other_writer_after_the_look)
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "metadata": {},
+                                                      "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    now = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert now["metadata"] == {"lr": 0.1, "epochs": 5} and now["split"] == "TRAIN", now
+    # Without it, as before: the change is made whatever the datum holds, and moves updatedAt on.
+    last = (await api.data("UpdateDatum", {"input": {"id": datum["id"], "split": "TEST"}}, token=contributor))["updateDatum"]
+    assert last["split"] == "TEST" and last["updatedAt"] > now["updatedAt"]
