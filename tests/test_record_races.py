@@ -322,3 +322,44 @@ async def test_two_writers_changing_datum_metadata_they_read_never_lose_a_change
     # Without it, as before: the change is made whatever the datum holds, and moves updatedAt on.
     last = (await api.data("UpdateDatum", {"input": {"id": datum["id"], "split": "TEST"}}, token=contributor))["updateDatum"]
     assert last["split"] == "TEST" and last["updatedAt"] > now["updatedAt"]
+
+
+async def test_two_writers_changing_collection_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """updateCollection replaces metadata whole: with expectedEditedAt (the editedAt read), the second
+    of two writers that read the same collection is CONFLICT. editedAt, not updatedAt, which every
+    addToCollection moves: an item added meanwhile is no conflict."""
+    collection = await factories.collection(api, contributor, name="runs")
+    asset = await factories.value_asset(api, contributor, name="one")
+    read = (await api.data("Collection", {"id": collection["id"], "first": 10}, token=contributor))["collection"]
+    read_at = read["editedAt"]
+    await api.data("AddToCollection", {"input": {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    monkeypatch.setattr(clock, "utcnow", lambda: datetime.fromisoformat(read_at))  # in the millisecond of the read
+    first = (await api.data("UpdateCollection", {"input": {"id": collection["id"], "metadata": {"owner": "ana"},
+                                                           "expectedEditedAt": read_at}},
+                            token=contributor))["updateCollection"]
+    monkeypatch.undo()
+    assert first["editedAt"] > read_at
+    error = await api.error("UpdateCollection", {"input": {"id": collection["id"], "metadata": {"stage": "raw"},
+                                                           "expectedEditedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedEditedAt"}, error
+
+    # The other writer's change landing between the check and the write.
+    original, done = collections_service.get_collection, []
+
+    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.update_collection(object_id(collection["id"]), {"description": "theirs"})
+        return found
+
+    monkeypatch.setattr(collections_service, "get_collection", other_writer_after_the_look)
+    error = await api.error("UpdateCollection", {"input": {"id": collection["id"], "metadata": {},
+                                                           "expectedEditedAt": first["editedAt"]}}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedEditedAt"}, error
+    now = (await api.data("UpdateCollection", {"input": {"id": collection["id"], "name": "runs2"}},
+                          token=contributor))["updateCollection"]  # without it, as before
+    assert now["metadata"] == {"owner": "ana"} and now["description"] == "theirs" and now["editedAt"] > first["editedAt"]
