@@ -20,6 +20,9 @@ class Collection(Document):
     metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Moved by updateCollection alone (services/collections.update_collection), not by its items: what its
+    # compare-and-set looks at, which every add would otherwise fail. Its created_at until the first.
+    edited_at: datetime | None = None
     created_by: str | None = None
     # Set as a delete starts (services/collections.delete_collection): adds refuse the collection from then on.
     deleting_at: datetime | None = None

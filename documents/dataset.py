@@ -28,6 +28,8 @@ class Datum(Document):
     metadata: StoredJson = Field(default_factory=lambda: StoredJson.encode({}))
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Moved on by each updateDatum (services/datums.update_datum); until the first, its created_at stands.
+    updated_at: datetime | None = None
 
     class Settings:
         name = "datums"

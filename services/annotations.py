@@ -538,24 +538,31 @@ async def delete_set(set_id: ObjectId) -> int:
 
 
 async def delete_schema(schema_id: ObjectId) -> None:
-    """Delete a schema no annotation set uses (one gone already is done). The sets are looked for
-    again once it is gone: a set created meanwhile (create_set, which looks for the schema after
-    it wrote the set) brings it back, as it was (a schema never changes), and the delete is refused."""
+    """Delete a schema no annotation set uses (one gone already is done, unless a set names it). The
+    sets are looked for again once it is gone: a set created meanwhile (create_set, which looks for
+    the schema after it wrote the set) brings it back, as it was (a schema never changes), and the
+    delete is refused."""
     schemas = docs.AnnotationSchema.get_pymongo_collection()
     schema = await schemas.find_one({"_id": schema_id})
     if schema is None:
+        # Gone, or taken by a delete that a set made meanwhile refuses, and that brings it back (below):
+        # while it does, that set names a schema not there. Done only when no set names it: a second
+        # delete answered as deleted a schema the first then brought back.
+        await _refuse_if_used(schema_id)
         return
     await _refuse_if_used(schema_id)
-    await schemas.delete_one({"_id": schema_id})
-    try:
-        await _refuse_if_used(schema_id)
-    except Conflict:
-        with no_time_limit():
+    # The delete, the look after it and the restore have no time limit: cut short on a slow database
+    # after the delete, the schema would stay gone under a set that came meanwhile.
+    with no_time_limit():
+        await schemas.delete_one({"_id": schema_id})
+        try:
+            await _refuse_if_used(schema_id)
+        except Conflict:
             try:
                 await schemas.insert_one(schema)
             except DuplicateKeyError:  # brought back by another delete of it
                 pass
-        raise
+            raise
 
 
 async def _refuse_if_used(schema_id: ObjectId) -> None:

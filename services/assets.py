@@ -18,7 +18,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
-from documents.clock import to_millis, utcnow
+from documents.clock import next_updated_at, to_millis, utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
@@ -192,7 +192,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
     # `expected`, a write that meets another is made again on what the asset holds then.
     for _ in range(UPDATE_TRIES):
         base = expected if expected is not None else to_millis(asset.updated_at)
-        stored["updated_at"] = max(utcnow(), base + timedelta(milliseconds=1))
+        stored["updated_at"] = next_updated_at(base)
         # Not on an asset a delete reached since the check: the change landed on it, answered as made.
         # (Without `expected`, also on an asset stored with no `updated_at` at all, which reads as now.)
         on = base if expected is not None else {"$in": [base, None]}

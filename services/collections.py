@@ -13,7 +13,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from documents.asset import Asset
-from documents.clock import utcnow
+from documents.clock import next_updated_at, to_millis, utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.duplicates import duplicates_only, is_duplicate_key
@@ -21,7 +21,7 @@ from documents.json_value import StoredJson
 from services import bulk_deletes, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, check_no_controls, get_or_not_found
-from services.errors import BadUserInput, Conflict
+from services.errors import BadUserInput, Conflict, Unavailable
 from services.node_ids import NodeType, encode_id
 
 
@@ -170,21 +170,55 @@ async def create_collection(name: str, description: str | None, metadata: Stored
     return collection
 
 
-async def update_collection(collection_id: ObjectId, changes: dict[str, Any]) -> Collection:
-    await get_collection(collection_id)
+UPDATE_TRIES = 20  # writes of one update without `expected_edited_at` that met another writer's, at most
+
+
+def edited_at(collection: Collection) -> datetime:
+    """When the collection's name, description or metadata last changed (its created_at until then)."""
+    return to_millis(collection.edited_at or collection.created_at)
+
+
+async def update_collection(collection_id: ObjectId, changes: dict[str, Any], *,
+                            expected_edited_at: datetime | None = None) -> Collection:
+    """Apply `changes` (name, description, metadata: only keys present). With `expected_edited_at`,
+    only while the collection's editedAt is that (CONFLICT otherwise): `metadata` is replaced whole,
+    so two writers each changing one key of what they read lost one change unnoticed. Compared on
+    editedAt, not updatedAt, which every addToCollection moves. Every write is made on the editedAt
+    it read and moves it on by at least a millisecond (as services/assets.update_asset's updatedAt)."""
+    collection = await get_collection(collection_id)
+    expected = to_millis(expected_edited_at) if expected_edited_at is not None else None
+    if expected is not None and edited_at(collection) != expected:
+        raise _edited_since(collection)
     if "name" in changes:
         changes["name"] = check_name(changes["name"] or "")
     if "metadata" in changes:
         changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
-    if changes:
-        changes["updated_at"] = utcnow()
+    if not changes:
+        return collection
+    for _ in range(UPDATE_TRIES):
+        base = expected if expected is not None else edited_at(collection)
+        changes["edited_at"] = changes["updated_at"] = next_updated_at(base)
+        # On the editedAt read: stored, or (none stored yet) its created_at.
+        on = {"$or": [{"edited_at": base}, {"edited_at": None, "created_at": base}]}
         try:
-            await Collection.get_pymongo_collection().update_one({"_id": collection_id}, {"$set": changes})
+            written = await Collection.get_pymongo_collection().update_one({"_id": collection_id, **on}, {"$set": changes})
         except PyMongoError as error:
             if not is_duplicate_key(error):
                 raise
             raise Conflict(f"a collection named {changes['name']!r} exists already", field="name") from None
+        if written.matched_count:
+            break
+        collection = await get_collection(collection_id)  # NOT_FOUND if it is gone
+        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
+            raise _edited_since(collection)
+    else:
+        raise Unavailable("other writers kept changing the collection; try again", field="id")
     return await get_collection(collection_id)
+
+
+def _edited_since(collection: Collection) -> Conflict:
+    return Conflict(f"the collection was changed since (its editedAt is now {edited_at(collection).isoformat()}); "
+                    "read it again and apply your change to what it holds", field="expectedEditedAt")
 
 
 async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -11,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from documents.annotation import AnnotationRecord
-from documents.clock import utcnow
+from documents.clock import next_updated_at, to_millis, utcnow
 from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
 from documents.duplicates import duplicates_only
 from documents.sparse import setting, stored
@@ -19,7 +20,7 @@ from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
-from services.errors import BadUserInput, Conflict, NotFound
+from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 
@@ -117,23 +118,58 @@ def role_refs(roles: Sequence[tuple[str, ObjectId]]) -> list[RoleRef]:
     return [RoleRef(role=role, asset_id=asset_id) for role, asset_id in roles]
 
 
-async def update_datum(datum_id: ObjectId, changes: dict[str, Any]) -> Datum:
-    if await Datum.get(datum_id) is None:
+UPDATE_TRIES = 20  # writes of one update without `expected_updated_at` that met another writer's, at most
+
+
+def updated_at(datum: Datum) -> datetime:
+    """When the datum last changed: its `updated_at`, or its `created_at` until an update set one."""
+    return to_millis(datum.updated_at or datum.created_at)
+
+
+async def update_datum(datum_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Datum:
+    """Apply `changes` (split, metadata: only keys present). With `expected_updated_at`, only while the
+    datum's updatedAt is that (CONFLICT otherwise): `metadata` is replaced whole, so two writers each
+    changing one key of what they read lost one change unnoticed. Every write is made on the updatedAt
+    it read and moves it on by at least a millisecond (as services/assets.update_asset's)."""
+    datum = await Datum.get(datum_id)
+    if datum is None:
         raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)}", field="id")
+    expected = to_millis(expected_updated_at) if expected_updated_at is not None else None
+    if expected is not None and updated_at(datum) != expected:
+        raise _changed_since(datum)
     if "metadata" in changes:
         changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
     if "split" in changes:
         if changes["split"] is None:
             raise BadUserInput("a datum always has a split (UNASSIGNED at least)", field="split")
         changes["split"] = changes["split"].value
-    # A delete may land between the look above and the write, or after it: NOT_FOUND either way, not
-    # the INTERNAL error a datum read back as nothing gave.
-    if changes and (await Datum.get_pymongo_collection().update_one({"_id": datum_id}, setting(changes))).matched_count == 0:
-        raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
+    if not changes:
+        return datum
+    for _ in range(UPDATE_TRIES):
+        base = expected if expected is not None else updated_at(datum)
+        changes["updated_at"] = next_updated_at(base)
+        # On the updatedAt read: stored, or (none stored yet) its created_at.
+        on = {"$or": [{"updated_at": base}, {"updated_at": None, "created_at": base}]}
+        if (await Datum.get_pymongo_collection().update_one({"_id": datum_id, **on}, setting(changes))).matched_count:
+            break
+        # A delete may land between the look above and the write, or after it: NOT_FOUND either way, not
+        # the INTERNAL error a datum read back as nothing gave.
+        datum = await Datum.get(datum_id)
+        if datum is None:
+            raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
+        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
+            raise _changed_since(datum)
+    else:
+        raise Unavailable("other writers kept changing the datum; try again", field="id")
     datum = await Datum.get(datum_id)
     if datum is None:
         raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
     return datum
+
+
+def _changed_since(datum: Datum) -> Conflict:
+    return Conflict(f"the datum was changed since (its updatedAt is now {updated_at(datum).isoformat()}); "
+                    "read it again and apply your change to what it holds", field="expectedUpdatedAt")
 
 
 async def delete_datum(datum_id: ObjectId) -> None:
@@ -145,10 +181,14 @@ async def delete_datum(datum_id: ObjectId) -> None:
     datum after its write (services/annotations.add_records), so whichever comes second sees the
     other: here, the datum comes back as it was, with its uses, and the delete is refused."""
     raw = await Datum.get_pymongo_collection().find_one({"_id": datum_id})
-    if raw is None:  # gone already: deleting it again is done
+    limit = HOLDERS_NAMED + 1
+    if raw is None:
+        # Gone, or taken by a delete that records made meanwhile refuse, and that brings it back
+        # (below): while it does, those records name a datum not there. Done only when none does: a
+        # second delete answered as deleted a datum the first then brought back.
+        refuse_if_held("this datum", {"annotation records": await _records_on(datum_id, limit)}, "delete those first")
         return
     datum = Datum.model_validate(raw)
-    limit = HOLDERS_NAMED + 1
     versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
     refuse_if_held("this datum", {
         "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
@@ -156,10 +196,12 @@ async def delete_datum(datum_id: ObjectId) -> None:
     }, "delete those first")
     uses = await DatumAsset.get_pymongo_collection().find(
         {"asset_id": {"$in": [r.asset_id for r in datum.roles]}, "datum_id": datum_id}).to_list()
-    removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
-    late = await _records_on(datum_id, limit)
-    if late and removed is not None:
-        with no_time_limit():  # its uses first, as any datum's (remove_datums)
+    # The delete, the look after it and the restore have no time limit: cut short on a slow database
+    # after the delete, the datum would stay gone under records that came meanwhile.
+    with no_time_limit():
+        removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
+        late = await _records_on(datum_id, limit)
+        if late and removed is not None:  # its uses first, as any datum's (remove_datums)
             for collection, documents in ((DatumAsset.get_pymongo_collection(), uses),
                                           (Datum.get_pymongo_collection(), [removed])):
                 try:

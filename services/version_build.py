@@ -39,7 +39,7 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
     entries: list[bytes] = []
     records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
     unsettled: set[ObjectId] = set()  # write batches left out (snapshots._settled)
-    writing: asyncio.Task[list[ObjectId]] | None = None
+    writing: asyncio.Task[tuple[list[ObjectId], list[ObjectId]]] | None = None
     try:
         for start in range(0, len(ids), BUILD_BATCH):
             wanted = ids[start:start + BUILD_BATCH]
@@ -108,24 +108,29 @@ async def _mask_assets(copied: snapshots.CopiedBatch) -> list[ObjectId]:
 
 async def _write_batch(version_id: ObjectId, copied: snapshots.CopiedBatch, datums: list[snapshots.DatumRead],
                        content: version_content.ContentWriter | None, actor: str | None,
-                       masks: list[ObjectId]) -> list[ObjectId]:
+                       masks: list[ObjectId]) -> tuple[list[ObjectId], list[ObjectId]]:
     """Write a batch of the version (its copies and members, and its lines into `content`) and pin its
-    datums' role assets and its records' masks, at once; returns those assets. Ends only when none of
-    its writes is under way."""
-    pinned: list[ObjectId] = [r["asset_id"] for d in datums for r in d.roles] + masks
+    datums' role assets and its records' masks, at once; returns those assets (role assets, masks).
+    Ends only when none of its writes is under way."""
+    roles: list[ObjectId] = [r["asset_id"] for d in datums for r in d.roles]
     done = await asyncio.gather(snapshots.write_batch(copied, content),
-                                retention.pin(pinned, RetentionOwnerType.DATASET_VERSION, version_id, actor),
+                                retention.pin(roles + masks, RetentionOwnerType.DATASET_VERSION, version_id, actor),
                                 return_exceptions=True)
     if failed := next((d for d in done if isinstance(d, BaseException)), None):
         raise failed
-    return pinned
+    return roles, masks
 
 
-async def _pinned_assets_kept(role_assets: list[ObjectId]) -> None:
-    """CONFLICT if one of these assets, now pinned by the version, was deleted. Looked at again once
-    pinned: a forced delete that read the holders before these pins existed (and so will not name
-    this version as one it broke) has flipped its asset by now, or will find the pins when it reads
-    them again after its flip (services/assets.delete_asset)."""
-    if deleted := await in_use_despite_delete(role_assets):
-        raise Conflict(f"asset(s) deleted while the version was built: "
-                       f"{', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}", field="addDatums")
+async def _pinned_assets_kept(pinned: tuple[list[ObjectId], list[ObjectId]]) -> None:
+    """CONFLICT if one of these assets (role assets, masks), now pinned by the version, was deleted.
+    Looked at again once pinned: a forced delete that read the holders before these pins existed (and
+    so will not name this version as one it broke) has flipped its asset by now, or will find the pins
+    when it reads them again after its flip (services/assets.delete_asset). Named as the checks before
+    the build name them (_check_role_assets, _mask_assets): a role asset on `addDatums`, which brought
+    its datum in, a mask on `addAnnotationSets`, which brought its record in."""
+    roles, masks = pinned
+    deleted = await in_use_despite_delete(roles + masks)
+    for kind, field, assets in (("asset(s)", "addDatums", set(roles)), ("mask asset(s)", "addAnnotationSets", set(masks))):
+        if named := [a for a in deleted if a in assets]:
+            raise Conflict(f"{kind} deleted while the version was built: "
+                           f"{', '.join(encode_id(NodeType.ASSET, a) for a in named)}", field=field)

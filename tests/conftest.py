@@ -152,6 +152,8 @@ class CommandCounter(CommandListener):
         # documents it answered with) of each reply, and (collection, documents it carried) of each insert.
         self.batches: list[tuple[str, str, int]] = []
         self.inserts: list[tuple[str, int]] = []
+        # (command, collection, its maxTimeMS or None) of each: the time limit the driver sent it under.
+        self.limits: list[tuple[str, str, int | None]] = []
 
     def clear(self) -> None:
         self.commands.clear()
@@ -161,6 +163,7 @@ class CommandCounter(CommandListener):
         self.updates.clear()
         self.batches.clear()
         self.inserts.clear()
+        self.limits.clear()
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
@@ -174,6 +177,7 @@ class CommandCounter(CommandListener):
         if event.command_name not in self.HOUSEKEEPING and not on_feed and not in_background.get() and not journaled:
             self.commands.append(event.command_name)
             self.collections.append(str(target[0]))
+            self.limits.append((event.command_name, str(target[0]), event.command.get("maxTimeMS")))
             if event.command_name == "find":
                 self.finds.append(dict(event.command))
             if event.command_name == "update":

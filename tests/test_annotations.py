@@ -14,9 +14,10 @@ from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationS
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
-from services import batches, bulk_deletes
+from resolvers.context import AppState
+from services import batches, bulk_deletes, retention
 from services import datums as datums_service
-from services.assets import collect_unpinned
+from services.assets import collect_unpinned, delete_asset
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
@@ -641,3 +642,121 @@ async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_mea
     kept = (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"]
     assert kept["split"] == "TRAIN" and kept["metadata"] == {"checked": True}, kept
     assert kept["annotations"]["totalCount"] == 1
+
+
+COMPENSATED = ("datums", "datum_assets", "annotation_records", "annotation_schemas", "annotation_sets")
+
+
+async def test_a_refused_delete_removes_looks_again_and_restores_with_no_time_limit(
+        api: Api, contributor: str, setup: dict, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deleteDatum and deleteAnnotationSchema delete, look for holders again, and bring back what a
+    holder that came meanwhile needs. Under the request's time limit, a database slow there cut the
+    look or the restore short: the datum (schema) stayed gone under the records (set). Every command
+    from the delete on is sent with no time limit (no maxTimeMS), not only the restore's."""
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datum = datums_service.remove_datum
+
+    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
+        await api.data("AddAnnotations", labelled, token=contributor)
+        served.commands.clear()  # the delete's commands from here on
+        return await remove_datum(*args, **kwargs)
+
+    monkeypatch.setattr(datums_service, "remove_datum", records_added_first)
+    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
+    assert {(command, at) for command, at, _ in sent} >= {("findAndModify", "datums"), ("find", "annotation_records"),
+                                                          ("insert", "datums")}, sent
+    assert all(limit is None for *_, limit in sent), sent
+
+    schema = await factories.schema(api, contributor, "slow")
+    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
+
+    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "annotation_schemas":
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+            served.commands.clear()
+        return await delete_one(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
+    assert {(command, at) for command, at, _ in sent} == {("delete", "annotation_schemas"), ("find", "annotation_sets"),
+                                                          ("insert", "annotation_schemas")}, sent
+    assert all(limit is None for *_, limit in sent), sent
+    assert await AnnotationSchema.get(schema_id) is not None
+
+
+async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
+        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two deleteAnnotationSchema at once, a set made meanwhile: the first deleted the schema, saw
+    the set and brought the schema back (CONFLICT); the second, finding it gone in between, answered
+    deleted, of a schema there afterwards. It is CONFLICT naming the set now. deleteDatum likewise,
+    with records made meanwhile."""
+    schema = await factories.schema(api, contributor, "twice")
+    schema_id, delete_one, second = object_id(schema["id"]), AsyncCollection.delete_one, []
+
+    async def another_delete_in_between(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
+        done = await delete_one(self, query, *args, **kwargs)
+        if self.name == "annotation_schemas" and not second:
+            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
+            second.append(await api.run("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))
+        return done
+
+    monkeypatch.setattr(AsyncCollection, "delete_one", another_delete_in_between)
+    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    assert await AnnotationSchema.get(schema_id) is not None
+    late = await AnnotationSet.find_one(AnnotationSet.name == "late")
+    assert late is not None
+    [answer] = second
+    assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
+    assert encode_id(NodeType.ANNOTATION_SET, late.id) in answer["errors"][0]["message"]
+
+    s = setup
+    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
+    remove_datum, second = datums_service.remove_datum, []
+
+    async def records_added_then_another_delete(*args: Any, **kwargs: Any) -> Any:
+        if second:
+            return await remove_datum(*args, **kwargs)
+        await api.data("AddAnnotations", labelled, token=contributor)  # read the datum, still there
+        removed = await remove_datum(*args, **kwargs)
+        second.append(await api.run("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))
+        return removed
+
+    monkeypatch.setattr(datums_service, "remove_datum", records_added_then_another_delete)
+    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT", error
+    [answer] = second
+    assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
+    assert (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"] is not None
+
+
+async def test_a_mask_deleted_while_a_version_is_built_is_named_on_the_sets_that_brought_it(
+        api: Api, contributor: str, setup: dict, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced deleteAsset of a mask landing while a version is built, once the build pinned it: the
+    build is refused (CONFLICT naming the mask) on addAnnotationSets, which brought its record in, as
+    the check of the masks before the build names it; it said addDatums, which names role assets."""
+    s = setup
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": s["mask"]["id"]}})]}, token=contributor)
+    ds = await factories.dataset(api, contributor)
+    pin, mask_id = retention.pin, object_id(s["mask"]["id"])
+
+    async def mask_deleted_once_pinned(*args: Any, **kwargs: Any) -> Any:
+        pinned = await pin(*args, **kwargs)
+        await delete_asset(mask_id, True, state.stores)  # an ADMIN's forced delete, that read no pin yet
+        return pinned
+
+    monkeypatch.setattr(retention, "pin", mask_deleted_once_pinned)
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": ds["id"], "version": "v1", "addDatums": [
+        s["datum"]["id"]], "addAnnotationSets": [s["truth"]["id"]]}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "addAnnotationSets"}, error
+    assert s["mask"]["id"] in error["message"] and "mask" in error["message"]

@@ -5,13 +5,15 @@ runs there, and checks that no name, item, pin or write is left on what is gone.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from documents import clock
 from documents.asset import Alias, AssetLink
 from documents.clock import to_millis, utcnow
+from documents.common import Split
 from documents.dataset import Datum
 from resolvers.context import AppState
 from services import assets as assets_service
@@ -275,3 +277,89 @@ async def test_an_asset_stored_without_updated_at_is_still_updated(api: Api, con
     updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
     assert updated["labels"] == ["x"]
     assert (await state.db.assets.find_one({"_id": object_id(asset["id"])}))["updated_at"] is not None
+
+
+async def test_two_writers_changing_datum_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """updateDatum replaces metadata whole, as updateAsset does: with expectedUpdatedAt (the updatedAt
+    read), the second of two writers that read the same datum is CONFLICT, not a silent undo of the
+    first's change. A datum never updated has its createdAt as updatedAt, and that is what it is
+    compared with."""
+    [datum] = await factories.datums(api, contributor, 1, roles=("image",))
+    read = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    read_at = read["updatedAt"]
+    stored = await Datum.get(object_id(datum["id"]))
+    assert stored is not None and stored.updated_at is None and datetime.fromisoformat(read_at) == stored.created_at
+    # In the millisecond of the read: the change moves updatedAt on all the same.
+    monkeypatch.setattr(clock, "utcnow", lambda: datetime.fromisoformat(read_at))
+    first = (await api.data("UpdateDatum", {"input": {"id": datum["id"], "metadata": {"lr": 0.1, "epochs": 5},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor))["updateDatum"]
+    monkeypatch.undo()
+    assert first["updatedAt"] > read_at
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "metadata": {"lr": 0.2},
+                                                      "expectedUpdatedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    again = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert again["metadata"] == {"lr": 0.1, "epochs": 5} and again["updatedAt"] == first["updatedAt"]
+
+    # The other writer's change landing between the check and the write.
+    original, done = Datum.get, []
+
+    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await datums_service.update_datum(object_id(datum["id"]), {"split": Split.TRAIN})
+        return found
+
+    monkeypatch.setattr(Datum, "get", other_writer_after_the_look)
+    error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "metadata": {},
+                                                      "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+    now = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
+    assert now["metadata"] == {"lr": 0.1, "epochs": 5} and now["split"] == "TRAIN", now
+    # Without it, as before: the change is made whatever the datum holds, and moves updatedAt on.
+    last = (await api.data("UpdateDatum", {"input": {"id": datum["id"], "split": "TEST"}}, token=contributor))["updateDatum"]
+    assert last["split"] == "TEST" and last["updatedAt"] > now["updatedAt"]
+
+
+async def test_two_writers_changing_collection_metadata_they_read_never_lose_a_change_unnoticed(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """updateCollection replaces metadata whole: with expectedEditedAt (the editedAt read), the second
+    of two writers that read the same collection is CONFLICT. editedAt, not updatedAt, which every
+    addToCollection moves: an item added meanwhile is no conflict."""
+    collection = await factories.collection(api, contributor, name="runs")
+    asset = await factories.value_asset(api, contributor, name="one")
+    read = (await api.data("Collection", {"id": collection["id"], "first": 10}, token=contributor))["collection"]
+    read_at = read["editedAt"]
+    await api.data("AddToCollection", {"input": {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    monkeypatch.setattr(clock, "utcnow", lambda: datetime.fromisoformat(read_at))  # in the millisecond of the read
+    first = (await api.data("UpdateCollection", {"input": {"id": collection["id"], "metadata": {"owner": "ana"},
+                                                           "expectedEditedAt": read_at}},
+                            token=contributor))["updateCollection"]
+    monkeypatch.undo()
+    assert first["editedAt"] > read_at
+    error = await api.error("UpdateCollection", {"input": {"id": collection["id"], "metadata": {"stage": "raw"},
+                                                           "expectedEditedAt": read_at}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedEditedAt"}, error
+
+    # The other writer's change landing between the check and the write.
+    original, done = collections_service.get_collection, []
+
+    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
+        found = await original(*args, **kwargs)
+        if not done:
+            done.append(True)
+            await collections_service.update_collection(object_id(collection["id"]), {"description": "theirs"})
+        return found
+
+    monkeypatch.setattr(collections_service, "get_collection", other_writer_after_the_look)
+    error = await api.error("UpdateCollection", {"input": {"id": collection["id"], "metadata": {},
+                                                           "expectedEditedAt": first["editedAt"]}}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedEditedAt"}, error
+    now = (await api.data("UpdateCollection", {"input": {"id": collection["id"], "name": "runs2"}},
+                          token=contributor))["updateCollection"]  # without it, as before
+    assert now["metadata"] == {"owner": "ana"} and now["description"] == "theirs" and now["editedAt"] > first["editedAt"]

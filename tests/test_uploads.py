@@ -12,13 +12,14 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from bson import ObjectId
 
+from documents import clock
 from documents.asset import Asset, StorageRef
 from documents.clock import utcnow
 from documents.common import AssetKind, AssetStatus
@@ -28,7 +29,7 @@ from graphlake_client.direct import direct_temp_path
 from resolvers.context import AppState
 from services.assets import delete_asset
 from services.errors import BadUserInput
-from services.uploads import completion, finishing
+from services.uploads import completion, finishing, reconciler
 from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
@@ -1618,3 +1619,42 @@ async def test_a_completion_of_an_upload_its_delete_left_open_joins_nothing(
     assert session["asset"]["id"] in error["message"], error
     fetched = (await api.data("UploadSession", {"id": session["id"]}, token=contributor))["uploadSession"]
     assert (fetched["status"], fetched["asset"]["status"]) == ("ABORTED", "DELETED")
+
+
+def clock_stuck_at(monkeypatch: pytest.MonkeyPatch, at: datetime, *modules: object) -> None:
+    """Every `utcnow()` these modules (and documents/clock.py's own helpers) take answers `at`: a
+    write made in the very millisecond of `at`, however fast or slow the machine."""
+    for module in (clock, *modules):
+        monkeypatch.setattr(module, "utcnow", lambda: at)
+
+
+async def test_an_asset_settled_in_the_millisecond_a_writer_read_it_moves_updated_at_on(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PENDING asset settled (its upload completed, or failed by the reconciler) in the millisecond
+    a client read its updatedAt kept that value: the client's updateAsset with expectedUpdatedAt then
+    passed over the change. Settling moves updatedAt on by at least a millisecond, as updateAsset does."""
+    data = payload(600, seed=60)
+    session = await start(api, contributor, data, "local")
+    await put(session["url"], data, session["headers"])
+    asset_id = object_id(session["asset"]["id"])
+    read_at = (await Asset.get(asset_id)).updated_at  # type: ignore[union-attr]
+    clock_stuck_at(monkeypatch, read_at, finishing)
+    await complete(api, contributor, session["id"])
+    monkeypatch.undo()
+    error = await api.error("UpdateAsset", {"input": {"id": session["asset"]["id"], "name": "mine",
+                                                      "expectedUpdatedAt": read_at.isoformat()}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+
+    # A PENDING asset whose session a crash lost: the reconciler fails it.
+    stranded = await start(api, contributor, payload(300, seed=61), "local")
+    asset_id = object_id(stranded["asset"]["id"])
+    await UploadSession.get_pymongo_collection().delete_one({"_id": object_id(stranded["id"])})
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, {"$set": {"created_at": utcnow() - timedelta(minutes=10)}})
+    read_at = (await Asset.get(asset_id)).updated_at  # type: ignore[union-attr]
+    clock_stuck_at(monkeypatch, read_at, reconciler, finishing)
+    assert await reconciler.settle_stranded(state.feed) == 1
+    monkeypatch.undo()
+    assert (await Asset.get(asset_id)).status is AssetStatus.FAILED  # type: ignore[union-attr]
+    error = await api.error("UpdateAsset", {"input": {"id": stranded["asset"]["id"], "name": "mine",
+                                                      "expectedUpdatedAt": read_at.isoformat()}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error

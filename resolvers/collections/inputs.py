@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from resolvers.common import METADATA_LIMIT, Split
@@ -26,6 +28,10 @@ class UpdateCollectionInput:
     description: str | None = strawberry.field(default=strawberry.UNSET, description="New free text; null clears it.")
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
         f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))
+    expected_edited_at: datetime | None = strawberry.field(default=None, description=(
+        "The collection's `editedAt` as you read it: the change is made only while it still is (CONFLICT on "
+        "expectedEditedAt otherwise, nothing changed), so that a read-modify-write of `metadata` never silently "
+        "undoes another writer's change. Null: change it whatever it holds now."))
 
 
 @batch_input

@@ -33,7 +33,8 @@ class CollectionMutations:
         changes = {k: getattr(input, k) for k in ("name", "description", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
             changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
-        return Collection.from_document(await service.update_collection(decode_object_id(input.id, NodeType.COLLECTION), changes))
+        return Collection.from_document(await service.update_collection(decode_object_id(input.id, NodeType.COLLECTION), changes,
+                                                                        expected_edited_at=input.expected_edited_at))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a collection and its pins; assets no one else pins are flagged for garbage collection, never deleted here.")
     async def delete_collection(

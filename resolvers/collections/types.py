@@ -48,6 +48,9 @@ class Collection(Node):
     description: str | None = strawberry.field(description="Free text; null if none was given.")
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
     updated_at: datetime = strawberry.field(description="When its name, description, metadata or items last changed (UTC).")
+    edited_at: datetime = strawberry.field(description=(
+        "When its name, description or metadata last changed (UTC, milliseconds; its createdAt until then), not "
+        "its items: pass it as updateCollection's expectedEditedAt."))
     doc: strawberry.Private[CollectionDocument]
 
     @strawberry.field(description="Any JSON object describing the collection.")
@@ -78,4 +81,5 @@ class Collection(Node):
     @classmethod
     def from_document(cls, doc: CollectionDocument) -> Collection:
         return cls(id=encode_id(NodeType.COLLECTION, doc.id), name=doc.name, description=doc.description,
-                   created_at=doc.created_at, updated_at=doc.updated_at, doc=doc)
+                   created_at=doc.created_at, updated_at=doc.updated_at, edited_at=doc.edited_at or doc.created_at,
+                   doc=doc)

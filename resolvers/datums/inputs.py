@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from resolvers.common import METADATA_LIMIT, Split
@@ -32,3 +34,7 @@ class UpdateDatumInput:
         "A new split; null is refused (a datum always has one, UNASSIGNED at least)."))
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
         f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))
+    expected_updated_at: datetime | None = strawberry.field(default=None, description=(
+        "The datum's `updatedAt` as you read it: the change is made only while it still is (CONFLICT on "
+        "expectedUpdatedAt otherwise, nothing changed), so that a read-modify-write of `metadata` never "
+        "silently undoes another writer's change. Null: change it whatever it holds now."))

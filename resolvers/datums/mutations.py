@@ -48,7 +48,8 @@ class DatumMutations:
         changes = {k: getattr(input, k) for k in ("split", "metadata") if getattr(input, k) is not strawberry.UNSET}
         if "metadata" in changes:
             changes["metadata"] = encode_metadata(changes["metadata"], info.context.settings, field="metadata")
-        return Datum.from_document(await service.update_datum(decode_object_id(input.id, NodeType.DATUM), changes))
+        return Datum.from_document(await service.update_datum(decode_object_id(input.id, NodeType.DATUM), changes,
+                                                              expected_updated_at=input.expected_updated_at))
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Delete a datum no dataset version and no "
                          "annotation record holds (CONFLICT names them). Its assets stay.")

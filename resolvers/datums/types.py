@@ -50,6 +50,9 @@ class Datum(Node):
     split: Split = strawberry.field(description=(
         "Its split: the current one, or, reached through a dataset version, the one it had in that version."))
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    updated_at: datetime = strawberry.field(description=(
+        "When its split or metadata last changed (UTC, milliseconds; its createdAt until then): pass it as "
+        "updateDatum's expectedUpdatedAt. Reached through a dataset version, its createdAt."))
     doc: strawberry.Private[DatumDocument]
     version_id: strawberry.Private[ObjectId | None] = None  # set: the datum as this version froze it
 
@@ -132,14 +135,15 @@ class Datum(Node):
 
     @classmethod
     def from_document(cls, doc: DatumDocument) -> Datum:
-        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc)
+        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at,
+                   updated_at=doc.updated_at or doc.created_at, doc=doc)
 
     @classmethod
     def from_member(cls, member: VersionMember) -> Datum:
         """The datum as its version holds it."""
         doc = member.as_datum()
-        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at, doc=doc,
-                   version_id=member.version_id)
+        return cls(id=encode_id(NodeType.DATUM, doc.id), split=doc.split, created_at=doc.created_at,
+                   updated_at=doc.created_at, doc=doc, version_id=member.version_id)
 
 
 def _frozen(raw: Mapping[str, Any]) -> AnnotationRecord:

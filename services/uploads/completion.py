@@ -128,7 +128,7 @@ async def _complete_claimed(session_ids: Sequence[ObjectId], claimed: set[Object
     bad = [(found[i], {}) for i, v in verified.items() if isinstance(v, Verified) and v.problems]
     completed = {a.id: a for a in await finish_many(good, UploadStatus.COMPLETED, AssetStatus.ACTIVE, feed, assets)}
     for session, _ in good:
-        if session.asset_id not in completed:  # deleted since it was read above (see finishing._settled_now)
+        if session.asset_id not in completed:  # deleted since it was read above (finishing.finish_many leaves it DELETED)
             verified[session.id] = Conflict("the asset was deleted while its upload was being completed", field="id")
     good = [(session, fields) for session, fields in good if session.asset_id in completed]
     await finish_many(bad, UploadStatus.ABORTED, AssetStatus.FAILED, feed, assets)

@@ -21,8 +21,9 @@ from services import collections
 from services.auth import with_person
 from services.errors import GraphlakeError, NotFound
 from services.events.feed import FeedWriter
-from services.id_reads import docs_by_ids, fields_by_ids
+from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
+from services.uploads.settling import settle
 
 
 async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]], status: UploadStatus,
@@ -43,50 +44,37 @@ async def finish_many(outcomes: Sequence[tuple[UploadSession, dict[str, object]]
     # A completed upload's asset joins its collection in the same write that settles it (file_completed
     # adds the item): FerretDB rewrites a whole document for each update, and this was a second one.
     joins = {s.asset_id: s.collection_id for s, _ in outcomes if filed and s.collection_id}
-    # One update per distinct change (the checksums usually differ), each one statement for all its assets.
-    changes: dict[tuple, list[ObjectId]] = {}
-    for session, fields in outcomes:
-        changes.setdefault((tuple(sorted(fields.items())), joins.get(session.asset_id)), []).append(session.asset_id)
     # An aborted or expired upload's key is deleted once more after its URLs expire (sweep_closed). A
     # completed one's mark is left as it is: a delete of its asset may have just set it.
     closing = {"status": status.value, "finished_at": now, **({} if filed else {"sweep_due": True})}
     to_file = [s.id for s, _ in outcomes if s.asset_id in joins]  # see file_completed
     rest = [s.id for s, _ in outcomes if s.asset_id not in joins]
-    _, written = await asyncio.gather(
+    asset_fields = {s.asset_id: f for s, f in outcomes}
+
+    def change(asset: Asset) -> dict:
+        joined = joins.get(asset.id)
+        return {"$set": dict(asset_fields[asset.id]), **({"$addToSet": {"collection_ids": joined}} if joined else {})}
+
+    # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
+    # An asset deleted while it was uploading stays DELETED (and is not reported as settled); should the
+    # delete be undone (services/assets._still_unused), it is settled if that came before the write, else
+    # it is PENDING under a closed session, which the reconciler settles, and the sweep spares it
+    # (reconciler.sweep_closed).
+    _, stamps = await asyncio.gather(
         UploadSession.get_pymongo_collection().bulk_write(
             [UpdateMany({"_id": {"$in": ids}}, {"$set": {**closing, "to_file": mark}})
              for ids, mark in ((to_file, True), (rest, False)) if ids]),
-        # An asset deleted while it was uploading stays DELETED (and is not reported as settled).
-        Asset.get_pymongo_collection().bulk_write(
-            [UpdateMany({"_id": {"$in": ids}, "status": {"$ne": AssetStatus.DELETED.value}},
-                        {"$set": {"status": asset_status.value, "updated_at": now, **dict(change)},
-                                                **({"$addToSet": {"collection_ids": joined}} if joined else {})})
-             for (change, joined), ids in changes.items()]))
-    # A crash between a session's insert and its asset's leaves a session with no asset: nothing to flip.
-    settling = {s.asset_id for s, _ in outcomes if s.asset_id in assets and assets[s.asset_id].status is not AssetStatus.DELETED}
-    if written.matched_count != len(settling):  # a delete since the read; or one read, and undone since
-        settling = await _settled_now({s.asset_id for s, _ in outcomes if s.asset_id in assets}, asset_status)
-        # Not filed: the asset is DELETED (its delete marked the session's key for the sweep). Should
-        # the delete be undone (services/assets._still_unused), the asset is PENDING under a closed
-        # session, which the reconciler settles, and the sweep spares it (reconciler.sweep_closed).
-        missed = [s.id for s, _ in outcomes if s.asset_id not in settling]
-        if missed and filed:
-            await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": missed}}, {"$set": {"to_file": False}})
-    finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": now, **fields},
-                         joins.get(session.asset_id))
-                for session, fields in outcomes if session.asset_id in settling]
+        settle({a: assets[a] for a in asset_fields if a in assets}, asset_status,
+               {"status": {"$ne": AssetStatus.DELETED.value}}, lambda a: a.status is not AssetStatus.DELETED, change))
+    # Not filed: the asset is DELETED (its delete marked the session's key for the sweep).
+    missed = [s.id for s, _ in outcomes if s.asset_id in assets and s.asset_id not in stamps]
+    if missed and filed:
+        await UploadSession.get_pymongo_collection().update_many({"_id": {"$in": missed}}, {"$set": {"to_file": False}})
+    finished = [_settled(assets[session.asset_id], {"status": asset_status, "updated_at": stamps[session.asset_id],
+                                                    **fields}, joins.get(session.asset_id))
+                for session, fields in outcomes if session.asset_id in stamps]
     await feed.write([status_event(asset, now) for asset in finished])
     return finished
-
-
-async def _settled_now(asset_ids: set[ObjectId], asset_status: AssetStatus) -> set[ObjectId]:
-    """Those of these assets finish_many's write settled, read again when its write matched other than
-    what it read: an asset deleted after the read stays DELETED (the write leaves it alone; one whose
-    delete was undone since is back in its old status), and one read DELETED whose delete was undone
-    before the write was settled. Only this call, holding the uploads' claims, settles them, so one in
-    `asset_status` now is one it settled."""
-    found = await fields_by_ids(Asset, asset_ids, ["status"])
-    return {a for a in asset_ids if found.get(a, {}).get("status") == asset_status.value}
 
 
 def _settled(asset: Asset, changes: dict[str, object], joined: ObjectId | None) -> Asset:

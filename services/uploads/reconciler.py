@@ -36,6 +36,7 @@ from services.uploads.finishing import (
 )
 from services.uploads.interrupted import finish_interrupted
 from services.uploads.sessions import MIN_URL_SECONDS
+from services.uploads.settling import settle
 from storage import LocalStore, ObjectStore, StoreUnavailable, as_s3
 from storage.concurrency import bounded_gather
 from storage.protocol import STRAY_DIR
@@ -191,12 +192,11 @@ async def _fail_sessionless(asset_ids: list[ObjectId], feed: FeedWriter) -> int:
     if not assets:
         return 0
     now = utcnow()
-    await Asset.get_pymongo_collection().update_many(
-        {"_id": {"$in": list(assets)}, "status": AssetStatus.PENDING.value},
-        {"$set": {"status": AssetStatus.FAILED.value, "updated_at": now}})
-    await feed.write([status_event(a.model_copy(update={"status": AssetStatus.FAILED, "updated_at": now}), now)
-                      for a in assets.values()])
-    return len(assets)
+    failed = await settle(assets, AssetStatus.FAILED, {"status": AssetStatus.PENDING.value},
+                          lambda a: a.status is AssetStatus.PENDING)
+    await feed.write([status_event(assets[a].model_copy(update={"status": AssetStatus.FAILED, "updated_at": at}), now)
+                      for a, at in failed.items()])
+    return len(failed)
 
 
 async def _file_settled(completed: Sequence[UploadSession]) -> None:
