@@ -372,6 +372,7 @@ def mounts_adopt(
     Restart the servers after it, or wait for their next maintenance round."""
     from graphlake.database_access import raw_database
     from graphlake.mounts import opened_stores
+    from graphlake.settings import LocalMountSettings
     from services.errors import Unavailable
     from services.mount_owners import adopt, lake_id, read_owner
     from storage import StoreUnavailable
@@ -380,6 +381,15 @@ def mounts_adopt(
     if name not in settings.mounts:
         errors.print(f"[red]error:[/red] NAME: no mount named {escape(repr(name))} (have: {', '.join(sorted(settings.mounts))})")
         raise typer.Exit(2)
+    mount = settings.mounts[name]
+    # Opening a local store makes its folder: where a mount's file system is not mounted (yet), the
+    # owner file would land on the disk below, and the real mount, once mounted, would have none.
+    # Only the default folder under the data dir is the lake's own to make.
+    if (isinstance(mount, LocalMountSettings) and mount.path is not None and not mount.path.is_dir()
+            and mount.path != settings.data_dir / "objects" / name):
+        errors.print(f"[red]error:[/red] mount {escape(name)}: {escape(str(mount.path))} is not a folder: mount its file "
+                     "system there first; adopting writes the owner file into it (NOT_FOUND)")
+        raise typer.Exit(1)
 
     async def go() -> tuple[str, str | None]:
         async with raw_database(settings) as db, opened_stores(settings, [name]) as stores:

@@ -166,6 +166,10 @@ async def create_collection(name: str, description: str | None, metadata: Stored
     try:
         await collection.insert()
     except DuplicateKeyError:
+        taken = await Collection.get_pymongo_collection().find_one({"name": collection.name}, {"deleting_at": 1})
+        if taken is not None and taken.get("deleting_at") is not None:  # its name is free once the delete ends
+            raise Conflict(f"a collection named {name!r} is being deleted; make this one once that delete has ended",
+                           field="name") from None
         raise Conflict(f"a collection named {name!r} exists already", field="name") from None
     return collection
 

@@ -9,6 +9,7 @@ import pytest
 from bson import ObjectId
 
 from documents.asset import Asset
+from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType
 from documents.retention import AssetRetention
@@ -105,7 +106,13 @@ async def test_names_are_unique_and_updatable(api: Api, contributor: str) -> Non
     first = await factories.collection(api, contributor, "a")
     await factories.collection(api, contributor, "b")
     error = await api.error("CreateCollection", {"input": {"name": "a"}}, token=contributor)
-    assert error["extensions"] == {"code": "CONFLICT", "field": "name"}
+    assert error["extensions"] == {"code": "CONFLICT", "field": "name"} and "exists already" in error["message"]
+    # A collection being deleted holds its name until the delete ends: the error says so.
+    second = await Collection.get_pymongo_collection().find_one({"name": "b"})
+    await Collection.get_pymongo_collection().update_one({"_id": second["_id"]}, {"$set": {"deleting_at": utcnow()}})
+    error = await api.error("CreateCollection", {"input": {"name": "b"}}, token=contributor)
+    assert error["extensions"] == {"code": "CONFLICT", "field": "name"} and "being deleted" in error["message"]
+    await Collection.get_pymongo_collection().update_one({"_id": second["_id"]}, {"$set": {"deleting_at": None}})
     error = await api.error("UpdateCollection", {"input": {"id": first["id"], "name": "b"}}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT"
     renamed = (await api.data("UpdateCollection", {"input": {"id": first["id"], "name": "c", "metadata": {"x": [1]}}},

@@ -314,3 +314,21 @@ async def test_an_owner_file_that_cannot_be_written_is_one_coded_error_on_either
         bucket = s3.client()
         for found in bucket.list_objects_v2(Bucket=s3.bucket, Prefix=prefix + "/").get("Contents", []):
             bucket.delete_object(Bucket=s3.bucket, Key=found["Key"])
+
+
+async def test_adopting_a_local_mount_whose_folder_is_missing_makes_nothing_there(
+        mongodb_url: str, scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    """`graphlake mounts adopt` opened the store, which made a missing mount folder: where the mount's
+    file system was not mounted yet, the owner file landed on the disk below it. A folder that is not
+    there is refused now, in one line, and nothing is made."""
+    unmounted = tmp_path / "nas" / "lab"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")}
+    env.update(GRAPHLAKE_MONGODB_URL=mongodb_url, GRAPHLAKE_DATABASE=scratch_db.name, GRAPHLAKE_DATA_DIR=str(tmp_path / "data"),
+               GRAPHLAKE_MOUNTS=json.dumps({"lab": {"backend": "local", "path": str(unmounted)}}))
+    (tmp_path / "data").mkdir(mode=0o700)
+    adopted = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "mounts", "adopt", "lab", "--yes"],
+                                      env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert adopted.returncode == 1, adopted.stderr
+    said = adopted.stderr.strip()
+    assert len(said.splitlines()) == 1 and "is not a folder" in said and said.endswith("(NOT_FOUND)"), said
+    assert not unmounted.exists() and not unmounted.parent.exists()
