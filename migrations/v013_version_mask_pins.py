@@ -103,7 +103,7 @@ async def forward(db: AsyncDatabase) -> None:
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(tally.lost.values()).items()))
         named = ", ".join(str(a) for a in sorted(tally.lost)[:NAMED])
         log.warning("schema %d: %d mask asset(s) named by %d dataset version(s) were lost already and cannot be "
-                    "restored (%s; verifyVersion reports the DELETED ones): %s%s", VERSION, len(tally.lost), tally.lost_versions,
+                    "restored (%s; verifyVersion reports them): %s%s", VERSION, len(tally.lost), tally.lost_versions,
                     statuses, named, ", ..." if len(tally.lost) > NAMED else "")
 
 

@@ -461,8 +461,9 @@ async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
     for asset_id, digest in held.items():
         asset = found.get(asset_id)
         now = asset_digest(asset)
-        if asset is None or asset.get("status") == "DELETED":
-            result.problem(f"asset {encode_id(NodeType.ASSET, asset_id)} is {'gone' if asset is None else 'DELETED'}")
+        # Not ACTIVE: DELETED since, or (a mask a build before schema 13 froze still uploading) FAILED or PENDING.
+        if asset is None or asset.get("status") in ("DELETED", "FAILED", "PENDING"):
+            result.problem(f"asset {encode_id(NodeType.ASSET, asset_id)} is {'gone' if asset is None else asset['status']}")
         elif digest != PENDING and now != digest:
             result.problem(f"asset {encode_id(NodeType.ASSET, asset_id)} now has {now}; the version holds {digest}")
         elif stores is not None and digest.startswith("sha256:") and _stored(asset, stores):

@@ -677,7 +677,7 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
         await v013.forward(db)
     assert "3 mask pin(s) added to 1 of the 1 dataset version(s)" in caplog.text, caplog.text
     assert "2 mask asset(s) named by 1 dataset version(s) were lost already and cannot be restored " \
-           "(1 DELETED, 1 FAILED; verifyVersion reports the DELETED ones)" in caplog.text, caplog.text
+           "(1 DELETED, 1 FAILED; verifyVersion reports them)" in caplog.text, caplog.text
     assert str(mask_ids[1]) in caplog.text and str(mask_ids[2]) in caplog.text
     pins = await db.retentions.find({"asset_id": {"$in": mask_ids}}, {"_id": 0}).to_list()
     assert sorted(p["asset_id"] for p in pins) == mask_ids  # once each, though the first is named twice
@@ -695,7 +695,9 @@ async def test_v013_pins_the_masks_of_versions_built_before_and_counts_those_los
     error = await api.error("DeleteAsset", {"id": masks[0]["id"]}, token=contributor)
     assert error["extensions"]["code"] == "CONFLICT" and built["id"] in error["extensions"]["holders"], error
     checked = (await api.data("VerifyVersion", {"id": built["id"]}, token=contributor))["datasetVersion"]["verification"]
-    assert not checked["ok"] and any(masks[1]["id"] in p for p in checked["problems"]), checked  # lost for good
+    assert not checked["ok"], checked  # lost for good, each named: the DELETED mask, and the one whose upload FAILED
+    assert any(masks[1]["id"] in p and "DELETED" in p for p in checked["problems"]), checked
+    assert any(masks[2]["id"] in p and "FAILED" in p for p in checked["problems"]), checked
 
     # A delete that died before it committed: refused by a holder, it shows the version READY again, whole.
     await db.dataset_versions.update_one({"_id": object_id(dead["id"])},
