@@ -18,7 +18,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.asset import Alias, Asset
-from documents.clock import next_updated_at, to_millis, utcnow
+from documents.clock import to_millis, utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetKind, AssetStatus, Ownership, RetentionOwnerType
 from documents.json_value import StoredJson
@@ -39,6 +39,7 @@ from services.checks import (
     check_name,
     get_or_not_found,
 )
+from services.compare_and_set import Stamp
 from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.field_pages import key_pages
 from services.id_reads import fields_by_ids
@@ -149,7 +150,9 @@ async def create_asset(
     return asset
 
 
-UPDATE_TRIES = 20  # writes of one update without `expectedUpdatedAt` that met another writer's, at most
+# The version stamp an update may be made on (services/compare_and_set.py). An asset stored with
+# no `updated_at` at all reads as now (its default).
+UPDATED_AT: Stamp[Asset] = Stamp(of=lambda asset: to_millis(asset.updated_at), name="updatedAt", what="the asset")
 
 
 async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Asset:
@@ -159,9 +162,7 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         raise Conflict("the asset is deleted", field="id")
-    expected = to_millis(expected_updated_at) if expected_updated_at is not None else None
-    if expected is not None and to_millis(asset.updated_at) != expected:
-        raise _changed_since(asset)
+    expected = UPDATED_AT.expect(asset, expected_updated_at)
     if "name" in changes:
         changes["name"] = check_name(changes["name"] or "")
     if "labels" in changes:
@@ -186,40 +187,34 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
     stored = {k: (v.model_dump() if isinstance(v, StoredJson) else v) for k, v in changes.items()}
     if "derived_from" in changes:
         await lineage.add(asset_id, changes["derived_from"])
-    # Every write is made only on the `updated_at` it read, and moves it on by at least a millisecond:
-    # a write without `expected` that took `utcnow()` in the millisecond of the last one left it as
-    # it was, and a writer expecting that value then overwrote the change unnoticed. Without
-    # `expected`, a write that meets another is made again on what the asset holds then.
-    for _ in range(UPDATE_TRIES):
-        base = expected if expected is not None else to_millis(asset.updated_at)
-        stored["updated_at"] = next_updated_at(base)
+
+    # Made only on the `updated_at` read, moving it on; made again on what the asset holds when
+    # another writer's change came first, unless `expected` (services/compare_and_set.py).
+    async def write(read: datetime, new: datetime) -> bool:
+        stored["updated_at"] = new
         # Not on an asset a delete reached since the check: the change landed on it, answered as made.
         # (Without `expected`, also on an asset stored with no `updated_at` at all, which reads as now.)
-        on = base if expected is not None else {"$in": [base, None]}
+        on = read if expected is not None else {"$in": [read, None]}
         written = await Asset.get_pymongo_collection().update_one(
             {"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}, "updated_at": on}, setting(stored))
-        if written.matched_count:
-            break
-        asset = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
-        if asset.status is AssetStatus.DELETED:
+        return bool(written.matched_count)
+
+    async def read_again() -> Asset:
+        now = await get_asset(asset_id)  # NOT_FOUND if it is gone altogether
+        if now.status is AssetStatus.DELETED:
             await lineage.unlink([asset_id])  # the links `add` wrote, which nothing backs
             raise Conflict("the asset was deleted meanwhile", field="id")
-        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
-            if "derived_from" in changes:
-                await lineage.relink([asset_id])  # back to what the asset names
-            raise _changed_since(asset)
-    else:
+        return now
+
+    try:
+        await UPDATED_AT.write(asset, expected, write, read_again)
+    except (Conflict, Unavailable):  # another writer's change came first (or a delete: relink then finds none)
         if "derived_from" in changes:
-            await lineage.relink([asset_id])
-        raise Unavailable("other writers kept changing the asset; try again", field="id")
+            await lineage.relink([asset_id])  # back to what the asset names
+        raise
     if "derived_from" in changes:
         await lineage.relink([asset_id])
     return await get_asset(asset_id)
-
-
-def _changed_since(asset: Asset) -> Conflict:
-    return Conflict(f"the asset was changed since (its updatedAt is now {to_millis(asset.updated_at).isoformat()}); "
-                    "read it again and apply your change to what it holds", field="expectedUpdatedAt")
 
 
 async def add_aliases(asset_id: ObjectId, aliases: Sequence[str]) -> Asset:

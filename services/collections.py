@@ -13,7 +13,7 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from documents.asset import Asset
-from documents.clock import next_updated_at, to_millis, utcnow
+from documents.clock import to_millis, utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.duplicates import duplicates_only, is_duplicate_key
@@ -21,7 +21,8 @@ from documents.json_value import StoredJson
 from services import bulk_deletes, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, check_no_controls, get_or_not_found
-from services.errors import BadUserInput, Conflict, Unavailable
+from services.compare_and_set import Stamp
+from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
 
 
@@ -174,12 +175,13 @@ async def create_collection(name: str, description: str | None, metadata: Stored
     return collection
 
 
-UPDATE_TRIES = 20  # writes of one update without `expected_edited_at` that met another writer's, at most
-
-
 def edited_at(collection: Collection) -> datetime:
     """When the collection's name, description or metadata last changed (its created_at until then)."""
     return to_millis(collection.edited_at or collection.created_at)
+
+
+# Not its updatedAt, which every addToCollection moves (services/compare_and_set.py).
+EDITED_AT: Stamp[Collection] = Stamp(of=edited_at, name="editedAt", what="the collection")
 
 
 async def update_collection(collection_id: ObjectId, changes: dict[str, Any], *,
@@ -190,39 +192,29 @@ async def update_collection(collection_id: ObjectId, changes: dict[str, Any], *,
     editedAt, not updatedAt, which every addToCollection moves. Every write is made on the editedAt
     it read and moves it on by at least a millisecond (as services/assets.update_asset's updatedAt)."""
     collection = await get_collection(collection_id)
-    expected = to_millis(expected_edited_at) if expected_edited_at is not None else None
-    if expected is not None and edited_at(collection) != expected:
-        raise _edited_since(collection)
+    expected = EDITED_AT.expect(collection, expected_edited_at)
     if "name" in changes:
         changes["name"] = check_name(changes["name"] or "")
     if "metadata" in changes:
         changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
     if not changes:
         return collection
-    for _ in range(UPDATE_TRIES):
-        base = expected if expected is not None else edited_at(collection)
-        changes["edited_at"] = changes["updated_at"] = next_updated_at(base)
+
+    async def write(read: datetime, new: datetime) -> bool:
+        changes["edited_at"] = changes["updated_at"] = new
         # On the editedAt read: stored, or (none stored yet) its created_at.
-        on = {"$or": [{"edited_at": base}, {"edited_at": None, "created_at": base}]}
+        on = {"$or": [{"edited_at": read}, {"edited_at": None, "created_at": read}]}
         try:
             written = await Collection.get_pymongo_collection().update_one({"_id": collection_id, **on}, {"$set": changes})
         except PyMongoError as error:
             if not is_duplicate_key(error):
                 raise
             raise Conflict(f"a collection named {changes['name']!r} exists already", field="name") from None
-        if written.matched_count:
-            break
-        collection = await get_collection(collection_id)  # NOT_FOUND if it is gone
-        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
-            raise _edited_since(collection)
-    else:
-        raise Unavailable("other writers kept changing the collection; try again", field="id")
+        return bool(written.matched_count)
+
+    # Read again after a lost race: NOT_FOUND if it is gone.
+    await EDITED_AT.write(collection, expected, write, lambda: get_collection(collection_id))
     return await get_collection(collection_id)
-
-
-def _edited_since(collection: Collection) -> Conflict:
-    return Conflict(f"the collection was changed since (its editedAt is now {edited_at(collection).isoformat()}); "
-                    "read it again and apply your change to what it holds", field="expectedEditedAt")
 
 
 async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: str | None, max_items: int,

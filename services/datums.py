@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bson import ObjectId
@@ -12,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from documents.annotation import AnnotationRecord
-from documents.clock import next_updated_at, to_millis, utcnow
+from documents.clock import to_millis, utcnow
 from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
 from documents.duplicates import duplicates_only
 from documents.sparse import setting, stored
@@ -20,7 +21,8 @@ from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
-from services.errors import BadUserInput, Conflict, NotFound, Unavailable
+from services.compare_and_set import Stamp
+from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 
@@ -118,12 +120,12 @@ def role_refs(roles: Sequence[tuple[str, ObjectId]]) -> list[RoleRef]:
     return [RoleRef(role=role, asset_id=asset_id) for role, asset_id in roles]
 
 
-UPDATE_TRIES = 20  # writes of one update without `expected_updated_at` that met another writer's, at most
-
-
 def updated_at(datum: Datum) -> datetime:
     """When the datum last changed: its `updated_at`, or its `created_at` until an update set one."""
     return to_millis(datum.updated_at or datum.created_at)
+
+
+UPDATED_AT: Stamp[Datum] = Stamp(of=updated_at, name="updatedAt", what="the datum")  # services/compare_and_set.py
 
 
 async def update_datum(datum_id: ObjectId, changes: dict[str, Any], *, expected_updated_at: datetime | None = None) -> Datum:
@@ -134,9 +136,7 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any], *, expected_
     datum = await Datum.get(datum_id)
     if datum is None:
         raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)}", field="id")
-    expected = to_millis(expected_updated_at) if expected_updated_at is not None else None
-    if expected is not None and updated_at(datum) != expected:
-        raise _changed_since(datum)
+    expected = UPDATED_AT.expect(datum, expected_updated_at)
     if "metadata" in changes:
         changes["metadata"] = check_metadata(changes["metadata"]).model_dump()
     if "split" in changes:
@@ -145,31 +145,25 @@ async def update_datum(datum_id: ObjectId, changes: dict[str, Any], *, expected_
         changes["split"] = changes["split"].value
     if not changes:
         return datum
-    for _ in range(UPDATE_TRIES):
-        base = expected if expected is not None else updated_at(datum)
-        changes["updated_at"] = next_updated_at(base)
+
+    async def write(read: datetime, new: datetime) -> bool:
+        changes["updated_at"] = new
         # On the updatedAt read: stored, or (none stored yet) its created_at.
-        on = {"$or": [{"updated_at": base}, {"updated_at": None, "created_at": base}]}
-        if (await Datum.get_pymongo_collection().update_one({"_id": datum_id, **on}, setting(changes))).matched_count:
-            break
-        # A delete may land between the look above and the write, or after it: NOT_FOUND either way, not
-        # the INTERNAL error a datum read back as nothing gave.
-        datum = await Datum.get(datum_id)
-        if datum is None:
-            raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
-        if expected is not None:  # asked: not on one another writer changed since (the check above raced it)
-            raise _changed_since(datum)
-    else:
-        raise Unavailable("other writers kept changing the datum; try again", field="id")
+        on = {"$or": [{"updated_at": read}, {"updated_at": None, "created_at": read}]}
+        return bool((await Datum.get_pymongo_collection().update_one({"_id": datum_id, **on}, setting(changes))).matched_count)
+
+    await UPDATED_AT.write(datum, expected, write, partial(_read_again, datum_id))
+    return await _read_again(datum_id)
+
+
+async def _read_again(datum_id: ObjectId) -> Datum:
+    """The datum once an update has written, or lost a race. A delete may land between the update's
+    look and its write, or after it: NOT_FOUND either way, not the INTERNAL error a datum read back as
+    nothing gave."""
     datum = await Datum.get(datum_id)
     if datum is None:
         raise NotFound(f"no datum {encode_id(NodeType.DATUM, datum_id)} (deleted meanwhile)", field="id")
     return datum
-
-
-def _changed_since(datum: Datum) -> Conflict:
-    return Conflict(f"the datum was changed since (its updatedAt is now {updated_at(datum).isoformat()}); "
-                    "read it again and apply your change to what it holds", field="expectedUpdatedAt")
 
 
 async def delete_datum(datum_id: ObjectId) -> None:

@@ -1,5 +1,5 @@
 """Settling many assets in one write (an upload's completion, the reconciler's failures), each
-moving its `updated_at` on past the value read (documents/clock.next_updated_at).
+moving its `updated_at` on past the value read (services/compare_and_set.py).
 
 A plain `$set` of now to all of them left an asset's `updated_at` as a client had read it when the
 change fell in that millisecond (or after an updateAsset had moved it ahead of the clock): that
@@ -17,12 +17,9 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from documents.asset import Asset
-from documents.clock import next_updated_at
 from documents.common import AssetStatus
-from services.errors import Unavailable
+from services.compare_and_set import Attempt, write_on_stamps
 from services.id_reads import docs_by_ids
-
-TRIES = 20  # writes of one asset that met another writer's, at most
 
 
 async def settle(assets: Mapping[ObjectId, Asset], status: AssetStatus, where: dict[str, Any],
@@ -32,21 +29,22 @@ async def settle(assets: Mapping[ObjectId, Asset], status: AssetStatus, where: d
     meets `where` (`still`, the same test in Python); the `updated_at` stored on each it settled.
     Only the caller sets `status` on these assets (it holds their uploads' claims, or they have
     none): one read in it after the write is one the write settled."""
-    left, settled = dict(assets), {}
-    for _ in range(TRIES):
-        if not left:
-            return settled
-        stamps = {asset_id: next_updated_at(asset.updated_at) for asset_id, asset in left.items()}
+    settled: dict[ObjectId, datetime] = {}  # by a write that missed some of the others
+
+    async def write(attempts: dict[ObjectId, Attempt[Asset]]) -> bool:
         statements = []
-        for asset_id, asset in left.items():
+        for asset_id, (asset, read, new) in attempts.items():
             update = dict(more(asset)) if more else {}
-            update["$set"] = {**update.get("$set", {}), "status": status.value, "updated_at": stamps[asset_id]}
+            update["$set"] = {**update.get("$set", {}), "status": status.value, "updated_at": new}
             # (Also on an asset stored with no `updated_at` at all, which reads as now.)
-            statements.append(UpdateOne({"_id": asset_id, **where, "updated_at": {"$in": [asset.updated_at, None]}}, update))
-        written = await Asset.get_pymongo_collection().bulk_write(statements)
-        if written.matched_count == len(left):
-            return settled | stamps
-        now = {asset.id: asset for asset in await docs_by_ids(Asset, list(left))}
-        settled |= {asset_id: stamps[asset_id] for asset_id in left if asset_id in now and now[asset_id].status is status}
-        left = {asset_id: asset for asset_id, asset in now.items() if asset.status is not status and still(asset)}
-    raise Unavailable("other writers kept changing the assets being settled; try again")
+            statements.append(UpdateOne({"_id": asset_id, **where, "updated_at": {"$in": [read, None]}}, update))
+        return (await Asset.get_pymongo_collection().bulk_write(statements)).matched_count == len(statements)
+
+    async def read_again(attempts: dict[ObjectId, Attempt[Asset]]) -> dict[ObjectId, Asset]:
+        now = {asset.id: asset for asset in await docs_by_ids(Asset, list(attempts))}
+        settled.update({asset_id: attempt.new for asset_id, attempt in attempts.items()
+                        if asset_id in now and now[asset_id].status is status})
+        return {asset_id: asset for asset_id, asset in now.items() if asset.status is not status and still(asset)}
+
+    return settled | await write_on_stamps(assets, stamp=lambda asset: asset.updated_at, write=write,
+                                           read_again=read_again, what="the assets being settled")
