@@ -482,7 +482,10 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     asset is in no collection and has no pins, so only its status, its aliases and its bytes go."""
     ids = [a.id for a in batch]
     pinned = await retention.pinned(ids)
-    ids = [i for i in ids if i not in pinned]  # pinned again since it was listed (or still: a release cut short)
+    if pinned:  # pinned again (or still: a release cut short, which flags anew when run again): no longer a
+        # candidate. Only while `due`: a release since has flagged it from now, which must stay.
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(pinned)}, **due}, cleared("unpinned_at"))
+    ids = [i for i in ids if i not in pinned]
     held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
     ids = [i for i in ids if i not in held]
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
