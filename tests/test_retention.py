@@ -3,15 +3,19 @@ and what an automatic round leaves in the audit trail."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from documents.asset import Asset
 from documents.clock import utcnow
+from documents.event import AUDIT, Event
+from graphlake.app import _maintenance_round
 from resolvers.context import AppState
 from services import assets as assets_service
 from services import retention
+from services.schedules import SCHEDULES
 from tests import factories
 from tests.operations import Api, object_id
 
@@ -75,3 +79,30 @@ async def test_the_collector_drops_the_flag_of_an_asset_pinned_again(
     assert await _flag(asset["id"]) is None
     await api.data("UnpinAsset", {"retentionId": second["id"]}, token=contributor)
     assert await _flag(asset["id"]) is not None  # flagged by its release, as ever
+
+
+async def test_the_automatic_collector_audits_what_it_deletes(api: Api, contributor: str, state: AppState,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With GRAPHLAKE_ASSET_GC_AFTER_DAYS the server's maintenance deletes assets: each round is in
+    the audit trail, as `graphlake assets gc` puts its rounds. It deleted them unaudited: an asset
+    found DELETED had no event saying when or why."""
+    monkeypatch.setattr(state.settings, "asset_gc_after_days", 7.0)
+    monkeypatch.setattr(assets_service, "GC_BATCH", 2)
+    names = ["a", "b", "c"]
+    assets = [await factories.value_asset(api, contributor, name=name) for name in names]
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": a["id"]} for a in assets]}}, token=contributor)
+    await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor)
+    for asset in assets:
+        await _age_flag(asset["id"], 8)
+    await state.db[SCHEDULES].delete_many({})  # the round's daily jobs due too, as on a server's first round
+    await _maintenance_round(state, time.monotonic())
+
+    assert {a["status"] for a in [(await api.data("Asset", {"id": x["id"]}, token=contributor))["asset"]
+                                  for x in assets]} == {"DELETED"}
+    await state.feed.settled()
+    audits = [e.data.decode() for e in await Event.find({"event_type": AUDIT}).to_list()]
+    rounds = [a for a in audits if a.get("command") == "asset-gc-after-days"]
+    assert sorted(i for a in rounds for i in a["ids"]) == sorted(a["id"] for a in assets)
+    assert [a["idCount"] for a in rounds] == [2, 1] and {a["olderThanDays"] for a in rounds} == {"7"}
