@@ -40,7 +40,7 @@ from services.checks import (
     get_or_not_found,
 )
 from services.errors import BadUserInput, Conflict, NotFound, Unavailable
-from services.field_pages import key_pages
+from services.field_pages import pages_between
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails, thumbnail_keys
@@ -461,13 +461,17 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
     objects never do). One pinned again in the meantime is kept. Yields what each round deleted
     (with `dry_run`, what it would delete).
 
-    A round is GC_BATCH candidates, read in `_id` order after the last round's: the candidates were
-    read whole before, and a lake unpinning a million assets would have held all of their models."""
+    A round is GC_BATCH candidates, read in order of their flag (then `_id`) after the last round's,
+    through the index on both: the candidates were read whole before, and a lake unpinning a million
+    assets would have held all of their models; then, in `_id` order, each round's read sorted every
+    candidate left to find its 500 (a backlog of n took n * n / 500 reads on the embedded default)."""
     if older_than <= timedelta(0):
         raise BadUserInput("must be more than 0 days", field="olderThan")
-    due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
-           "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
-    async for page in key_pages(Asset.get_pymongo_collection(), due, "_id", GC_BATCH):
+    cutoff = utcnow() - older_than
+    standing = {"status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
+    due = {"unpinned_at": {"$ne": None, "$lt": cutoff}, **standing}
+    async for page in pages_between(Asset.get_pymongo_collection(), standing, "unpinned_at", GC_BATCH,
+                                    after=None, before=cutoff):
         batch = [Asset.model_validate(raw) for raw in page]
         if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
             ids = [a.id for a in batch]

@@ -17,7 +17,9 @@ from services import assets as assets_service
 from services import retention
 from services.schedules import SCHEDULES
 from tests import factories
+from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.test_query_plans import assert_paged_through_indexes
 
 
 async def _age_flag(asset_id: str, days: float) -> None:
@@ -106,3 +108,23 @@ async def test_the_automatic_collector_audits_what_it_deletes(api: Api, contribu
     rounds = [a for a in audits if a.get("command") == "asset-gc-after-days"]
     assert sorted(i for a in rounds for i in a["ids"]) == sorted(a["id"] for a in assets)
     assert [a["idCount"] for a in rounds] == [2, 1] and {a["olderThanDays"] for a in rounds} == {"7"}
+
+
+async def test_each_round_of_the_collector_reads_its_candidates_through_an_index(
+        api: Api, contributor: str, state: AppState, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round reads its candidates (and, after its last, finds none left) in the order of an
+    index, stopping after the round: read in `_id` order, beside a filter on the flag, each round
+    sorted every candidate left (a backlog of a million, 2,000 rounds of up to a million each)."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    monkeypatch.setattr(assets_service, "GC_BATCH", 2)
+    assets = [await factories.value_asset(api, contributor, name=f"r{i}") for i in range(5)]
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": [object_id(a["id"]) for a in assets]}},
+                                                     {"$set": {"unpinned_at": utcnow() - timedelta(days=10)}})
+    for dry_run in (True, False):
+        served.commands.clear()
+        rounds = [r async for r in assets_service.unpinned_rounds(timedelta(days=7), state.stores, dry_run=dry_run)]
+        assert sorted(a.name for r in rounds for a in r) == [f"r{i}" for i in range(5)]
+        reads = [f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]
+        assert len(reads) >= 3
+        await assert_paged_through_indexes(state, reads)
