@@ -180,6 +180,10 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
             raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(given, [f"derivedFrom[{i}]" for i in range(len(given))], allow_deleted=True)
+        if (looped := await lineage.cycle_through(asset_id, given)) is not None:
+            raise BadUserInput(f"{encode_id(NodeType.ASSET, given[looped])} derives from this asset already (its "
+                               "derivedFrom, or theirs, names it): a lineage cannot go round in a cycle",
+                               field=f"derivedFrom[{looped}]")
         changes["derived_from"] = derived
     if not changes:
         return asset
