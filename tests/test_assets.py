@@ -461,8 +461,9 @@ async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
     assert few == many, (few, many)
     # 6, and one per kind of use (datums, annotated assets, masks: asset_users.py) before the flip and again
     # after it (with the pins), the look again that catches a datum or pin made meanwhile; and one for
-    # the collection items that hold an asset whose pin a removal racing an add took (assets._in_collections)
-    assert len(many) <= 14, many
+    # the collection items that hold an asset whose pin a removal racing an add took (assets._in_collections);
+    # and one for the flags, cleared last (a round cut short before is finished by a later one)
+    assert len(many) <= 15, many
 
 
 async def test_a_delete_the_store_fails_still_answers_and_is_audited(api: Api, contributor: str, served: Served,
