@@ -490,7 +490,7 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
             yield [a for a in batch if a.id not in kept]
             continue
         if cut_short := [Asset.model_validate(raw) for raw in page if raw.get("status") == AssetStatus.DELETED.value
-                         and raw.get("deleted_at") is not None and raw["deleted_at"] < settled]:
+                         and (raw.get("deleted_at") is None or raw["deleted_at"] < settled)]:  # none: from long ago
             await _remove_left_by(cut_short, stores)
             log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
         yield await _collect(batch, due, stores)
