@@ -3,6 +3,7 @@ and what an automatic round leaves in the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
 from documents.event import AUDIT, Event
-from graphlake.app import _maintenance_round
+from graphlake.app import _collect_assets, _maintenance_round
 from resolvers.context import AppState
 from services import assets as assets_service
 from services import retention
@@ -180,3 +181,22 @@ async def test_a_collected_or_deleted_asset_leaves_the_flagged_ones(api: Api, co
     for asset in assets:
         assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
         assert await _flag(asset["id"]) is None
+
+
+async def test_one_process_of_a_cluster_collects_each_round(api: Api, contributor: str, state: AppState, served: Served,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server process ran the automatic collector each round: all walked the same candidates
+    and checked the same pins and uses, and all but one found nothing left to delete."""
+    monkeypatch.setattr(state.settings, "asset_gc_after_days", 7.0)
+    asset = await factories.value_asset(api, contributor, name="old")
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    await state.db[SCHEDULES].delete_many({})
+    served.commands.clear()
+    await asyncio.gather(*[_collect_assets(state) for _ in range(3)])  # three processes' rounds, at once
+    walks = [f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]
+    assert len(walks) == 1, walks
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+    await _collect_assets(state)  # and not again before the next round is due
+    assert len([f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]) == 1
