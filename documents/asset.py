@@ -80,7 +80,9 @@ class Asset(Document):
             IndexModel("owner.experiment_id", name="owner_experiment"),
             IndexModel("owner.workflow_id", name="owner_workflow"),
             IndexModel("owner.project_id", name="owner_project"),
-            Index("unpinned_at", name="unpinned_at"),
+            # The garbage collector's candidates, a round at a time in this order (services/assets.unpinned_rounds):
+            # with the flag alone, each round's read sorted every candidate left to find its 500.
+            Index([("unpinned_at", ASCENDING), ("_id", ASCENDING)], name="unpinned_at"),
             # Registering an external prefix or URL again finds what it registered before. The embedded
             # default scanned for it, 1-2 s a call at 50,000 assets; one more index entry per write there
             # measured no slower (1.62 against 1.65 ms an insert). Not led by `kind`: SQLite would take

@@ -46,11 +46,13 @@ from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
+from services.events import audit
 from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import FailureLog
 from services.metrics import task_outcome
 from services.mount_owners import settle_owners
+from services.node_ids import NodeType, encode_id
 from services.privacy.aging import scheduled_anonymization
 from services.privacy.places import pseudonym_key
 from services.schedules import run_due
@@ -357,11 +359,25 @@ async def _finish_deletes(state: AppState) -> None:
 async def _collect_assets(state: AppState) -> None:
     settings = state.settings
     if settings.asset_gc_after_days is not None:
-        collected = 0
-        async for deleted in unpinned_rounds(timedelta(days=settings.asset_gc_after_days), state.stores):
-            collected += len(deleted)  # a round at a time: a backlog is never held whole
+        # One process of a cluster per round, as the event archive: each walked the same candidates,
+        # checked the same pins and uses, and all but one found nothing left to delete.
+        collected = await run_due(state.db, "asset-gc", timedelta(seconds=settings.reconcile_interval_seconds),
+                                  lambda: _collect_round(state, settings.asset_gc_after_days))
         if collected:
             log.info("garbage-collected %d unpinned asset(s)", collected)
+
+
+async def _collect_round(state: AppState, days: float) -> int:
+    collected = 0
+    async for deleted in unpinned_rounds(timedelta(days=days), state.stores):
+        collected += len(deleted)  # a round at a time: a backlog is never held whole
+        if deleted:  # in the audit trail as `graphlake assets gc` puts its rounds: a delete no one asked for
+            # left nothing there, and an asset found DELETED said neither when nor why
+            ids = [encode_id(NodeType.ASSET, a.id) for a in deleted]
+            await audit.record(state.feed, state.settings, f"garbage-collected {len(ids)} asset(s) unpinned for "
+                               f"over {days:g} days (automatic)", user_id=None, ids=ids, command="asset-gc-after-days",
+                               olderThanDays=f"{days:g}")
+    return collected
 
 
 async def _scheduled_backups(state: AppState) -> None:

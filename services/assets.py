@@ -41,7 +41,7 @@ from services.checks import (
 )
 from services.compare_and_set import Stamp
 from services.errors import BadUserInput, Conflict, NotFound, Unavailable
-from services.field_pages import key_pages
+from services.field_pages import pages_between
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails, thumbnail_keys
@@ -181,6 +181,10 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
             raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(given, [f"derivedFrom[{i}]" for i in range(len(given))], allow_deleted=True)
+        if (looped := await lineage.cycle_through(asset_id, given)) is not None:
+            raise BadUserInput(f"{encode_id(NodeType.ASSET, given[looped])} derives from this asset already (its "
+                               "derivedFrom, or theirs, names it): a lineage cannot go round in a cycle",
+                               field=f"derivedFrom[{looped}]")
         changes["derived_from"] = derived
     if not changes:
         return asset
@@ -415,6 +419,9 @@ async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> 
                         asset.id, exc_info=True)
             return
         await _thumbnails_removed([asset])
+    if asset.unpinned_at is not None:  # last, as the collector's (_remove_left_by): flagged, it finishes a delete cut short
+        await Asset.get_pymongo_collection().update_one(
+            {"_id": asset.id, "status": AssetStatus.DELETED.value}, cleared("unpinned_at"))
 
 
 def _stored_bytes(asset: Asset) -> bool:
@@ -456,20 +463,38 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
     objects never do). One pinned again in the meantime is kept. Yields what each round deleted
     (with `dry_run`, what it would delete).
 
-    A round is GC_BATCH candidates, read in `_id` order after the last round's: the candidates were
-    read whole before, and a lake unpinning a million assets would have held all of their models."""
+    A round is GC_BATCH flagged assets, read in order of their flag (then `_id`) after the last
+    round's, through the index on both: the candidates were read whole before, and a lake unpinning
+    a million assets would have held all of their models; then, in `_id` order, each round's read
+    sorted every candidate left to find its 500 (a backlog of n took n * n / 500 reads on the
+    embedded default). A DELETED asset still flagged is a delete cut short after its flip (the
+    flag goes last, _remove_left_by): once settled, its round finishes it, unlisted."""
     if older_than <= timedelta(0):
         raise BadUserInput("must be more than 0 days", field="olderThan")
-    due = {"unpinned_at": {"$ne": None, "$lte": utcnow() - older_than},
+    cutoff = utcnow() - older_than
+    settled = utcnow() - DELETE_SETTLED
+    due = {"unpinned_at": {"$ne": None, "$lt": cutoff},
            "status": {"$nin": [AssetStatus.DELETED.value, AssetStatus.PENDING.value]}}
-    async for page in key_pages(Asset.get_pymongo_collection(), due, "_id", GC_BATCH):
-        batch = [Asset.model_validate(raw) for raw in page]
+    async for page in pages_between(Asset.get_pymongo_collection(), {}, "unpinned_at", GC_BATCH,
+                                    after=None, before=cutoff):
+        batch = [Asset.model_validate(raw) for raw in page
+                 if raw.get("status") not in (AssetStatus.DELETED.value, AssetStatus.PENDING.value)]
         if dry_run:  # what _collect would keep, left out: one pinned again (or whose release was cut short), one in use
             ids = [a.id for a in batch]
             kept = await retention.pinned(ids) | await asset_users.used(ids) | await _in_collections(ids, repin=False)
             yield [a for a in batch if a.id not in kept]
-        else:
-            yield await _collect(batch, due, stores)
+            continue
+        if cut_short := [Asset.model_validate(raw) for raw in page if raw.get("status") == AssetStatus.DELETED.value
+                         and (raw.get("deleted_at") is None or raw["deleted_at"] < settled)]:  # none: from long ago
+            await _remove_left_by(cut_short, stores)
+            log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
+        yield await _collect(batch, due, stores)
+
+
+# How long after a delete's flip a DELETED asset still flagged counts as a delete cut short. Before
+# it, the delete may still be running, or about to be undone (_still_unused, _collect's look again):
+# finished then, an asset brought back would have lost its names and bytes.
+DELETE_SETTLED = timedelta(hours=1)
 
 
 async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, ObjectStore]) -> list[Asset]:
@@ -477,7 +502,10 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     asset is in no collection and has no pins, so only its status, its aliases and its bytes go."""
     ids = [a.id for a in batch]
     pinned = await retention.pinned(ids)
-    ids = [i for i in ids if i not in pinned]  # pinned again since it was listed (or still: a release cut short)
+    if pinned:  # pinned again (or still: a release cut short, which flags anew when run again): no longer a
+        # candidate. Only while `due`: a release since has flagged it from now, which must stay.
+        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(pinned)}, **due}, cleared("unpinned_at"))
+    ids = [i for i in ids if i not in pinned]
     held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
     ids = [i for i in ids if i not in held]
     in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
@@ -504,14 +532,27 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     flipped -= taken
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
-    await Alias.get_pymongo_collection().delete_many({"asset_id": {"$in": list(flipped)}})
-    await lineage.unlink([a.id for a in gone])
-    files = [a.storage for a in gone if a.kind is AssetKind.FILE and a.storage and not a.storage.external
-             and a.storage.mount in stores]
+    await _remove_left_by(gone, stores)
+    return gone
+
+
+async def _remove_left_by(gone: list[Asset], stores: dict[str, ObjectStore]) -> None:
+    """What goes once these assets are DELETED (as _remove_what_it_left, for a round at once): their
+    aliases, lineage links, uploaded bytes and thumbnails; then their flag, last. A delete cut short
+    before (a crash, a store that failed) leaves the flag on a DELETED asset, which the collector
+    reads with its candidates and finishes (unpinned_rounds): names were held by a DELETED asset for
+    good otherwise. Once done, the asset is no longer among the flagged ones every round reads."""
+    if not gone:
+        return
+    ids = [a.id for a in gone]
+    await Alias.get_pymongo_collection().delete_many({"asset_id": {"$in": ids}})
+    await lineage.unlink(ids)
+    files = [a.storage for a in gone if _stored_bytes(a) and a.storage and a.storage.mount in stores]
     await bounded_gather([lambda ref=ref: stores[ref.mount].delete(ref.key) for ref in files])
     await bounded_gather([lambda a=a: remove_thumbnails(a, stores) for a in gone])
     await _thumbnails_removed([a for a in gone if a.storage and a.storage.mount in stores])
-    return gone
+    await Asset.get_pymongo_collection().update_many(
+        {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value}, cleared("unpinned_at"))
 
 
 async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[ObjectId]:

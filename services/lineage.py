@@ -22,8 +22,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from documents.asset import LINKS_COLLECTION, Asset, AssetLink
 from documents.clock import utcnow
 from documents.common import AssetStatus
+from services.id_reads import fields_by_ids
 
 CHUNK = 1000
+# Ancestors an update of an asset's lineage reads at most, looking for a cycle (cycle_through).
+ANCESTORS_WALKED = 10_000
 
 
 def backs(asset: Asset, source_id: ObjectId) -> bool:
@@ -33,6 +36,33 @@ def backs(asset: Asset, source_id: ObjectId) -> bool:
 
 def _link(source_id: ObjectId, asset_id: ObjectId) -> dict:
     return {"_id": ObjectId(), "source_id": source_id, "asset_id": asset_id}
+
+
+async def cycle_through(asset_id: ObjectId, sources: Sequence[ObjectId]) -> int | None:
+    """The index in `sources` of the first one that derives from `asset_id` already, directly or
+    through its own sources (DELETED assets included: they keep their lineage), or None: naming it as
+    a source of `asset_id` would make a cycle, which a client walking a lineage upward never leaves.
+
+    Walks upward from `sources`, a level at a time, each level's assets read by id (CHUNK at once),
+    ANCESTORS_WALKED at most: past them it finds none (a lineage that long is walked by no reader at
+    once either). Two updates at once, each naming the other's asset, may each find none."""
+    origin: dict[ObjectId, int] = {}
+    for i, source in enumerate(sources):
+        origin.setdefault(source, i)
+    frontier = list(origin)
+    walked = 0
+    while frontier and walked < ANCESTORS_WALKED:
+        chunk, frontier = frontier[:CHUNK], frontier[CHUNK:]
+        walked += len(chunk)
+        found = await fields_by_ids(Asset, chunk, ["derived_from"])
+        for child in chunk:
+            for parent in (found.get(child) or {}).get("derived_from") or []:
+                if parent == asset_id:
+                    return origin[child]
+                if parent not in origin:
+                    origin[parent] = origin[child]
+                    frontier.append(parent)
+    return None
 
 
 async def add(asset_id: ObjectId, sources: Sequence[ObjectId]) -> None:

@@ -92,12 +92,19 @@ async def _release_round(owner: dict[str, Any], asset_ids: list[ObjectId], also:
 
 
 async def _write_released(orphans: list[ObjectId], asset_ids: list[ObjectId], also: dict[str, Any] | None) -> None:
-    """Flag the orphans for the garbage collector, from now (one flagged already keeps its time), and
-    give every one of `asset_ids` the update `also`, in one command. An asset the first statement
-    wrote is left as it is by the second (it changes nothing there), so none is written twice."""
+    """Flag the orphans for the garbage collector, from now, and give every one of `asset_ids` the
+    update `also`, in one command. An asset the first statement wrote is left as it is by the second
+    (it changes nothing there), so none is written twice.
+
+    From now even for one flagged already: the grace period counts from the release that left the
+    asset unpinned. A flag already there is one a pin outlived: a pin racing an earlier release
+    (which read no other pin, then flagged the asset after the pin had cleared its flag) left it
+    flagged while pinned, and kept, that old time had the collector delete the asset as soon as
+    this pin went, weeks of grace later. (A release cut short and run again flags anew: a later
+    time, on the safe side.)"""
     flag = dict(also or {})
     flag["$set"] = {**flag.get("$set", {}), "unpinned_at": utcnow()}  # beside any field `also` sets, not in place of them
-    writes = [UpdateMany({"_id": {"$in": orphans}, "unpinned_at": None}, flag)] if orphans else []
+    writes = [UpdateMany({"_id": {"$in": orphans}}, flag)] if orphans else []
     if also:
         writes.append(UpdateMany({"_id": {"$in": asset_ids}}, also))
     if writes:

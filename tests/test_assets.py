@@ -298,6 +298,27 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
     assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
 
 
+async def test_a_lineage_cannot_go_round_in_a_cycle(api: Api, contributor: str) -> None:
+    """updateAsset refused an asset deriving from itself, but not from one derived from it: raw
+    naming `clean` (made from raw) or `report` (made from clean) was stored, and a client walking
+    the lineage upward went round for ever. BAD_USER_INPUT names the entry, and nothing is written."""
+    raw = await factories.value_asset(api, contributor, name="raw")
+    other = await factories.value_asset(api, contributor, name="other")
+    clean = await factories.value_asset(api, contributor, name="clean", derivedFrom=[raw["id"]])
+    report = await factories.value_asset(api, contributor, name="report", derivedFrom=[other["id"], clean["id"]])
+    await api.data("DeleteAsset", {"id": clean["id"]}, token=contributor)  # a DELETED asset keeps its lineage
+    for sources, field in (([clean["id"]], "derivedFrom[0]"), ([other["id"], report["id"]], "derivedFrom[1]")):
+        error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": sources}}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+        assert sources[-1] in error["message"]
+    assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["derivedFrom"] == []
+    assert (await api.data("AssetReferrers", {"id": report["id"], "first": 5}, token=contributor)
+            )["asset"]["derivedAssets"]["totalCount"] == 0  # no link was written
+    updated = await api.data("UpdateAsset", {"input": {"id": report["id"], "derivedFrom": [raw["id"], other["id"]]}},
+                             token=contributor)  # a lineage that goes nowhere near itself is taken
+    assert [a["id"] for a in updated["updateAsset"]["derivedFrom"]] == [raw["id"], other["id"]]
+
+
 async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor: str, admin: str, state: AppState) -> None:
     asset = await factories.value_asset(api, contributor, name="keep", aliases=["kept"])
     pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
@@ -440,8 +461,9 @@ async def test_the_garbage_collector_costs_the_same_commands_for_3_or_30_assets(
     assert few == many, (few, many)
     # 6, and one per kind of use (datums, annotated assets, masks: asset_users.py) before the flip and again
     # after it (with the pins), the look again that catches a datum or pin made meanwhile; and one for
-    # the collection items that hold an asset whose pin a removal racing an add took (assets._in_collections)
-    assert len(many) <= 14, many
+    # the collection items that hold an asset whose pin a removal racing an add took (assets._in_collections);
+    # and one for the flags, cleared last (a round cut short before is finished by a later one)
+    assert len(many) <= 15, many
 
 
 async def test_a_delete_the_store_fails_still_answers_and_is_audited(api: Api, contributor: str, served: Served,

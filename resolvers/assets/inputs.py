@@ -72,7 +72,8 @@ class UpdateAssetInput:
     owner: OwnershipInput | None = strawberry.field(default=strawberry.UNSET, description=(
         "Who or what produced the data, replacing every ownership field (those left out become null); null clears it."))
     derived_from: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET, description=(
-        "The new lineage, replacing the old: IDs of existing assets (at most 100), not this one; null clears it."))
+        "The new lineage, replacing the old: IDs of existing assets (at most 100), not this one nor one derived "
+        "from it (a cycle: BAD_USER_INPUT naming the entry); null clears it."))
     expected_updated_at: datetime | None = strawberry.field(default=None, description=(
         "The asset's `updatedAt` as you read it: the change is made only while it still is (CONFLICT on "
         "expectedUpdatedAt otherwise, nothing changed), so that a read-modify-write of `metadata` or `labels` "

@@ -1,0 +1,202 @@
+"""Retention pins and the garbage collector: what the grace period counts from, what a round reads,
+and what an automatic round leaves in the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from documents.asset import Alias, Asset
+from documents.clock import utcnow
+from documents.event import AUDIT, Event
+from graphlake.app import _collect_assets, _maintenance_round
+from resolvers.context import AppState
+from services import assets as assets_service
+from services import retention
+from services.schedules import SCHEDULES
+from tests import factories
+from tests.conftest import Served
+from tests.operations import Api, object_id
+from tests.test_query_plans import assert_paged_through_indexes
+
+
+async def _age_flag(asset_id: str, days: float) -> None:
+    """What `days` of waiting do to an asset's flag (tests cannot wait for days)."""
+    await Asset.get_pymongo_collection().update_one(
+        {"_id": object_id(asset_id), "unpinned_at": {"$ne": None}},
+        {"$set": {"unpinned_at": utcnow() - timedelta(days=days)}})
+
+
+async def _pinned_during_unpin(api: Api, token: str, asset_id: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Pin the asset by hand, then unpin it while a second pin of it races the unpin: the unpin
+    found no other pin, the second pin cleared a flag not yet there, then the unpin flagged the
+    asset. Returns the second pin, which holds a flagged asset."""
+    first = (await api.data("PinAsset", {"assetId": asset_id}, token=token))["pinAsset"]
+    second: dict = {}
+    held = retention._held
+
+    async def racing_pin(*args, **kwargs):  # the other pin lands between the release's read and its flag
+        found = await held(*args, **kwargs)
+        if not second:
+            second.update((await api.data("PinAsset", {"assetId": asset_id}, token=token))["pinAsset"])
+        return found
+
+    monkeypatch.setattr(retention, "_held", racing_pin)
+    await api.data("UnpinAsset", {"retentionId": first["id"]}, token=token)
+    monkeypatch.setattr(retention, "_held", held)
+    assert second
+    return second
+
+
+async def _flag(asset_id: str) -> object:
+    return (await Asset.get_pymongo_collection().find_one({"_id": object_id(asset_id)})).get("unpinned_at")
+
+
+async def test_the_grace_period_counts_from_the_last_release_even_after_a_racing_pin(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asset left pinned and flagged (_pinned_during_unpin) kept its old flag when that pin went,
+    weeks later, and the collector deleted it at its next round: no grace period at all."""
+    asset = await factories.value_asset(api, contributor, name="kept")
+    second = await _pinned_during_unpin(api, contributor, asset["id"], monkeypatch)
+    assert await _flag(asset["id"]) is not None
+    await _age_flag(asset["id"], 30)  # a month goes by, the second pin holding the asset
+    await api.data("UnpinAsset", {"retentionId": second["id"]}, token=contributor)  # nothing pins it from now
+
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # 7 days from now, not before
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "ACTIVE"
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["kept"]
+
+
+async def test_the_collector_drops_the_flag_of_an_asset_pinned_again(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flagged asset a pin holds is no candidate: the collector keeps it and drops its flag, so that
+    its later rounds do not read it again, each time, for as long as the pin holds it."""
+    asset = await factories.value_asset(api, contributor, name="held")
+    second = await _pinned_during_unpin(api, contributor, asset["id"], monkeypatch)
+    await _age_flag(asset["id"], 30)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    assert await _flag(asset["id"]) is None
+    await api.data("UnpinAsset", {"retentionId": second["id"]}, token=contributor)
+    assert await _flag(asset["id"]) is not None  # flagged by its release, as ever
+
+
+async def test_the_automatic_collector_audits_what_it_deletes(api: Api, contributor: str, state: AppState,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With GRAPHLAKE_ASSET_GC_AFTER_DAYS the server's maintenance deletes assets: each round is in
+    the audit trail, as `graphlake assets gc` puts its rounds. It deleted them unaudited: an asset
+    found DELETED had no event saying when or why."""
+    monkeypatch.setattr(state.settings, "asset_gc_after_days", 7.0)
+    monkeypatch.setattr(assets_service, "GC_BATCH", 2)
+    names = ["a", "b", "c"]
+    assets = [await factories.value_asset(api, contributor, name=name) for name in names]
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": a["id"]} for a in assets]}}, token=contributor)
+    await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor)
+    for asset in assets:
+        await _age_flag(asset["id"], 8)
+    await state.db[SCHEDULES].delete_many({})  # the round's daily jobs due too, as on a server's first round
+    await _maintenance_round(state, time.monotonic())
+
+    assert {a["status"] for a in [(await api.data("Asset", {"id": x["id"]}, token=contributor))["asset"]
+                                  for x in assets]} == {"DELETED"}
+    await state.feed.settled()
+    audits = [e.data.decode() for e in await Event.find({"event_type": AUDIT}).to_list()]
+    rounds = [a for a in audits if a.get("command") == "asset-gc-after-days"]
+    assert sorted(i for a in rounds for i in a["ids"]) == sorted(a["id"] for a in assets)
+    assert [a["idCount"] for a in rounds] == [2, 1] and {a["olderThanDays"] for a in rounds} == {"7"}
+
+
+async def test_each_round_of_the_collector_reads_its_candidates_through_an_index(
+        api: Api, contributor: str, state: AppState, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round reads its candidates (and, after its last, finds none left) in the order of an
+    index, stopping after the round: read in `_id` order, beside a filter on the flag, each round
+    sorted every candidate left (a backlog of a million, 2,000 rounds of up to a million each)."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    monkeypatch.setattr(assets_service, "GC_BATCH", 2)
+    assets = [await factories.value_asset(api, contributor, name=f"r{i}") for i in range(5)]
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": [object_id(a["id"]) for a in assets]}},
+                                                     {"$set": {"unpinned_at": utcnow() - timedelta(days=10)}})
+    for dry_run in (True, False):
+        served.commands.clear()
+        rounds = [r async for r in assets_service.unpinned_rounds(timedelta(days=7), state.stores, dry_run=dry_run)]
+        assert sorted(a.name for r in rounds for a in r) == [f"r{i}" for i in range(5)]
+        reads = [f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]
+        assert len(reads) >= 3
+        await assert_paged_through_indexes(state, reads)
+
+
+async def test_a_collection_cut_short_after_its_flip_is_finished_by_a_later_round(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round that died after it turned its assets DELETED (a crash, a store that failed) left their
+    aliases held by DELETED assets: later rounds read only assets not DELETED, so nothing freed the
+    names, and storing a new asset under one was CONFLICT for good. The flag now goes last, and a
+    later round finishes an asset DELETED and still flagged, once an hour has settled it (before,
+    the delete may yet be undone)."""
+    asset = await factories.value_asset(api, contributor, name="old", aliases=["reports/latest"])
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    pinned, calls = retention.pinned, []
+
+    async def dies_after_the_flip(asset_ids):
+        calls.append(asset_ids)
+        if len(calls) == 2:  # the look again after the flip
+            raise ConnectionError("the server died")
+        return await pinned(asset_ids)
+
+    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
+    with pytest.raises(ConnectionError):
+        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
+    monkeypatch.setattr(retention, "pinned", pinned)
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # not settled: left alone
+    assert (await Alias.get("reports/latest")).asset_id == object_id(asset["id"])
+    await Asset.get_pymongo_collection().update_one(  # an hour goes by
+        {"_id": object_id(asset["id"])}, {"$set": {"deleted_at": utcnow() - timedelta(hours=2)}})
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # finished, not listed again
+    assert await Alias.get("reports/latest") is None
+    assert await _flag(asset["id"]) is None
+    again = await factories.value_asset(api, contributor, name="new", aliases=["reports/latest"])
+    assert again["aliases"] == ["reports/latest"]
+
+
+async def test_a_collected_or_deleted_asset_leaves_the_flagged_ones(api: Api, contributor: str, state: AppState) -> None:
+    """Collected (or deleted by hand) assets kept their flag, so every later round of the collector
+    read every asset it had ever collected, before and among its candidates."""
+    assets = [await factories.value_asset(api, contributor, name=name) for name in ("gc", "by-hand")]
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+        {"assetId": a["id"]} for a in assets]}}, token=contributor)
+    await api.data("DeleteCollection", {"id": coll["id"]}, token=contributor)
+    await _age_flag(assets[0]["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["gc"]
+    await api.data("DeleteAsset", {"id": assets[1]["id"]}, token=contributor)
+    for asset in assets:
+        assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+        assert await _flag(asset["id"]) is None
+
+
+async def test_one_process_of_a_cluster_collects_each_round(api: Api, contributor: str, state: AppState, served: Served,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server process ran the automatic collector each round: all walked the same candidates
+    and checked the same pins and uses, and all but one found nothing left to delete."""
+    monkeypatch.setattr(state.settings, "asset_gc_after_days", 7.0)
+    asset = await factories.value_asset(api, contributor, name="old")
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    await state.db[SCHEDULES].delete_many({})
+    served.commands.clear()
+    await asyncio.gather(*[_collect_assets(state) for _ in range(3)])  # three processes' rounds, at once
+    walks = [f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]
+    assert len(walks) == 1, walks
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+    await _collect_assets(state)  # and not again before the next round is due
+    assert len([f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]) == 1
