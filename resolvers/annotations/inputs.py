@@ -72,7 +72,8 @@ class LabelClassInput:
 
 @strawberry.input(description="A schema to create. `version` defaults to one above the newest of that name.")
 class CreateAnnotationSchemaInput:
-    name: str = strawberry.field(description="Its name (a name has numbered versions).")
+    name: str = strawberry.field(description=(
+        "Its name, 1 to 500 characters without control characters (a name has numbered versions)."))
     kinds: list[AnnotationKind] = strawberry.field(description="The kinds of record it allows: at least one.")
     labels: list[LabelClassInput] = strawberry.field(description="The classes records may carry; empty allows any label.")
     version: int | None = strawberry.field(default=None, description=(
@@ -94,7 +95,7 @@ class AnnotationSourceInput:
 
 @strawberry.input(description="A set to create: one purpose, one schema, and usually one source.")
 class CreateAnnotationSetInput:
-    name: str = strawberry.field(description="Its name (free text).")
+    name: str = strawberry.field(description="Its name, 1 to 500 characters without control characters.")
     purpose: AnnotationPurpose = strawberry.field(description="What its records are for.")
     schema_id: strawberry.ID = strawberry.field(description="The schema its records are checked against.")
     source: AnnotationSourceInput | None = strawberry.field(default=None, description=(
