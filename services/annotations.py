@@ -27,6 +27,7 @@ from services.checks import (
     MAX_LABEL_LENGTH,
     check_client_keys,
     check_name,
+    check_no_controls,
     get_or_not_found,
     refuse_if_held,
 )
@@ -81,21 +82,26 @@ MAX_SOURCE_TEXT = 500  # characters of a source's name or version, as of any nam
 def _check_word(text: str, field: str) -> None:
     """A label or an attribute's name: what records are grouped, filtered and exported by (a COCO
     category), so never blank (a CLASSIFICATION record labelled "" says nothing), and short, as an
-    asset's labels are."""
+    asset's labels are, and free of control characters, as names are."""
     if not text.strip() or len(text) > MAX_LABEL_LENGTH:
         raise BadUserInput(f"must be 1 to {MAX_LABEL_LENGTH} characters, not all blank", field=field)
+    check_no_controls(text, field)
 
 
 def _check_source(source: docs.AnnotationSource | None, field: str) -> None:
-    """A set's or a record's source: a name (1 to MAX_SOURCE_TEXT characters), and a version if any."""
+    """A set's or a record's source: a name (1 to MAX_SOURCE_TEXT characters), and a version if any,
+    each without control characters: a name's rule, as exports and audit lines carry them."""
     if source is None:
         return
     if not source.name.strip() or len(source.name) > MAX_SOURCE_TEXT:
         raise BadUserInput(f"a source needs a name of 1 to {MAX_SOURCE_TEXT} characters, not all blank",
                            field=f"{field}.name")
-    if source.version is not None and (not source.version.strip() or len(source.version) > MAX_SOURCE_TEXT):
-        raise BadUserInput(f"a version has 1 to {MAX_SOURCE_TEXT} characters, not all blank (null for none)",
-                           field=f"{field}.version")
+    check_no_controls(source.name, f"{field}.name")
+    if source.version is not None:
+        if not source.version.strip() or len(source.version) > MAX_SOURCE_TEXT:
+            raise BadUserInput(f"a version has 1 to {MAX_SOURCE_TEXT} characters, not all blank (null for none)",
+                               field=f"{field}.version")
+        check_no_controls(source.version, f"{field}.version")
 
 
 async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.LabelClass], version: int | None,
@@ -106,8 +112,10 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
     seen: set[str] = set()
     for i, label in enumerate(labels):
         _check_word(label.name, f"labels[{i}].name")
-        if label.display_name is not None and len(label.display_name) > MAX_SOURCE_TEXT:
-            raise BadUserInput(f"at most {MAX_SOURCE_TEXT} characters", field=f"labels[{i}].displayName")
+        if label.display_name is not None:
+            if len(label.display_name) > MAX_SOURCE_TEXT:
+                raise BadUserInput(f"at most {MAX_SOURCE_TEXT} characters", field=f"labels[{i}].displayName")
+            check_no_controls(label.display_name, f"labels[{i}].displayName")
         if label.name in seen:
             raise BadUserInput(f"label {label.name!r} appears twice", field=f"labels[{i}].name")
         if label.color is not None and not _CSS_COLOUR.fullmatch(label.color):

@@ -558,8 +558,10 @@ async def _remove_left_by(gone: list[Asset], stores: dict[str, ObjectStore]) -> 
 async def _in_collections(asset_ids: list[ObjectId], *, repin: bool) -> set[ObjectId]:
     """Those of these unpinned assets that a collection item holds all the same, pinned again for
     their collections (`repin`), which clears their flag. A removal racing an add of the same asset
-    leaves that: the add pinned (its pin there already), the removal took the item and released the
-    pin, the add wrote the item anew. Collected, the asset was gone from under its collection."""
+    left that: the add pinned (its pin there already), the removal took the item and released the
+    pin, the add wrote the item anew. Both now look again after their writes and settle it themselves
+    (services/collections._settle); an add or a removal cut short before its look still leaves it.
+    Collected, the asset was gone from under its collection."""
     items = CollectionItem.get_pymongo_collection()
     found = await items.find({"asset_id": {"$in": asset_ids}}, {"asset_id": 1, "collection_id": 1}).to_list()
     if repin and found:

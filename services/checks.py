@@ -45,7 +45,12 @@ def check_media_type(media_type: str, field: str = "mediaType") -> str:
 
 
 # Control characters (Unicode's Cc: C0, DEL and C1): a newline in a name split the log line, the
-# CSV row or the export entry that named it, and a NUL cut it short where C strings carry it.
+# CSV row or the export entry that named it, and a NUL cut it short where C strings carry it. Every
+# name or label a client gives in a mutation is held to it through check_no_controls, the one rule:
+# names (check_name), collection paths, asset labels and aliases, datum roles, and an annotation
+# schema's labels (names, display names), required attributes, keypoint names, free record labels and
+# sources' names and versions. What is stored already is never checked again on read; free text
+# (descriptions, messages) and JSON (metadata, values, attributes) may hold any character.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
@@ -72,13 +77,15 @@ def check_name(name: str, field: str = "name") -> str:
 
 
 def check_labels(labels: Sequence[str] | None, field: str = "labels") -> list[str]:
-    labels = list(dict.fromkeys(labels or []))
-    if len(labels) > MAX_LABELS:
-        raise BadUserInput(f"at most {MAX_LABELS} labels", field=field)
-    for i, label in enumerate(labels):
+    given = list(labels or [])
+    for i, label in enumerate(given):  # before dropping repeats: the index is the one the client sent
         if not label or len(label) > MAX_LABEL_LENGTH:
             raise BadUserInput(f"labels must be 1 to {MAX_LABEL_LENGTH} characters", field=f"{field}[{i}]")
-    return labels
+        check_no_controls(label, f"{field}[{i}]")
+    distinct = list(dict.fromkeys(given))
+    if len(distinct) > MAX_LABELS:
+        raise BadUserInput(f"at most {MAX_LABELS} labels", field=field)
+    return distinct
 
 
 def check_at_most(items: Sequence[Any], limit: int, what: str, field: str) -> None:
@@ -89,6 +96,7 @@ def check_at_most(items: Sequence[Any], limit: int, what: str, field: str) -> No
 
 
 def check_alias(alias: str, field: str) -> str:
+    check_no_controls(alias, field)  # the pattern's \s took some (a newline, a tab) but not NUL, DEL or ESC
     if not _ALIAS.match(alias):
         raise BadUserInput("an alias is 1 to 200 characters, no spaces, not starting with '/'", field=field)
     return alias

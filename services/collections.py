@@ -1,8 +1,11 @@
 """Collection business steps. Writes are ordered so a crash only ever leaves extra pins:
-adding pins before it writes items; removing drops items before it releases pins."""
+adding pins (and writes the collection into its assets) before it writes items; removing drops
+items before it releases pins. An add and a removal of the same asset at once each look again
+after their writes and settle what the other's writes left (_settle)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +27,8 @@ from services.checks import check_metadata, check_name, check_no_controls, get_o
 from services.compare_and_set import Stamp
 from services.errors import BadUserInput, Conflict
 from services.node_ids import NodeType, encode_id
+
+log = logging.getLogger("graphlake.collections")
 
 
 @dataclass(frozen=True)
@@ -244,11 +249,13 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
     asset_ids = [item.asset_id for item in items]
     created = await existing_assets(asset_ids, [f"items[{i}].assetId" for i in range(len(items))], known=read)
     await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
-    now = utcnow()
-    await _write_items(collection_id, items, created, actor, now)
+    # The collection goes into the assets with their pins, before the items (as a completion's does,
+    # `joined`): a removal racing this add then takes both out after the item, or neither.
     if not (joined or made_here):
         await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}},
                                                          {"$addToSet": {"collection_ids": collection_id}})
+    now = utcnow()
+    await _write_items(collection_id, items, created, actor, now)
     # Matched only while no delete has started: one marked since the check above may have passed these
     # items in its rounds (delete_collection), so they go, not the delete. Unmarked now, the delete's
     # rounds, which follow its mark, find them.
@@ -262,6 +269,16 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         await remove_items(collection_id, deleted)
         named = [encode_id(NodeType.ASSET, a) for a in deleted]
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(named)}", field="items", deleted=named)
+    # Each item stands on its pin, unless a removal of the same asset released the pin (ours, or one
+    # there before) after pinning and before or after our item write: the item, left without a pin,
+    # was flagged for the garbage collector. One read of the pins tells (any gone: settle them). Not
+    # for assets this call has just made (an ingest), whose ids no client was answered with yet: a
+    # removal naming one found it listed in the moment between, and the collector still pins such an
+    # item's asset again (services/assets._in_collections); an ingest's commands are counted to the one.
+    if not made_here:
+        pinned = await retention.pinned_by(RetentionOwnerType.COLLECTION, collection_id, asset_ids)
+        if len(pinned) < len(asset_ids):
+            await _settle(collection_id, [a for a in asset_ids if a not in pinned], actor)
     collection.updated_at = now
     return collection
 
@@ -310,6 +327,55 @@ async def _take_out(collection_id: ObjectId, asset_ids: Sequence[ObjectId], item
     await CollectionItem.get_pymongo_collection().delete_many(
         {"_id": {"$in": list(item_ids)}} if item_ids is not None else {"collection_id": collection_id, "asset_id": {"$in": asset_ids}})
     await retention.release(RetentionOwnerType.COLLECTION, collection_id, asset_ids, also=_leaving(collection_id))
+    # An add of one of these assets may have written its item after ours went and before the release
+    # took its pin (and the collection out of the asset): that item, which stands, is pinned again.
+    if back := await _items_of(collection_id, asset_ids):
+        await _settle(collection_id, list(back), None)
+
+
+SETTLE_ROUNDS = 20  # looks of one _settle at most, each after another writer changed the items since the last
+
+
+async def _items_of(collection_id: ObjectId, asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
+    """Those of these assets the collection holds an item of. Read by the assets (an asset is in a
+    few collections): a filter on the collection beside them is answered from its index on the
+    embedded default, which reads every item of a collection of 100,000 to tell a few."""
+    return {item["asset_id"] async for item in CollectionItem.get_pymongo_collection().find(
+        {"asset_id": {"$in": list(asset_ids)}}, {"asset_id": 1, "collection_id": 1, "_id": 0})
+        if item["collection_id"] == collection_id}
+
+
+async def _settle(collection_id: ObjectId, asset_ids: Sequence[ObjectId], actor: str | None) -> None:
+    """Make the collection's pins on these assets, and its place in them (`collection_ids`), agree
+    with its items: pinned and joined again where an item stands, released and left where none does.
+
+    An add and a removal of the same asset at once (no transactions to make either whole) interleave
+    their writes: the add pins and joins, then writes the item; the removal deletes the item, then
+    releases the pin and leaves. The removal's release could come after the add's item write: an
+    item without its pin or its place in the asset, the asset flagged for the garbage collector (which
+    deleted it from under its collection until it learnt to pin such an asset again). So each looks again after its own last write (the add at its pins, the removal
+    at the items) and settles here what it finds disagreeing, then looks again at all three, since
+    the other may have written meanwhile; whoever writes last looks last, so what stays agrees. An
+    item wins over a release that did not see it, as it would had the add come second."""
+    assets = Asset.get_pymongo_collection()
+    for _ in range(SETTLE_ROUNDS):
+        held = await _items_of(collection_id, asset_ids)
+        pinned = await retention.pinned_by(RetentionOwnerType.COLLECTION, collection_id, asset_ids)
+        joined = {doc["_id"] async for doc in assets.find({"_id": {"$in": list(asset_ids)}}, {"collection_ids": 1})
+                  if collection_id in (doc.get("collection_ids") or ())}
+        unpinned = [a for a in asset_ids if a in held and (a not in pinned or a not in joined)]
+        stray = [a for a in asset_ids if a not in held and (a in pinned or a in joined)]
+        if not (unpinned or stray):
+            return
+        if unpinned:
+            await retention.pin(unpinned, RetentionOwnerType.COLLECTION, collection_id, actor)
+            await assets.update_many({"_id": {"$in": unpinned}}, {"$addToSet": {"collection_ids": collection_id}})
+        if stray:
+            await retention.release(RetentionOwnerType.COLLECTION, collection_id, stray, also=_leaving(collection_id))
+    # Still changing after every look: the other writers look again after their own writes, and the
+    # garbage collector pins an item's asset again before it deletes (services/assets._in_collections).
+    log.warning("collection %s: items of %d asset(s) kept changing while their pins were settled", collection_id,
+                len(asset_ids))
 
 
 def _leaving(collection_id: ObjectId) -> dict[str, Any]:

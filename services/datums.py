@@ -20,7 +20,7 @@ from documents.sparse import setting, stored
 from services import batches
 from services.assets import existing_assets, in_use_despite_delete
 from services.availability import no_time_limit
-from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, refuse_if_held
+from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, check_no_controls, refuse_if_held
 from services.compare_and_set import Stamp
 from services.errors import BadUserInput, Conflict, NotFound
 from services.id_reads import fields_by_ids
@@ -41,6 +41,7 @@ async def create_datums(datums: Sequence[Datum], max_items: int) -> list[Datum]:
         for j, role in enumerate(datum.roles):
             if not role.role.strip():
                 raise BadUserInput("a role needs a name", field=f"inputs[{i}].roles[{j}].role")
+            check_no_controls(role.role, f"inputs[{i}].roles[{j}].role")  # a name's rule, as exports carry it
             if role.role in seen:
                 raise BadUserInput(f"role {role.role!r} appears twice", field=f"inputs[{i}].roles[{j}].role")
             seen.add(role.role)

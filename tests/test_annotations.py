@@ -10,7 +10,7 @@ import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import AutoReconnect
 
-from documents.annotation import AnnotationRecord, AnnotationSchema, AnnotationSet
+from documents.annotation import AnnotationKind, AnnotationRecord, AnnotationSchema, AnnotationSet, LabelClass
 from documents.asset import Asset
 from documents.clock import utcnow
 from documents.json_value import StoredJson, dumps_json
@@ -386,6 +386,70 @@ async def test_a_keypoint_name_is_given_once_per_record_and_is_not_blank(api: Ap
     added = await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [points("nose", None, None, "eye")]},
                            token=contributor)
     assert added["addAnnotations"]["count"] == 1
+
+
+async def test_a_sources_name_and_version_refuse_control_characters(api: Api, contributor: str, setup: dict) -> None:
+    """A source's name and version are held to a name's rule (services/checks.py), on a set and on each
+    record alike: a newline or an escape in one split the audit lines and exports naming it. Each is
+    refused naming the field (with the record's index); nothing is stored. A set's source stored before
+    still reads and still stands in for the records that name none."""
+    s = setup
+    base = {"assetId": s["image"]["id"], "kind": "CLASSIFICATION", "label": "dent", "attributes": {"occluded": False}}
+    for source, field in (({"kind": "MODEL", "name": "detr\n"}, "source.name"),
+                          ({"kind": "MODEL", "name": "detr", "version": "1.2\x00"}, "source.version")):
+        error = await api.error("CreateAnnotationSet", {"input": {
+            "name": "s", "purpose": "PREDICTION", "schemaId": s["schema"]["id"], "source": source}}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+        assert "control character" in error["message"], error
+    for source, field in (({"kind": "HUMAN", "name": "bob\x1b[0m"}, "records[1].source.name"),
+                          ({"kind": "MODEL", "name": "m", "version": "v\x9f"}, "records[1].source.version")):
+        error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+            base, {**base, "source": source}]}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error
+        assert "control character" in error["message"], error
+    assert await AnnotationSet.count() == 2 and await AnnotationRecord.count() == 0
+
+    await AnnotationSet.get_pymongo_collection().update_one(
+        {"_id": object_id(s["model"]["id"])}, {"$set": {"source.version": "1.2\n"}})
+    added = (await api.data("AddAnnotations", {"setId": s["model"]["id"], "records": [base]},
+                            token=contributor))["addAnnotations"]
+    assert added["count"] == 1 and added["records"][0]["source"]["version"] == "1.2\n"
+
+
+async def test_a_schemas_labels_and_words_refuse_control_characters(api: Api, contributor: str, setup: dict) -> None:
+    """A schema's label names and display names, its required attributes, a keypoint's name and a
+    label a schema without labels leaves free are held to a name's rule (services/checks.py): each is
+    refused naming the field, nothing stored. A schema stored before with such a label still takes
+    records carrying it: what is stored is not checked again."""
+    s = setup
+    for fields, field in (({"labels": [{"name": "ok"}, {"name": "scr\natch"}]}, "labels[1].name"),
+                          ({"labels": [{"name": "a", "displayName": "A\tB"}]}, "labels[0].displayName"),
+                          ({"labels": [], "requiredAttributes": ["ok", "occ\x00"]}, "requiredAttributes[1]")):
+        error = await api.error("CreateAnnotationSchema", {"input": {"name": "odd", "kinds": ["BBOX"], **fields}},
+                                token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (fields, error)
+        assert "control character" in error["message"], error
+    assert await AnnotationSchema.count() == 1  # setup's
+
+    free = await factories.schema(api, contributor, "free", labels=[])
+    free_set = await factories.annotation_set(api, contributor, free["id"], name="free")
+    base = {"assetId": s["image"]["id"], "kind": "CLASSIFICATION"}
+    error = await api.error("AddAnnotations", {"setId": free_set["id"], "records": [
+        {**base, "label": "fine"}, {**base, "label": "two\nlines"}]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "records[1].label"}, error
+    pose = {**base, "kind": "KEYPOINTS", "label": "dent", "attributes": {"occluded": False}, "geometry": {"keypoints": {
+        "points": [{"name": "nose", "x": 1, "y": 1}, {"name": "eye\x7f", "x": 2, "y": 2}]}}}
+    error = await api.error("AddAnnotations", {"setId": s["truth"]["id"], "records": [pose]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "records[0].geometry.keypoints.points[1].name"}, error
+    assert await AnnotationRecord.count() == 0
+
+    old = AnnotationSchema(name="old", version=1, kinds=[AnnotationKind.CLASSIFICATION],
+                           labels=[LabelClass(name="scr\natch", display_name="Scr\tatch")])
+    await old.insert()
+    old_set = await factories.annotation_set(api, contributor, encode_id(NodeType.ANNOTATION_SCHEMA, old.id), name="old")
+    added = await api.data("AddAnnotations", {"setId": old_set["id"], "records": [{**base, "label": "scr\natch"}]},
+                           token=contributor)
+    assert added["addAnnotations"]["records"][0]["label"] == "scr\natch"
 
 
 def failing_marks(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:

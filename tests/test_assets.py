@@ -500,3 +500,36 @@ async def test_a_malformed_alias_is_named_where_the_client_sent_it(api: Api, con
     error = await api.error("MoveAlias", {"alias": "/rooted", "assetId": asset["id"]}, token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "alias"}, error  # the argument, not aliases[0]
     assert await Alias.find({"asset_id": object_id(asset["id"])}).count() == 0
+
+
+async def test_labels_and_aliases_refuse_control_characters_naming_the_one_sent(api: Api, contributor: str) -> None:
+    """An asset's labels and aliases are held to a name's rule (services/checks.py): a newline, a NUL
+    or an escape in one split or cut the log lines and exports naming it. Each is refused naming the
+    item as sent (a repeat before it does not shift the index); nothing is stored. Labels and aliases
+    stored before still read, filter and free as they are."""
+    kept = await factories.value_asset(api, contributor, name="kept", labels=["a"])
+    refused = [
+        ("StoreValue", {"input": {"name": "x", "value": 1, "labels": ["ok", "ok", "two\nlines"]}}, "labels[2]"),
+        ("StoreText", {"input": {"name": "x", "text": "t", "labels": ["tab\there"]}}, "labels[0]"),
+        ("UpdateAsset", {"input": {"id": kept["id"], "labels": ["b", "nul\x00"]}}, "labels[1]"),
+        ("CreateUpload", {"input": {"name": "f.bin", "sizeBytes": 1, "labels": ["del\x7f"]}}, "labels[0]"),
+        ("CreateUploads", {"inputs": [{"name": "f.bin", "sizeBytes": 1}, {"name": "g.bin", "sizeBytes": 1,
+                                                                          "labels": ["c1\x85"]}]}, "inputs[1].labels[0]"),
+        ("StoreValue", {"input": {"name": "x", "value": 1, "aliases": ["fine", "nul\x00alias"]}}, "aliases[1]"),
+        ("AddAliases", {"assetId": kept["id"], "aliases": ["ok", "ok", "esc\x1b[31m"]}, "aliases[2]"),
+        ("MoveAlias", {"alias": "del\x7f", "assetId": kept["id"]}, "alias"),
+    ]
+    for operation, variables, field in refused:
+        error = await api.error(operation, variables, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (operation, error)
+        assert "control character" in error["message"], error
+    assert await Asset.count() == 1 and await Alias.count() == 0
+    assert (await Asset.find_one()).labels == ["a"]
+
+    # Stored before the rule: read and filtered by as they are, and an alias freed by its name.
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(kept["id"])}, {"$set": {"labels": ["old\nlabel"]}})
+    await Alias.get_pymongo_collection().insert_one({"_id": "old\x00alias", "asset_id": object_id(kept["id"]),
+                                                     "created_at": utcnow()})
+    assert await names(api, contributor, {"labelsAny": ["old\nlabel"]}) == ["kept"]
+    freed = await api.data("RemoveAliases", {"assetId": kept["id"], "aliases": ["old\x00alias"]}, token=contributor)
+    assert freed["removeAliases"]["aliases"] == [] and await Alias.count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -432,3 +433,47 @@ async def test_a_collections_assets_by_creation_time_are_the_lists_through_its_i
     before = (await api.data("Assets", {**variables, "last": 5, "before": at}, token=contributor))["assets"]
     assert [e["node"]["name"] for e in before["edges"]] == ["failed", "pending", "in8", "in7"]
     assert not before["pageInfo"]["hasPreviousPage"]
+
+
+async def test_an_add_and_a_removal_of_one_asset_at_once_leave_its_item_pin_and_membership_agreeing(
+        api: Api, contributor: str, state: AppState) -> None:
+    """addToCollection and removeFromCollection of the same asset into the same collection, run at
+    once, each started a few database round trips after the other (either first), the asset in the
+    collection before or not: afterwards the collection holds an item of the asset if and only if a
+    COLLECTION pin of it holds the asset and the asset lists the collection, and an asset with an item
+    is not flagged unpinned. The removal released the pin of an item the add wrote meanwhile (about a
+    third of these rounds): an item without a pin, its asset flagged, until the garbage collector
+    pinned it again."""
+    collection = await factories.collection(api, contributor, "raced")
+    collection_id = object_id(collection["id"])
+    asset_ids = [object_id((await factories.value_asset(api, contributor, f"a{i}"))["id"]) for i in range(4)]
+    items, pins, assets = (CollectionItem.get_pymongo_collection(), AssetRetention.get_pymongo_collection(),
+                           Asset.get_pymongo_collection())
+
+    async def after(round_trips: int, step: Any) -> None:
+        for _ in range(round_trips):
+            await state.db.command("ping")
+        await step
+
+    disagreements = []
+    for round_ in range(96):
+        asset_id = asset_ids[round_ % len(asset_ids)]
+        if round_ % 2:
+            await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+        else:
+            await collections.remove_items(collection_id, [asset_id])
+        # In or out before (odd or even rounds); then 0 to 11 round trips' head start to one or the other.
+        lead, wait = divmod(round_ // 2, 2)
+        add_wait, remove_wait = (0, lead % 12) if wait else (lead % 12, 0)
+        await asyncio.gather(
+            after(add_wait, collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)),
+            after(remove_wait, collections.remove_items(collection_id, [asset_id])))
+        item = await items.count_documents({"collection_id": collection_id, "asset_id": asset_id})
+        pin = await pins.count_documents({"owner_type": RetentionOwnerType.COLLECTION.value, "owner_id": collection_id,
+                                          "asset_id": asset_id})
+        member = await assets.count_documents({"_id": asset_id, "collection_ids": collection_id})
+        flagged = await assets.count_documents({"_id": asset_id, "unpinned_at": {"$ne": None}})
+        if not item == pin == member == 1 - flagged:
+            disagreements.append((round_, add_wait, remove_wait, {"item": item, "pin": pin, "member": member,
+                                                                  "flagged": flagged}))
+    assert disagreements == [], "\n".join(map(str, disagreements))

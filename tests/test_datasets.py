@@ -59,6 +59,27 @@ async def test_create_datums_checks_everything_first(api: Api, contributor: str)
     assert await Datum.count() == before
 
 
+async def test_a_role_name_refuses_control_characters(api: Api, contributor: str) -> None:
+    """A datum's role names one of its assets in every export and `asset(role:)` read: a name's rule
+    (services/checks.py), so a newline or a NUL in one is refused naming the role, before any datum is
+    written. A datum stored before with one still reads by it."""
+    image = await factories.image_asset(api, contributor)
+    for role, at in (("ima\nge", "inputs[1].roles[1].role"), ("mask\x00", "inputs[1].roles[1].role"),
+                     ("depth\x9b", "inputs[1].roles[1].role")):
+        error = await api.error("CreateDatums", {"inputs": [
+            {"roles": [{"role": "image", "assetId": image["id"]}]},
+            {"roles": [{"role": "image", "assetId": image["id"]}, {"role": role, "assetId": image["id"]}]}]},
+            token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": at}, error
+        assert "control character" in error["message"], error
+    assert await Datum.count() == 0
+    made = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": image["id"]}]}]},
+                           token=contributor))["createDatums"][0]
+    await Datum.get_pymongo_collection().update_one({"_id": object_id(made["id"])}, {"$set": {"roles.0.role": "ima\nge"}})
+    read = (await api.data("Datum", {"id": made["id"], "role": "ima\nge"}, token=contributor))["datum"]
+    assert read["asset"]["id"] == image["id"] and read["roles"][0]["role"] == "ima\nge"
+
+
 async def test_versions_build_from_parents_and_stay_immutable(api: Api, contributor: str) -> None:
     ds = await factories.dataset(api, contributor)
     d = await factories.datums(api, contributor, 4, roles=("image",), split="TRAIN")

@@ -62,36 +62,40 @@ def annotation_query(filter: AnnotationFilter | None) -> dict[str, Any]:
 
 @strawberry.input(description="One class a schema allows.")
 class LabelClassInput:
-    name: str = strawberry.field(description="The label records will carry: 1 to 200 characters, not all blank, once per schema.")
-    display_name: str | None = strawberry.field(default=None, description="A name to show people, up to 500 characters; null for none.")
+    name: str = strawberry.field(description=(
+        "The label records will carry: 1 to 200 characters, not all blank, no control characters, once per schema."))
+    display_name: str | None = strawberry.field(default=None, description=(
+        "A name to show people, up to 500 characters without control characters; null for none."))
     color: str | None = strawberry.field(default=None, description=(
         "A CSS colour: `#rgb`, `#rrggbb` (or with alpha), a name such as `teal`, or `rgb()` / `hsl()`; other text is refused."))
 
 
 @strawberry.input(description="A schema to create. `version` defaults to one above the newest of that name.")
 class CreateAnnotationSchemaInput:
-    name: str = strawberry.field(description="Its name (a name has numbered versions).")
+    name: str = strawberry.field(description=(
+        "Its name, 1 to 500 characters without control characters (a name has numbered versions)."))
     kinds: list[AnnotationKind] = strawberry.field(description="The kinds of record it allows: at least one.")
     labels: list[LabelClassInput] = strawberry.field(description="The classes records may carry; empty allows any label.")
     version: int | None = strawberry.field(default=None, description=(
         "Its version number, 1 or more (CONFLICT if taken); null is one above the newest of this name, or 1."))
     allow_scores: bool = strawberry.field(default=True, description="Whether records may carry a score (default true).")
     required_attributes: list[str] | None = strawberry.field(default=None, description=(
-        "Keys every record's `attributes` must hold (each 1 to 200 characters, not all blank); null for none."))
+        "Keys every record's `attributes` must hold (each 1 to 200 characters, not all blank, no control characters); "
+        "null for none."))
 
 
 @batch_input
 @strawberry.input(description="Who made records: a person, a model, or a program.")
 class AnnotationSourceInput:
     kind: SourceKind = strawberry.field(description="A person, a model, or a program.")
-    name: str = strawberry.field(description="Annotator id, or model name: 1 to 500 characters, not all blank.")
+    name: str = strawberry.field(description="Annotator id, or model name: 1 to 500 characters, not all blank, no control characters.")
     version: str | None = strawberry.field(default=None, description=(
-        "Model version: 1 to 500 characters, not all blank; null for none."))
+        "Model version: 1 to 500 characters, not all blank, no control characters; null for none."))
 
 
 @strawberry.input(description="A set to create: one purpose, one schema, and usually one source.")
 class CreateAnnotationSetInput:
-    name: str = strawberry.field(description="Its name (free text).")
+    name: str = strawberry.field(description="Its name, 1 to 500 characters without control characters.")
     purpose: AnnotationPurpose = strawberry.field(description="What its records are for.")
     schema_id: strawberry.ID = strawberry.field(description="The schema its records are checked against.")
     source: AnnotationSourceInput | None = strawberry.field(default=None, description=(
@@ -136,7 +140,8 @@ class PointsInput:
 @strawberry.input(description="One named point of an object, in pixels.")
 class KeypointInput:
     name: str | None = strawberry.field(default=None, description=(
-        "What the point is, e.g. left_wrist: 1 to 200 characters, not all blank, once per record; null if unnamed."))
+        "What the point is, e.g. left_wrist: 1 to 200 characters, not all blank, no control characters, once per "
+        "record; null if unnamed."))
     x: float = strawberry.field(description="Pixels from the asset's left edge.")
     y: float = strawberry.field(description="Pixels from the asset's top edge.")
     visible: bool | None = strawberry.field(default=None, description="Whether it is visible (false: occluded); null if unknown.")
@@ -173,7 +178,7 @@ class AnnotationRecordInput:
     datum_id: strawberry.ID | None = strawberry.field(default=None, description="If given, the asset must be one of its roles.")
     label: str | None = strawberry.field(default=None, description=(
         "Its class, one of the schema's labels (if the schema lists none, any of 1 to 200 characters, not all "
-        "blank); required but for REGRESSION."))
+        "blank, no control characters); required but for REGRESSION."))
     score: float | None = strawberry.field(default=None, description=(
         "Confidence from 0 to 1, if the schema allows scores; null for none."))
     value: float | None = strawberry.field(default=None, description="The regression target: required (finite) for REGRESSION.")

@@ -16,12 +16,13 @@ from resolvers.scalars import JSON
 NAME = ("A human name, 1 to 500 characters (surrounding spaces trimmed), no control character (a newline, a tab, "
         "NUL); need not be unique.")
 DESCRIPTION = "Free text about the asset; null for none."
-LABELS = "Free tags to filter by: at most 100, each 1 to 200 characters; duplicates dropped. Null for none."
+LABELS = ("Free tags to filter by: at most 100, each 1 to 200 characters without control characters; duplicates "
+          "dropped. Null for none.")
 METADATA = f"A JSON object describing the asset, queryable by path (`AssetFilter.metadata`); null stores {{}}. {METADATA_LIMIT}"
 OWNER = "Who or what produced the data; null records nothing."
 DATA_TIMESTAMP = "When the data was produced (not stored), with a time zone; kept to the millisecond. Null if unknown."
-ALIASES = ("Lake-wide unique names (1 to 200 characters, no spaces, not starting with '/'): CONFLICT if one already "
-           "names another asset. Null for none.")
+ALIASES = ("Lake-wide unique names (1 to 200 characters, no spaces or control characters, not starting with '/'): "
+           "CONFLICT if one already names another asset. Null for none.")
 DERIVED_FROM = "IDs of the assets this one was made from (lineage; at most 100); each must exist. Null for none."
 
 
@@ -64,7 +65,7 @@ class UpdateAssetInput:
         "A new name, 1 to 500 characters without control characters; null or empty is refused."))
     description: str | None = strawberry.field(default=strawberry.UNSET, description="New free text; null clears it.")
     labels: list[str] | None = strawberry.field(default=strawberry.UNSET, description=(
-        "The new labels, replacing all (at most 100, each 1 to 200 characters); null clears them."))
+        "The new labels, replacing all (at most 100, each 1 to 200 characters without control characters); null clears them."))
     metadata: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
         f"A new JSON object, replacing the old one whole; null makes it {{}}. {METADATA_LIMIT}"))
     data_timestamp: datetime | None = strawberry.field(default=strawberry.UNSET, description=(

@@ -88,7 +88,8 @@ class AssetMutations:
     async def add_aliases(
         self, info: Info, asset_id: Annotated[strawberry.ID, strawberry.argument(description="The asset.")],
         aliases: Annotated[list[str], strawberry.argument(description=(
-            "Names to add: 1 to 200 characters, no spaces, not starting with '/'; ones it already has are kept."))],
+            "Names to add: 1 to 200 characters, no spaces or control characters, not starting with '/'; ones it already has "
+            "are kept."))],
     ) -> Asset:
         return Asset.from_document(await service.add_aliases(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), aliases))
 

@@ -14,7 +14,7 @@ from resolvers.scalars import JSON
 @batch_input
 @strawberry.input(description="One asset and the role it plays in a datum.")
 class DatumRoleInput:
-    role: str = strawberry.field(description="The role's name, e.g. image, mask, depth: not blank, once per datum.")
+    role: str = strawberry.field(description="The role's name, e.g. image, mask, depth: not blank, no control characters, once per datum.")
     asset_id: strawberry.ID = strawberry.field(description="The asset playing it; it must exist.")
 
 
