@@ -20,7 +20,9 @@ what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_I
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -32,7 +34,7 @@ from starlette.routing import Route
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
-from graphlake.object_files import ObjectFileResponse
+from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response
 from graphlake.user_content import user_content
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
@@ -93,6 +95,35 @@ def _value_file_name(name: str) -> str:
     return name if PurePosixPath(name).suffix else f"{name}.json"
 
 
+def _stored_inline(request: Request, asset: Asset) -> Response:
+    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag is the SHA-256
+    of the bytes sent, which never change under one asset ID (a text is replaced as a new asset)."""
+    if asset.kind is AssetKind.VALUE:
+        body = asset.value.json.encode() if asset.value is not None else b"null"
+        media_type, name = "application/json", _value_file_name(asset.name)
+    else:
+        body = (asset.text or "").encode()
+        # One stored before media types were checked may not go into a header as it is.
+        media_type = text_media_type(asset.media_type if asset.media_type and valid_media_type(asset.media_type)
+                                     else "text/plain")
+        name = asset.name
+    etag = f'"{asset.sha256 or hashlib.sha256(body).hexdigest()}"'
+    if not_modified(request.headers, etag):
+        return not_modified_response(etag)
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name), "ETag": etag})
+
+
+_CHARSET = re.compile(r"[ \t]*;[ \t]*charset=(?:\"[^\"]*\"|[^;\"]*)", re.IGNORECASE)
+
+
+def text_media_type(media_type: str) -> str:
+    """A TEXT's media type as it is sent: its text goes out in UTF-8, whatever charset its uploader
+    named (`text/csv; charset=iso-8859-1` made a browser read `größe` as `grÃ¶Ã\x9fe`). Starlette
+    adds `; charset=utf-8` to a text/* type that names none."""
+    stripped = _CHARSET.sub("", media_type)
+    return f"{stripped}; charset=utf-8" if stripped != media_type else media_type
+
+
 def _described(asset: Asset, response: Response) -> Response:
     response.headers["X-Graphlake-Id"] = encode_id(NodeType.ASSET, asset.id)
     response.headers["X-Graphlake-Kind"] = asset.kind.value
@@ -109,15 +140,8 @@ async def get_content(request: Request) -> Response:
     try:
         await _caller_may_read(request)
         asset = await _find(request.path_params["ref"])
-        if asset.kind is AssetKind.VALUE:
-            body = asset.value.json.encode() if asset.value is not None else b"null"
-            return _described(asset, Response(body, media_type="application/json",
-                                              headers={"Content-Disposition": disposition(_value_file_name(asset.name))}))
-        if asset.kind is AssetKind.TEXT:
-            # One stored before media types were checked may not go into a header as it is.
-            media_type = asset.media_type if asset.media_type and valid_media_type(asset.media_type) else "text/plain"
-            return _described(asset, Response((asset.text or "").encode(), media_type=media_type,
-                                              headers={"Content-Disposition": disposition(asset.name)}))
+        if asset.kind in (AssetKind.VALUE, AssetKind.TEXT):
+            return _described(asset, _stored_inline(request, asset))
         storage = asset.storage
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:

@@ -353,3 +353,71 @@ async def test_stored_bytes_are_never_run_on_the_apps_origin(http: httpx.AsyncCl
             assert fetched.status_code == 200 and fetched.content == script, (path, destination)
             assert fetched.headers["x-content-type-options"] == "nosniff"
             assert fetched.headers["content-security-policy"] == "sandbox; default-src 'none'"
+
+
+async def test_ranges_are_answered_as_rfc_9110_says(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                   viewer: str) -> None:
+    """Starlette's FileResponse answered 400 to a Range of another unit or an invalid one, which the RFC
+    does not allow (another unit is ignored; an invalid one is refused with 416 naming the size), and
+    416 to a header with one range past the end beside a satisfiable one (sent, the other dropped)."""
+    data = bytes(range(100))
+    asset = await uploaded(api, contributor, data, "local", "ranges.bin")
+    empty = await uploaded(api, contributor, b"", "local", "empty.bin")
+    for url, headers in ((f"/assets/{asset['id']}/content", auth(viewer)),
+                         (httpx.URL(asset["downloadUrl"]).raw_path.decode(), {})):
+        for spec, status, content_range, body in (
+                ("items=0-1", 200, None, data),  # a unit it does not know: ignored
+                ("bytes=5-2", 416, "bytes */100", b""), ("bytes=abc", 416, "bytes */100", b""),
+                ("bytes=-0", 416, "bytes */100", b""), ("bytes=100-", 416, "bytes */100", b""),
+                ("bytes=0-1,200-", 206, "bytes 0-1/100", data[:2]),  # satisfiable: the range past the end dropped
+                ("bytes=99-", 206, "bytes 99-99/100", data[99:]), ("bytes=-1", 206, "bytes 99-99/100", data[99:]),
+                ("bytes=-500", 206, "bytes 0-99/100", data), ("bytes=0-0", 206, "bytes 0-0/100", data[:1]),
+                ("bytes=0-1, 2-3", 206, "bytes 0-3/100", data[:4])):  # touching ranges go as one
+            response = await http.get(url, headers={**headers, "Range": spec})
+            assert (response.status_code, response.headers.get("content-range")) == (status, content_range), spec
+            if status != 416:
+                assert response.content == body, spec
+    # A suffix of an empty file is satisfiable by all of it, which no Content-Range can name: sent whole.
+    for spec, status in (("bytes=-5", 200), ("bytes=0-", 416)):
+        response = await http.get(f"/assets/{empty['id']}/content", headers={**auth(viewer), "Range": spec})
+        assert response.status_code == status and response.content == b"", spec
+
+
+async def test_a_client_holding_the_content_is_answered_304(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                            viewer: str) -> None:
+    """A file, a value or a text asked for again with its ETag (If-None-Match), or a file with its date
+    (If-Modified-Since), is not sent again: FileResponse set the validators and ignored them."""
+    stored = await uploaded(api, contributor, payload(50_000, seed=3), "local", "again.bin")
+    value = await factories.value_asset(api, contributor, value={"t": 2})
+    text = (await api.data("StoreText", {"input": {"name": "n", "text": "größe"}}, token=contributor))["storeText"]
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(stored["downloadUrl"]).raw_path.decode(), {}),
+                         (f"/assets/{value['id']}/content", auth(viewer)), (f"/assets/{text['id']}/content", auth(viewer))):
+        first = await http.get(url, headers=headers)
+        etag = first.headers["etag"]
+        for condition in ({"If-None-Match": etag}, {"If-None-Match": f'"other", W/{etag}'}, {"If-None-Match": "*"}):
+            again = await http.get(url, headers={**headers, **condition})
+            assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag, (url, condition)
+            assert again.headers["x-content-type-options"] == "nosniff"
+        changed = await http.get(url, headers={**headers, "If-None-Match": '"another"'})
+        assert changed.status_code == 200 and changed.content == first.content
+        if "last-modified" in first.headers:
+            again = await http.get(url, headers={**headers, "If-Modified-Since": first.headers["last-modified"]})
+            assert again.status_code == 304
+    # Still asked who is asking: a 304 tells whether the asset is there.
+    assert (await http.get(f"/assets/{value['id']}/content", headers={"If-None-Match": "*"})).status_code == 401
+
+
+async def test_a_text_is_labelled_in_the_utf8_it_is_sent_in(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                            viewer: str) -> None:
+    """A text stored with a media type naming another charset went out as UTF-8 labelled with that
+    charset: a browser, and any client decoding by the header, read `größe` as `grÃ¶Ã\\x9fe`."""
+    for stored, sent in (("text/plain; charset=iso-8859-1", "text/plain; charset=utf-8"),
+                         ('text/csv; charset="windows-1252"; header=present', "text/csv; header=present; charset=utf-8"),
+                         ("image/svg+xml; charset=utf-16", "image/svg+xml; charset=utf-8"),
+                         ("text/markdown", "text/markdown; charset=utf-8"), ("application/json", "application/json")):
+        text = (await api.data("StoreText", {"input": {"name": "n.txt", "text": "größe", "mediaType": stored}},
+                               token=contributor))["storeText"]
+        response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
+        assert response.headers["content-type"] == sent and response.content == "größe".encode()
+        assert response.text == "größe"
