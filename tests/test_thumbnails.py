@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import tempfile
+import threading
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from starlette.applications import Starlette
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from resolvers.context import AppState
+from services import thumbnails
 from services.assets import collect_unpinned
 from services.thumbnails import SIGN_METHOD, make_thumbnail, thumbnail_key
 from services.uploads.reconciler import sweep_closed
@@ -425,3 +427,31 @@ async def test_on_s3_a_missing_original_is_404_and_an_oversized_one_is_not_downl
     response = await fetch(await thumbnail_url(api, contributor, big["id"], 512) or "")
     assert response.status_code == 422
     assert "bytes, more than an image of at most 10 pixels" in response.json()["error"]  # refused by its size
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_an_image_deleted_while_its_thumbnail_is_made_leaves_none_behind(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, mount: str) -> None:
+    """The delete removes the image's bytes, then its thumbnails, and drops their sweep marks. A
+    thumbnail being made from bytes read before the delete was written after it, and stayed for good:
+    a picture of a deleted (or erased) image, served to anyone holding its URL for the next hours."""
+    asset = await uploaded(api, contributor, png(600, 400, (9, 8, 7, 255)), mount, "image/png")
+    await settled(state)  # the 256 px one, made as the upload completed
+    url = await thumbnail_url(api, contributor, asset["id"], 512) or ""
+    rendering, go_on = threading.Event(), threading.Event()
+    render = thumbnails.make_thumbnail
+
+    def held(*args: object) -> None:  # the bytes are read: the delete runs now
+        rendering.set()
+        assert go_on.wait(30)
+        render(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(thumbnails, "make_thumbnail", held)
+    fetching = asyncio.create_task(fetch(url))
+    assert await asyncio.to_thread(rendering.wait, 30)
+    assert (await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor))["deleteAsset"]["deleted"]
+    go_on.set()
+    assert (await fetching).status_code == 404  # the image is gone: so is what was made of it
+    store = state.stores[mount]
+    assert [size for size in (128, 256, 512) if await store.stat(thumbnail_key(asset["sha256"], size)) is not None] == []
+    assert (await fetch(url)).status_code == 404
