@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import httpx
@@ -11,7 +12,11 @@ import pytest
 from graphlake import __version__
 from migrations import SCHEMA_VERSION
 from resolvers.context import AppState
-from storage import S3Store
+from services.mount_owners import settle_owners
+from storage import LocalStore, S3Store
+from storage.ownership import OWNER_FILE
+from storage.signing import UrlSigner
+from tests import factories
 from tests.conftest import S3Service
 from tests.operations import Api
 
@@ -125,3 +130,46 @@ async def test_request_id_is_echoed_or_made(http: httpx.AsyncClient) -> None:
     assert given.headers["x-request-id"] == "job-42.step-1"
     hostile = await http.get("/healthz", headers={"X-Request-ID": "bad id\\nwith newline"})
     assert hostile.headers["x-request-id"] != "bad id\\nwith newline" and len(hostile.headers["x-request-id"]) == 32
+
+
+async def test_a_local_mount_whose_file_system_is_not_mounted_is_not_ready_and_not_claimed_again(
+        http: httpx.AsyncClient, api: Api, contributor: str, state: AppState, caplog: pytest.LogCaptureFixture) -> None:
+    """A local mount's folder is often where a file system (a NAS, a disk) is mounted. Not mounted (a
+    server started at boot before its NAS, a disk gone while it ran), the folder is an empty one on the
+    disk below: the probe file was written there and /readyz said ready; the next maintenance round
+    found no owner file and claimed the folder, and uploads went onto the disk below while every stored
+    file was missing. Now it is not ready and not claimed, and takes no upload, until it is back."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    root, away = store.root, store.root.with_name(store.root.name + "-unmounted")
+    stored = await factories.value_asset(api, contributor)  # any lake's first round has claimed the mount
+    assert stored and (await http.get("/readyz")).status_code == 200
+    root.rename(away)
+    root.mkdir()  # the empty place the file system goes on
+    try:
+        state.health.forget()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["failing"] == ["mount local"]  # at once, before a round
+        with caplog.at_level(logging.WARNING, logger="graphlake.storage"):
+            await settle_owners(state.db, state.stores)  # the maintenance round's first step
+        assert "is gone: is its file system not mounted?" in caplog.text
+        assert list(root.iterdir()) == []  # nothing claimed, nothing written on the disk below
+        state.health.forget()
+        assert (await http.get("/readyz")).status_code == 503
+        refused = await api.error("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                             "mediaType": "application/octet-stream"}},
+                                  token=contributor, status=503)
+        assert refused["extensions"]["code"] == "UNAVAILABLE" and refused["extensions"]["field"] == "mount", refused
+        # A server started meanwhile (a store opened anew on the folder) claims nothing either.
+        fresh = LocalStore("local", root, UrlSigner(b"k" * 32, "http://graphlake.test"))
+        await fresh.open()
+        assert await settle_owners(state.db, {"local": fresh}) == {"local": None}
+        assert not (root / OWNER_FILE).exists()
+    finally:
+        root.rmdir()
+        away.rename(root)  # mounted again
+    await settle_owners(state.db, state.stores)
+    state.health.forget()
+    assert (await http.get("/readyz")).status_code == 200
+    assert (await api.data("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                      "mediaType": "application/octet-stream"}}, token=contributor))
