@@ -15,7 +15,7 @@ that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_
 Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
 and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks
 what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
-404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete), 503 UNAVAILABLE.
+404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete, or FAILED), 503 UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ async def _find(ref: str) -> Asset:
         raise NotFound(f"no asset with ID or alias {ref!r}", field="id")
     if asset.status is AssetStatus.PENDING:
         raise Conflict("the asset's upload is not complete yet", field="id")
+    if asset.status is AssetStatus.FAILED:  # its object, if any, was never verified (see download_url)
+        raise Conflict("the asset's upload FAILED: it has no content; upload the file again", field="id")
     return asset
 
 

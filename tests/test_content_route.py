@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,13 +17,17 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
 
+from documents.clock import utcnow
+from documents.upload import UploadSession
 from graphlake.object_files import ObjectFileResponse
 from graphlake_client import Client, GraphlakeClientError, ResumeState
+from resolvers.context import AppState
+from services.uploads.reconciler import reconcile
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
 from tests.test_client import graphlake
-from tests.test_uploads import MOUNTS, complete, payload, put
+from tests.test_uploads import MOUNTS, complete, payload, put, start
 from tests.transports import Counting
 
 
@@ -421,3 +426,23 @@ async def test_a_text_is_labelled_in_the_utf8_it_is_sent_in(http: httpx.AsyncCli
         response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
         assert response.headers["content-type"] == sent and response.content == "größe".encode()
         assert response.text == "größe"
+
+
+async def test_a_failed_upload_has_no_content_to_serve(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                       viewer: str, state: AppState) -> None:
+    """An S3 upload that expired (its asset FAILED) still has a live presigned PUT, which can store the
+    bytes until the sweep removes them: the content route redirected to them and `downloadUrl`, which
+    the schema says is null for a FAILED asset, signed a GET of them. Bytes nobody verified are served
+    by neither now."""
+    data = payload(2_000, seed=31)
+    session = await start(api, contributor, data, "lab")
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    await reconcile(state.stores, state.feed)
+    assert (await put(session["url"], data, session["headers"])).status_code == 200  # S3 took it all the same
+    asset_id = session["asset"]["id"]
+    query = "query ($id: ID!) { asset(id: $id) { status downloadUrl } }"
+    answer = (await http.post("/graphql", json={"query": query, "variables": {"id": asset_id}}, headers=auth(viewer))).json()
+    assert answer["data"]["asset"] == {"status": "FAILED", "downloadUrl": None}
+    response = await http.get(f"/assets/{asset_id}/content", headers=auth(viewer))
+    assert response.status_code == 409 and response.json()["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert "FAILED" in response.json()["errors"][0]["message"]
