@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 from starlette.types import Receive, Scope, Send
 
+from services.checks import valid_media_type
 from storage.disposition import disposition
 
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
@@ -66,6 +67,10 @@ class ObjectFileResponse(FileResponse):
                  content_disposition_type: str = "attachment") -> None:
         self.file = file
         fd = file.fileno()
+        if media_type is not None and not valid_media_type(media_type):
+            # Stored before media types were checked (or read from an ingested object's metadata): a line
+            # break in it would end the header, and a server refuses to send such a header at all.
+            media_type = "application/octet-stream"
         super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=os.fstat(fd),
                          content_disposition_type=content_disposition_type)
         # Starlette's names an escaped file by `filename*` alone, which curl -OJ does not read.

@@ -446,3 +446,23 @@ async def test_a_failed_upload_has_no_content_to_serve(http: httpx.AsyncClient, 
     response = await http.get(f"/assets/{asset_id}/content", headers=auth(viewer))
     assert response.status_code == 409 and response.json()["errors"][0]["extensions"]["code"] == "CONFLICT"
     assert "FAILED" in response.json()["errors"][0]["message"]
+
+
+async def test_a_files_media_type_that_no_header_can_carry_is_sent_as_octet_stream(
+        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str) -> None:
+    """A text's media type stored before media types were checked was replaced by text/plain; a file's
+    went into Content-Type as it was, line break and all (uvicorn refuses to send such a header: the
+    download failed), on the content route and on a signed GET of /blobs alike."""
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    stored = await uploaded(api, contributor, b"<p>hi</p>", "local", "page.html")
+    await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(stored["id"])},
+                                                            {"$set": {"media_type": "text/html\r\nX-Evil: 1"}})
+    query = "query ($id: ID!) { asset(id: $id) { downloadUrl } }"
+    answer = (await http.post("/graphql", json={"query": query, "variables": {"id": stored["id"]}},
+                              headers=auth(viewer))).json()["data"]
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(answer["asset"]["downloadUrl"]).raw_path.decode(), {})):
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200 and response.content == b"<p>hi</p>"
+        assert response.headers["content-type"] == "application/octet-stream", url
