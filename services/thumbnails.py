@@ -145,6 +145,11 @@ def make_thumbnail(source: Path | BinaryIO, target: Path | BinaryIO, size: int, 
 
     Image.preinit()
     _quiet_pillow()
+    # `max_pixels` (GRAPHLAKE_THUMBNAIL_MAX_PIXELS) is the limit, checked below from the header. Pillow's
+    # own (89.5 million pixels, warned of on stderr; twice that, refused) capped a larger setting at
+    # 179 million without a word, and warned of images the setting allows. Only ever raised here.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(source, formats=PIL_FORMATS) as image:
             width, height = image.size  # from the header: nothing decoded yet
