@@ -448,11 +448,15 @@ class LocalStore:
             if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
                 raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
             return self._check_owner_file()
-        # Writing a probe file catches a read-only or full disk, which `exists()` would not.
+        # Writing a probe file catches a read-only or full disk, which `exists()` would not: a byte of
+        # it, since a full disk still makes an empty file (an inode, no block), and uploads all failed.
         try:
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
-            os.close(fd)
-            os.unlink(probe)
+            try:
+                os.write(fd, b"\0")
+            finally:
+                os.close(fd)  # a network file system may say ENOSPC only here
+                os.unlink(probe)
         except OSError as error:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: {error.strerror}") from error
         self._check_owner_file()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from graphlake import __version__
 from migrations import SCHEMA_VERSION
 from resolvers.context import AppState
+from services.health import probe
 from services.mount_owners import settle_owners
 from storage import LocalStore, S3Store
 from storage.ownership import OWNER_FILE
@@ -173,3 +178,27 @@ async def test_a_local_mount_whose_file_system_is_not_mounted_is_not_ready_and_n
     assert (await http.get("/readyz")).status_code == 200
     assert (await api.data("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
                                                       "mediaType": "application/octet-stream"}}, token=contributor))
+
+
+async def test_a_local_mount_on_a_full_disk_is_not_ready(tmp_path: Path) -> None:
+    """The probe made an empty file, which a full disk still takes (an inode, no block): /readyz said
+    ready while every upload failed with ENOSPC. Needs a small file system of its own to fill: a
+    tmpfs, which only root may mount."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or (await asyncio.to_thread(subprocess.run, mount, capture_output=True)).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        store = LocalStore("small", folder, UrlSigner(b"k" * 32, "http://graphlake.test"))
+        await store.open()
+        assert (await probe(None, {"small": store})).ok
+        with (folder / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            filler.write(b"\0" * 1024 * 1024)  # until the disk is full
+        report = await probe(None, {"small": store})
+        assert not report.ok and "No space left on device" in (report.mount_errors["small"] or "")
+        assert not [p for p in folder.iterdir() if p.name.startswith(".probe-")]  # no probe left behind
+        (folder / "filler").unlink()
+        assert (await probe(None, {"small": store})).ok
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)
