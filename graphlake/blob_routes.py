@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from graphlake.object_files import ObjectFileResponse
+from graphlake.object_files import ObjectFileResponse, open_stored
 from graphlake.user_content import user_content
 from services.uploads.sessions import refuses_writes
 from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, UnsafeKey
@@ -200,13 +200,13 @@ async def get_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        file = store.open_object(key)  # sent from this descriptor, never opened again by name
+        file, stat_result = await open_stored(store, key)  # sent from this descriptor, never opened again by name
     except UnsafeKey as error:
         return _error(400, str(error))
     except FileNotFoundError:
         return _error(404, "the object does not exist")
     return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
-                              media_type=params.get("type") or None)
+                              media_type=params.get("type") or None, stat_result=stat_result)
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
-from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response
+from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response, open_stored
 from graphlake.user_content import user_content
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
@@ -148,11 +148,12 @@ async def get_content(request: Request) -> Response:
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:
             try:
-                file = store.open_object(storage.key)  # sent from this descriptor, never opened again by name
+                file, stat_result = await open_stored(store, storage.key)  # sent from it, never opened again by name
             except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id") from None
-            return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None))
+            return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None,
+                                                        stat_result=stat_result))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")

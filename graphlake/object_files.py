@@ -9,14 +9,30 @@ import re
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, RangeNotSatisfiable, Response
 from starlette.types import Receive, Scope, Send
 
 from services.checks import valid_media_type
+from storage import LocalStore
 from storage.disposition import disposition
 
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+
+
+async def open_stored(store: LocalStore, key: str) -> tuple[BinaryIO, os.stat_result]:
+    """`key`'s file in a local mount (LocalStore.open_object) and its fstat, both in a worker thread:
+    on a network file system whose server is away (a hard NFS mount) an open or a stat waits until it
+    is back, which on the event loop stopped every request of the process, /healthz and /readyz too."""
+    def opened() -> tuple[BinaryIO, os.stat_result]:
+        file = store.open_object(key)
+        try:
+            return file, os.fstat(file.fileno())
+        except BaseException:
+            file.close()
+            raise
+    return await anyio.to_thread.run_sync(opened)
 
 
 def not_modified(request: Headers, etag: str, last_modified: str | None = None) -> bool:
@@ -64,14 +80,14 @@ class ObjectFileResponse(FileResponse):
     _large_sending = 0  # this process's downloads sending large chunks now (changed on the event loop only)
 
     def __init__(self, file: BinaryIO, *, filename: str, media_type: str | None,
-                 content_disposition_type: str = "attachment") -> None:
+                 content_disposition_type: str = "attachment", stat_result: os.stat_result | None = None) -> None:
         self.file = file
         fd = file.fileno()
         if media_type is not None and not valid_media_type(media_type):
             # Stored before media types were checked (or read from an ingested object's metadata): a line
             # break in it would end the header, and a server refuses to send such a header at all.
             media_type = "application/octet-stream"
-        super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=os.fstat(fd),
+        super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=stat_result or os.fstat(fd),
                          content_disposition_type=content_disposition_type)
         # Starlette's names an escaped file by `filename*` alone, which curl -OJ does not read.
         self.headers["content-disposition"] = disposition(filename, content_disposition_type)

@@ -4,6 +4,7 @@ to a signed GET, a value or a text as stored; refusals are GraphQL-shaped errors
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -466,3 +467,30 @@ async def test_a_files_media_type_that_no_header_can_carry_is_sent_as_octet_stre
         response = await http.get(url, headers=headers)
         assert response.status_code == 200 and response.content == b"<p>hi</p>"
         assert response.headers["content-type"] == "application/octet-stream", url
+
+
+async def test_a_local_file_is_opened_off_the_event_loop(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                         viewer: str, state: AppState,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content route and a signed GET of /blobs opened the file on the event loop: on a network
+    file system whose server is away (a hard NFS mount), the open waits until it is back, and every
+    request of the process waited with it, /healthz and /readyz too. It is opened in a worker thread."""
+    data = payload(5_000, seed=41)
+    stored = await uploaded(api, contributor, data, "local", "far.bin")
+    store = state.stores["local"]
+    open_object, on_the_loop = store.open_object, []  # type: ignore[attr-defined]
+
+    def watched(key: str):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            on_the_loop.append(key)
+        except RuntimeError:  # a worker thread runs no loop
+            pass
+        return open_object(key)
+
+    monkeypatch.setattr(store, "open_object", watched)
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(stored["downloadUrl"]).raw_path.decode(), {})):
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200 and response.content == data
+    assert on_the_loop == []
