@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from graphlake.object_files import ObjectFileResponse
+from graphlake.object_files import ObjectFileResponse, open_stored
 from graphlake.user_content import user_content
 from services.uploads.sessions import refuses_writes
-from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, FileSwapped, LocalStore, StagedFile, UnsafeKey
 from storage.ownership import MountNotOwned
 from storage.protocol import StoreUnavailable
 from storage.signing import InvalidSignature
@@ -113,8 +113,11 @@ async def put_blob(request: Request) -> Response:
     if isinstance(signed, Response):
         return signed
     store, key, params = signed
+    # Every file-system call of a PUT goes to a worker thread, a few at a time: on a network file
+    # system whose server is away (a hard NFS mount) each waits until it is back, and on the event
+    # loop every request of the process waited with it.
     try:
-        store.path(key)
+        await anyio.to_thread.run_sync(store.path, key)
     except UnsafeKey as error:
         return _error(400, str(error))
     if "upload" in params:  # a closed multipart upload's data file is gone: its parts get 404 there
@@ -129,13 +132,13 @@ async def put_blob(request: Request) -> Response:
     # to the key: its temporary name swapped for a link meanwhile must not put what the link points
     # to under the key (os.link followed it, and the digest went onto that file too).
     try:
-        staged = store.stage(key, prefix=PUT_TEMP_PREFIX, mode=0o600)
+        staged, taken = await anyio.to_thread.run_sync(_staged, store, key)
     except UnsafeKey as error:
         return _error(400, str(error))
     except StoreUnavailable as error:  # a URL signed before another lake adopted the mount (storage/ownership.py)
         return _error(409 if isinstance(error, MountNotOwned) else 503, str(error))
     try:
-        if staged.taken():  # said before the body is read; the link below decides a race
+        if taken:  # said before the body is read; the link below decides a race
             return _error(412, "an object is already stored for this upload; a URL cannot replace it")
         digest = hashlib.sha256()  # on the way in, so completion need not read the object back
         try:
@@ -147,18 +150,34 @@ async def put_blob(request: Request) -> Response:
         if (declared := params.get("digest")) is not None and not hmac.compare_digest(
                 store.signer.digest_tag(digest.hexdigest()).encode(), declared.encode()):
             return _error(400, f"the body's SHA-256 is {digest.hexdigest()}, not the one declared; nothing was stored")
-        store.record_sha256(staged.file.fileno(), digest.hexdigest())
         if (refusal := await refuses_writes(key)) is not None:  # closed while the body was on its way
             return _error(409, refusal)
         try:
-            staged.store(replace=False)  # atomic and create-only: a reader sees no object or all of it
+            await anyio.to_thread.run_sync(_kept, store, staged, digest.hexdigest())
         except FileExistsError:
             return _error(412, "an object is already stored for this upload; a URL cannot replace it")
         except FileSwapped as error:
             return _error(409, str(error))
     finally:
-        staged.close()
+        await anyio.to_thread.run_sync(staged.close)
     return Response(status_code=200, headers={"ETag": f'"{staged.name}"'})
+
+
+def _staged(store: LocalStore, key: str) -> tuple[StagedFile, bool]:
+    """The new file a PUT's body goes into, and whether an object stands at the key already."""
+    staged = store.stage(key, prefix=PUT_TEMP_PREFIX, mode=0o600)
+    try:
+        return staged, staged.taken()
+    except BaseException:
+        staged.close()
+        raise
+
+
+def _kept(store: LocalStore, staged: StagedFile, sha256: str) -> None:
+    """The body's digest kept with the file, and the file put at its key: atomic and create-only, so a
+    reader sees no object or all of it (FileExistsError if one is there)."""
+    store.record_sha256(staged.file.fileno(), sha256)
+    staged.store(replace=False)
 
 
 async def _put_part(request: Request, store: LocalStore, params: dict[str, str]) -> Response:
@@ -182,7 +201,7 @@ async def _put_part(request: Request, store: LocalStore, params: dict[str, str])
     except _TooLarge:
         return _error(413, f"the body is larger than the {size} bytes this URL was signed for")
     finally:
-        os.close(fd)
+        await anyio.to_thread.run_sync(os.close, fd)
     if received != size:
         return _error(400, f"part {number} must be {size} bytes, got {received}")
     try:
@@ -200,13 +219,13 @@ async def get_blob(request: Request) -> Response:
         return signed
     store, key, params = signed
     try:
-        file = store.open_object(key)  # sent from this descriptor, never opened again by name
+        file, stat_result = await open_stored(store, key)  # sent from this descriptor, never opened again by name
     except UnsafeKey as error:
         return _error(400, str(error))
     except FileNotFoundError:
         return _error(404, "the object does not exist")
     return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
-                              media_type=params.get("type") or None)
+                              media_type=params.get("type") or None, stat_result=stat_result)
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:

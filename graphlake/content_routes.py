@@ -15,12 +15,14 @@ that URL). It needs what `asset(id)` needs: VIEWER, or no token under GRAPHLAKE_
 Every answer names the asset in X-Graphlake-Id, X-Graphlake-Kind, X-Graphlake-Name (percent-encoded)
 and X-Graphlake-Size, and carries X-Graphlake-SHA256 where the lake knows it, so a client checks
 what it received. Refusals are GraphQL-shaped errors with a code: 400 BAD_USER_INPUT, 401 UNAUTHENTICATED, 403 FORBIDDEN,
-404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete), 503 UNAVAILABLE.
+404 NOT_FOUND (also a DELETED asset), 409 CONFLICT (an upload not yet complete, or FAILED), 503 UNAVAILABLE.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -32,7 +34,7 @@ from starlette.routing import Route
 from documents.asset import Asset
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
-from graphlake.object_files import ObjectFileResponse
+from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response, open_stored
 from graphlake.user_content import user_content
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
@@ -84,6 +86,8 @@ async def _find(ref: str) -> Asset:
         raise NotFound(f"no asset with ID or alias {ref!r}", field="id")
     if asset.status is AssetStatus.PENDING:
         raise Conflict("the asset's upload is not complete yet", field="id")
+    if asset.status is AssetStatus.FAILED:  # its object, if any, was never verified (see download_url)
+        raise Conflict("the asset's upload FAILED: it has no content; upload the file again", field="id")
     return asset
 
 
@@ -91,6 +95,35 @@ def _value_file_name(name: str) -> str:
     """A value saved under its name is JSON: `.json` is added to a name without an extension (the
     Python client's `file_name` names it so too)."""
     return name if PurePosixPath(name).suffix else f"{name}.json"
+
+
+def _stored_inline(request: Request, asset: Asset) -> Response:
+    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag is the SHA-256
+    of the bytes sent, which never change under one asset ID (a text is replaced as a new asset)."""
+    if asset.kind is AssetKind.VALUE:
+        body = asset.value.json.encode() if asset.value is not None else b"null"
+        media_type, name = "application/json", _value_file_name(asset.name)
+    else:
+        body = (asset.text or "").encode()
+        # One stored before media types were checked may not go into a header as it is.
+        media_type = text_media_type(asset.media_type if asset.media_type and valid_media_type(asset.media_type)
+                                     else "text/plain")
+        name = asset.name
+    etag = f'"{asset.sha256 or hashlib.sha256(body).hexdigest()}"'
+    if not_modified(request.headers, etag):
+        return not_modified_response(etag)
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name), "ETag": etag})
+
+
+_CHARSET = re.compile(r"[ \t]*;[ \t]*charset=(?:\"[^\"]*\"|[^;\"]*)", re.IGNORECASE)
+
+
+def text_media_type(media_type: str) -> str:
+    """A TEXT's media type as it is sent: its text goes out in UTF-8, whatever charset its uploader
+    named (`text/csv; charset=iso-8859-1` made a browser read `größe` as `grÃ¶Ã\x9fe`). Starlette
+    adds `; charset=utf-8` to a text/* type that names none."""
+    stripped = _CHARSET.sub("", media_type)
+    return f"{stripped}; charset=utf-8" if stripped != media_type else media_type
 
 
 def _described(asset: Asset, response: Response) -> Response:
@@ -109,24 +142,18 @@ async def get_content(request: Request) -> Response:
     try:
         await _caller_may_read(request)
         asset = await _find(request.path_params["ref"])
-        if asset.kind is AssetKind.VALUE:
-            body = asset.value.json.encode() if asset.value is not None else b"null"
-            return _described(asset, Response(body, media_type="application/json",
-                                              headers={"Content-Disposition": disposition(_value_file_name(asset.name))}))
-        if asset.kind is AssetKind.TEXT:
-            # One stored before media types were checked may not go into a header as it is.
-            media_type = asset.media_type if asset.media_type and valid_media_type(asset.media_type) else "text/plain"
-            return _described(asset, Response((asset.text or "").encode(), media_type=media_type,
-                                              headers={"Content-Disposition": disposition(asset.name)}))
+        if asset.kind in (AssetKind.VALUE, AssetKind.TEXT):
+            return _described(asset, _stored_inline(request, asset))
         storage = asset.storage
         store = state.stores.get(storage.mount) if storage is not None else None
         if storage is not None and isinstance(store, LocalStore) and not storage.external:
             try:
-                file = store.open_object(storage.key)  # sent from this descriptor, never opened again by name
+                file, stat_result = await open_stored(store, storage.key)  # sent from it, never opened again by name
             except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id") from None
-            return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None))
+            return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None,
+                                                        stat_result=stat_result))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")

@@ -63,6 +63,9 @@ async def _mount_error(store: ObjectStore, seconds: float) -> str | None:
         return str(error)
     except TimeoutError:
         return f"mount {store.name!r}: no answer within {seconds:g} s"
+    if store.ownership.lake is not None and store.ownership.owner is None:
+        # Not yet known whose it is (services/mount_owners.py): every upload there is refused meanwhile.
+        return store.ownership.refusal()
     return None
 
 

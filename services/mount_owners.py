@@ -28,11 +28,16 @@ from pymongo.errors import DuplicateKeyError
 
 from migrations import STATE_COLLECTION
 from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage.ownership import OWNER_FILE
 from storage.signing import UrlSigner
 
 log = logging.getLogger("graphlake.storage")
 
 LAKE_ID = "lake"  # the `_id` of the lake's identity in STATE_COLLECTION
+# In that record: the folders of the local mounts this lake has owned. One of them found with no owner
+# file is not a mount nobody owns, to be claimed: its file system is not mounted (yet), and the folder
+# is the empty place it goes on (see settle_owners).
+CLAIMED_ROOTS = "local_roots"
 UNREADABLE = "unknown (its owner file is unreadable)"  # an owner file no lake wrote: owned by none of them
 ASK_SECONDS = 10.0  # for a mount's owner, each time it is settled
 
@@ -112,8 +117,17 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
     Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile
     (or by this one, from the command line) is seen within a round. A store that cannot be asked
     keeps what it knew (at the start: nothing, so it changes nothing until it is asked again).
-    Returns each mount's owner as now known."""
+    Returns each mount's owner as now known.
+
+    A local mount's folder this lake owned before, found without its owner file, is not claimed
+    again: its file system is not mounted (a server started at boot before its NAS, a disk gone
+    while it ran), and claiming the empty folder below made the lake ready, writing uploads onto
+    the disk below, with every stored file missing. Its owner is unknown then, so nothing is written
+    or deleted there and /readyz names it, until the file system is back (or `graphlake mounts
+    adopt` says the empty folder is the mount's new place)."""
     lake = await lake_id(db)
+    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}, {CLAIMED_ROOTS: 1}) or {}
+    claimed = set(record.get(CLAIMED_ROOTS, []))
 
     async def settle(store: ObjectStore) -> None:
         store.ownership.lake = lake
@@ -121,6 +135,14 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
             # Bounded: an S3 store that does not answer held the server's start for botocore's retries.
             async with asyncio.timeout(ASK_SECONDS):
                 owner = await read_owner(store)
+                if owner is None and isinstance(store, LocalStore) and str(store.root) in claimed:
+                    store.ownership.owner = None  # known before: writes stop now, not onto the disk below
+                    store.ownership.unknown_because = (
+                        f"local mount {store.name!r} at {store.root}: the {OWNER_FILE} this lake wrote there is gone: "
+                        "is its file system not mounted? This lake writes and deletes nothing there until it is "
+                        f"back; if this empty folder is the mount's new place, `graphlake mounts adopt {store.name}`")
+                    log.warning("%s", store.ownership.unknown_because)
+                    return
                 if owner is None:
                     if await store.write_owner_file(_owner_record(lake, db), replace=False):
                         log.info("mount %r had no owner: it is this lake's (%s) now", store.name, lake)
@@ -134,10 +156,20 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
                         "deletes or sets aside anything there. A restored copy of that lake? If it replaces that "
                         "lake for good, take the mount over: graphlake mounts adopt %s", store.name, owner, lake,
                         store.name)
-        store.ownership.owner = owner
+        store.ownership.owner, store.ownership.unknown_because = owner, None
 
     await asyncio.gather(*(settle(store) for store in stores.values()))
+    await _remember_roots(db, lake, stores, claimed)
     return {name: store.ownership.owner for name, store in stores.items()}
+
+
+async def _remember_roots(db: AsyncDatabase, lake: str, stores: Mapping[str, ObjectStore],
+                          claimed: set[str] | None = None) -> None:
+    """Note in the lake's record the folders of the local mounts it owns that it had not noted yet."""
+    roots = [str(store.root) for store in stores.values()
+             if isinstance(store, LocalStore) and store.ownership.owner == lake and str(store.root) not in (claimed or ())]
+    if roots:
+        await db[STATE_COLLECTION].update_one({"_id": LAKE_ID}, {"$addToSet": {CLAIMED_ROOTS: {"$each": roots}}})
 
 
 async def adopt(db: AsyncDatabase, store: ObjectStore) -> str | None:
@@ -149,4 +181,6 @@ async def adopt(db: AsyncDatabase, store: ObjectStore) -> str | None:
     if previous != lake:
         await store.write_owner_file(_owner_record(lake, db, adopted_from=previous), replace=True)
     store.ownership.lake = store.ownership.owner = lake
+    store.ownership.unknown_because = None
+    await _remember_roots(db, lake, {store.name: store})
     return previous

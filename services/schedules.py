@@ -32,10 +32,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
 
-async def claim_due(db: AsyncDatabase, job: str, every: timedelta) -> bool:
-    """Whether this process takes `job`'s run now due (moving the next one `every` ahead): of several
-    processes, one wins each period. A job never run before is due at once."""
-    return await _claim(db, job, every) is not None
+async def claim_due(db: AsyncDatabase, job: str, every: timedelta) -> ObjectId | None:
+    """This process's claim of `job`'s run now due (the next one moved `every` ahead), or None: of
+    several processes, one wins each period. A job never run before is due at once. A caller that
+    reports a failed run rather than raising it hands the claim to `failed` (run_due does so itself)."""
+    return await _claim(db, job, every)
+
+
+async def failed(db: AsyncDatabase, job: str, every: timedelta, claim: ObjectId) -> None:
+    """The run of `claim` failed: `job` is due again RETRY_AFTER from now (or its period, if shorter),
+    its claim given back; a claim another process took since is left alone. Never raises: the
+    database the work failed on may still be away (then the run waits its period, as logged)."""
+    retry = min(every, RETRY_AFTER)
+    try:
+        await db[SCHEDULES].update_one({"_id": job, "claim": claim}, {"$set": {"next_at": utcnow() + retry}})
+    except Exception:
+        log.warning("%s failed, and its next run could not be brought forward to %s from now: it runs "
+                    "again %s from its start", job, retry, every, exc_info=True)
 
 
 async def run_due(db: AsyncDatabase, job: str, every: timedelta, work: Callable[[], Awaitable[T]]) -> T | None:
@@ -50,12 +63,7 @@ async def run_due(db: AsyncDatabase, job: str, every: timedelta, work: Callable[
     try:
         return await work()
     except Exception:
-        retry = min(every, RETRY_AFTER)
-        try:
-            await db[SCHEDULES].update_one({"_id": job, "claim": claim}, {"$set": {"next_at": utcnow() + retry}})
-        except Exception:  # the database the work failed on, still away: the work's error is the one to raise
-            log.warning("%s failed, and its next run could not be brought forward to %s from now: it runs "
-                        "again %s from its start", job, retry, every, exc_info=True)
+        await failed(db, job, every, claim)  # the work's error is the one raised
         raise
 
 

@@ -145,6 +145,11 @@ def make_thumbnail(source: Path | BinaryIO, target: Path | BinaryIO, size: int, 
 
     Image.preinit()
     _quiet_pillow()
+    # `max_pixels` (GRAPHLAKE_THUMBNAIL_MAX_PIXELS) is the limit, checked below from the header. Pillow's
+    # own (89.5 million pixels, warned of on stderr; twice that, refused) capped a larger setting at
+    # 179 million without a word, and warned of images the setting allows. Only ever raised here.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(source, formats=PIL_FORMATS) as image:
             width, height = image.size  # from the header: nothing decoded yet
@@ -249,6 +254,12 @@ class Thumbnailer:
                 await _download(store, key, source)
                 await self._render(store, partial(make_thumbnail, source, target, size, self.max_pixels))
                 await store.write(thumbnail, target)
+        # An image deleted while this was made from its bytes: its delete removed the bytes, then the
+        # thumbnails, and forgot them; one written after stayed for good. The delete's two steps and
+        # these two run in opposite orders, so one of them sees the other's first and removes it.
+        if await store.stat(key) is None:
+            await store.delete(thumbnail)
+            raise FileNotFoundError(key)
         self.made += 1
         self._count(store, "made")
 
@@ -299,6 +310,8 @@ class Thumbnailer:
             await self.ensure(store, key, sha256, EAGER_SIZE, eager=True)
         except ImageRefused as error:
             log.info("no thumbnail of %s in mount %s: %s", key, store.name, error)
+        except FileNotFoundError:  # deleted since its upload completed: nothing to make
+            log.info("no thumbnail of %s in mount %s: it was deleted", key, store.name)
         except Exception:  # no client waits on it: logged, and tried again when one asks
             log.exception("making the thumbnail of %s in mount %s failed", key, store.name)
         finally:

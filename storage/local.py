@@ -447,14 +447,31 @@ class LocalStore:
         if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
             if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
                 raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
-            return
-        # Writing a probe file catches a read-only or full disk, which `exists()` would not.
+            return self._check_owner_file()
+        # Writing a probe file catches a read-only or full disk, which `exists()` would not: a byte of
+        # it, since a full disk still makes an empty file (an inode, no block), and uploads all failed.
         try:
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
-            os.close(fd)
-            os.unlink(probe)
+            try:
+                os.write(fd, b"\0")
+            finally:
+                os.close(fd)  # a network file system may say ENOSPC only here
+                os.unlink(probe)
         except OSError as error:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: {error.strerror}") from error
+        self._check_owner_file()
+
+    def _check_owner_file(self) -> None:
+        """The owner file a lake knows the mount by is still there: gone, the folder is most likely the
+        empty place a file system (a NAS, a disk) is mounted on, no longer mounted, where the probe
+        above succeeds on the disk below and every stored file is missing."""
+        if self.ownership.owner is None:
+            return
+        try:
+            os.lstat(self.root / OWNER_FILE)
+        except FileNotFoundError:
+            raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: its {OWNER_FILE} is gone: is its file "
+                                   "system not mounted?") from None
 
     # --- signed URLs (served by graphlake.blob_routes)
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,

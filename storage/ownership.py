@@ -43,6 +43,7 @@ class Ownership:
     mount: str
     lake: str | None = None  # the id of the lake this process serves
     owner: str | None = None  # the id in the mount's OWNER_FILE
+    unknown_because: str | None = None  # why the owner is not known, when more than "not asked yet" is known
     # Told of each change left undone (its action): the app counts them (graphlake_mount_changes_refused).
     on_refused: Callable[[str], None] | None = None
     _unsaid: int = field(default=0, repr=False)
@@ -79,6 +80,8 @@ class Ownership:
 
     def refusal(self) -> str:
         """Why this lake changes nothing on the mount, for an error message or a log line."""
+        if self.owner is None and self.unknown_because is not None:
+            return self.unknown_because
         if self.owner is None:  # its store could not be asked yet (services/mount_owners.settle_owners)
             return (f"mount {self.mount!r}: which lake owns it is not known yet (its store could not be asked): this "
                     "lake writes and deletes nothing there until it is")

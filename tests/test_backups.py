@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from services.backups.reader import files_on_unknown_mounts, missing_local_files
 from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, scheduled_backup
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
-from services.schedules import SCHEDULES
+from services.schedules import RETRY_AFTER, SCHEDULES
 from storage import S3Store
 from tests import factories
 from tests.conftest import S3Service, Served
@@ -898,3 +899,24 @@ async def test_counting_the_missing_local_files_holds_a_page_of_keys_not_all(sta
     monkeypatch.setattr(reader, "_absent", counted)
     assert await missing_local_files(state.db, {"local": tmp_path}) == {"local": 19_999}
     assert sum(pages) == 20_000 and max(pages) <= reader.BATCH, (len(pages), max(pages))
+
+
+async def test_a_scheduled_backup_that_fails_is_tried_again_within_the_hour_not_a_period_later(
+        state: AppState, settings: Settings, api: Api, contributor: str, tmp_path: Path) -> None:
+    """The other scheduled jobs are due again an hour after a failed run (services/schedules.py); a
+    failed scheduled backup was reported and then waited its whole period: a day without a backup, at
+    24 hours, for a passing fault (a full disk, the database away a moment)."""
+    await factories.value_asset(api, contributor)
+    schedule = settings.model_copy(update={"backup_every_hours": 24.0, "backup_keep": 2})
+    await state.db[SCHEDULES].delete_many({})
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the backup directory should be")
+    assert await scheduled_backup(state.db, state.feed, schedule, blocked, graphlake_version="test") is None
+    next_at = (await state.db[SCHEDULES].find_one({"_id": "backup"}))["next_at"].replace(tzinfo=UTC)
+    assert abs(next_at - (utcnow() + RETRY_AFTER)) < timedelta(minutes=1)
+    # Once that hour has passed, the backup is taken, and the next is a period on.
+    await state.db[SCHEDULES].update_one({"_id": "backup"}, {"$set": {"next_at": utcnow()}})
+    taken = await scheduled_backup(state.db, state.feed, schedule, tmp_path / "scheduled", graphlake_version="test")
+    assert taken is not None and (await verify_backup(taken))[1] == []
+    next_at = (await state.db[SCHEDULES].find_one({"_id": "backup"}))["next_at"].replace(tzinfo=UTC)
+    assert abs(next_at - (utcnow() + timedelta(hours=24))) < timedelta(minutes=1)

@@ -4,10 +4,12 @@ to a signed GET, a value or a text as stored; refusals are GraphQL-shaped errors
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import random
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,13 +18,17 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
 
+from documents.clock import utcnow
+from documents.upload import UploadSession
 from graphlake.object_files import ObjectFileResponse
 from graphlake_client import Client, GraphlakeClientError, ResumeState
+from resolvers.context import AppState
+from services.uploads.reconciler import reconcile
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api
 from tests.test_client import graphlake
-from tests.test_uploads import MOUNTS, complete, payload, put
+from tests.test_uploads import MOUNTS, complete, payload, put, start
 from tests.transports import Counting
 
 
@@ -353,3 +359,138 @@ async def test_stored_bytes_are_never_run_on_the_apps_origin(http: httpx.AsyncCl
             assert fetched.status_code == 200 and fetched.content == script, (path, destination)
             assert fetched.headers["x-content-type-options"] == "nosniff"
             assert fetched.headers["content-security-policy"] == "sandbox; default-src 'none'"
+
+
+async def test_ranges_are_answered_as_rfc_9110_says(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                   viewer: str) -> None:
+    """Starlette's FileResponse answered 400 to a Range of another unit or an invalid one, which the RFC
+    does not allow (another unit is ignored; an invalid one is refused with 416 naming the size), and
+    416 to a header with one range past the end beside a satisfiable one (sent, the other dropped)."""
+    data = bytes(range(100))
+    asset = await uploaded(api, contributor, data, "local", "ranges.bin")
+    empty = await uploaded(api, contributor, b"", "local", "empty.bin")
+    for url, headers in ((f"/assets/{asset['id']}/content", auth(viewer)),
+                         (httpx.URL(asset["downloadUrl"]).raw_path.decode(), {})):
+        for spec, status, content_range, body in (
+                ("items=0-1", 200, None, data),  # a unit it does not know: ignored
+                ("bytes=5-2", 416, "bytes */100", b""), ("bytes=abc", 416, "bytes */100", b""),
+                ("bytes=-0", 416, "bytes */100", b""), ("bytes=100-", 416, "bytes */100", b""),
+                ("bytes=0-1,200-", 206, "bytes 0-1/100", data[:2]),  # satisfiable: the range past the end dropped
+                ("bytes=99-", 206, "bytes 99-99/100", data[99:]), ("bytes=-1", 206, "bytes 99-99/100", data[99:]),
+                ("bytes=-500", 206, "bytes 0-99/100", data), ("bytes=0-0", 206, "bytes 0-0/100", data[:1]),
+                ("bytes=0-1, 2-3", 206, "bytes 0-3/100", data[:4])):  # touching ranges go as one
+            response = await http.get(url, headers={**headers, "Range": spec})
+            assert (response.status_code, response.headers.get("content-range")) == (status, content_range), spec
+            if status != 416:
+                assert response.content == body, spec
+    # A suffix of an empty file is satisfiable by all of it, which no Content-Range can name: sent whole.
+    for spec, status in (("bytes=-5", 200), ("bytes=0-", 416)):
+        response = await http.get(f"/assets/{empty['id']}/content", headers={**auth(viewer), "Range": spec})
+        assert response.status_code == status and response.content == b"", spec
+
+
+async def test_a_client_holding_the_content_is_answered_304(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                            viewer: str) -> None:
+    """A file, a value or a text asked for again with its ETag (If-None-Match), or a file with its date
+    (If-Modified-Since), is not sent again: FileResponse set the validators and ignored them."""
+    stored = await uploaded(api, contributor, payload(50_000, seed=3), "local", "again.bin")
+    value = await factories.value_asset(api, contributor, value={"t": 2})
+    text = (await api.data("StoreText", {"input": {"name": "n", "text": "größe"}}, token=contributor))["storeText"]
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(stored["downloadUrl"]).raw_path.decode(), {}),
+                         (f"/assets/{value['id']}/content", auth(viewer)), (f"/assets/{text['id']}/content", auth(viewer))):
+        first = await http.get(url, headers=headers)
+        etag = first.headers["etag"]
+        for condition in ({"If-None-Match": etag}, {"If-None-Match": f'"other", W/{etag}'}, {"If-None-Match": "*"}):
+            again = await http.get(url, headers={**headers, **condition})
+            assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag, (url, condition)
+            assert again.headers["x-content-type-options"] == "nosniff"
+        changed = await http.get(url, headers={**headers, "If-None-Match": '"another"'})
+        assert changed.status_code == 200 and changed.content == first.content
+        if "last-modified" in first.headers:
+            again = await http.get(url, headers={**headers, "If-Modified-Since": first.headers["last-modified"]})
+            assert again.status_code == 304
+    # Still asked who is asking: a 304 tells whether the asset is there.
+    assert (await http.get(f"/assets/{value['id']}/content", headers={"If-None-Match": "*"})).status_code == 401
+
+
+async def test_a_text_is_labelled_in_the_utf8_it_is_sent_in(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                            viewer: str) -> None:
+    """A text stored with a media type naming another charset went out as UTF-8 labelled with that
+    charset: a browser, and any client decoding by the header, read `größe` as `grÃ¶Ã\\x9fe`."""
+    for stored, sent in (("text/plain; charset=iso-8859-1", "text/plain; charset=utf-8"),
+                         ('text/csv; charset="windows-1252"; header=present', "text/csv; header=present; charset=utf-8"),
+                         ("image/svg+xml; charset=utf-16", "image/svg+xml; charset=utf-8"),
+                         ("text/markdown", "text/markdown; charset=utf-8"), ("application/json", "application/json")):
+        text = (await api.data("StoreText", {"input": {"name": "n.txt", "text": "größe", "mediaType": stored}},
+                               token=contributor))["storeText"]
+        response = await http.get(f"/assets/{text['id']}/content", headers=auth(viewer))
+        assert response.headers["content-type"] == sent and response.content == "größe".encode()
+        assert response.text == "größe"
+
+
+async def test_a_failed_upload_has_no_content_to_serve(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                       viewer: str, state: AppState) -> None:
+    """An S3 upload that expired (its asset FAILED) still has a live presigned PUT, which can store the
+    bytes until the sweep removes them: the content route redirected to them and `downloadUrl`, which
+    the schema says is null for a FAILED asset, signed a GET of them. Bytes nobody verified are served
+    by neither now."""
+    data = payload(2_000, seed=31)
+    session = await start(api, contributor, data, "lab")
+    await UploadSession.get_pymongo_collection().update_many({}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    await reconcile(state.stores, state.feed)
+    assert (await put(session["url"], data, session["headers"])).status_code == 200  # S3 took it all the same
+    asset_id = session["asset"]["id"]
+    query = "query ($id: ID!) { asset(id: $id) { status downloadUrl } }"
+    answer = (await http.post("/graphql", json={"query": query, "variables": {"id": asset_id}}, headers=auth(viewer))).json()
+    assert answer["data"]["asset"] == {"status": "FAILED", "downloadUrl": None}
+    response = await http.get(f"/assets/{asset_id}/content", headers=auth(viewer))
+    assert response.status_code == 409 and response.json()["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert "FAILED" in response.json()["errors"][0]["message"]
+
+
+async def test_a_files_media_type_that_no_header_can_carry_is_sent_as_octet_stream(
+        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str) -> None:
+    """A text's media type stored before media types were checked was replaced by text/plain; a file's
+    went into Content-Type as it was, line break and all (uvicorn refuses to send such a header: the
+    download failed), on the content route and on a signed GET of /blobs alike."""
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    stored = await uploaded(api, contributor, b"<p>hi</p>", "local", "page.html")
+    await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(stored["id"])},
+                                                            {"$set": {"media_type": "text/html\r\nX-Evil: 1"}})
+    query = "query ($id: ID!) { asset(id: $id) { downloadUrl } }"
+    answer = (await http.post("/graphql", json={"query": query, "variables": {"id": stored["id"]}},
+                              headers=auth(viewer))).json()["data"]
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(answer["asset"]["downloadUrl"]).raw_path.decode(), {})):
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200 and response.content == b"<p>hi</p>"
+        assert response.headers["content-type"] == "application/octet-stream", url
+
+
+async def test_a_local_file_is_opened_off_the_event_loop(http: httpx.AsyncClient, api: Api, contributor: str,
+                                                         viewer: str, state: AppState,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content route and a signed GET of /blobs opened the file on the event loop: on a network
+    file system whose server is away (a hard NFS mount), the open waits until it is back, and every
+    request of the process waited with it, /healthz and /readyz too. It is opened in a worker thread."""
+    data = payload(5_000, seed=41)
+    stored = await uploaded(api, contributor, data, "local", "far.bin")
+    store = state.stores["local"]
+    open_object, on_the_loop = store.open_object, []  # type: ignore[attr-defined]
+
+    def watched(key: str):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            on_the_loop.append(key)
+        except RuntimeError:  # a worker thread runs no loop
+            pass
+        return open_object(key)
+
+    monkeypatch.setattr(store, "open_object", watched)
+    for url, headers in ((f"/assets/{stored['id']}/content", auth(viewer)),
+                         (httpx.URL(stored["downloadUrl"]).raw_path.decode(), {})):
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200 and response.content == data
+    assert on_the_loop == []

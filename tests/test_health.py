@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +16,12 @@ import pytest
 from graphlake import __version__
 from migrations import SCHEMA_VERSION
 from resolvers.context import AppState
-from storage import S3Store
+from services.health import probe
+from services.mount_owners import settle_owners
+from storage import LocalStore, S3Store
+from storage.ownership import OWNER_FILE
+from storage.signing import UrlSigner
+from tests import factories
 from tests.conftest import S3Service
 from tests.operations import Api
 
@@ -125,3 +135,70 @@ async def test_request_id_is_echoed_or_made(http: httpx.AsyncClient) -> None:
     assert given.headers["x-request-id"] == "job-42.step-1"
     hostile = await http.get("/healthz", headers={"X-Request-ID": "bad id\\nwith newline"})
     assert hostile.headers["x-request-id"] != "bad id\\nwith newline" and len(hostile.headers["x-request-id"]) == 32
+
+
+async def test_a_local_mount_whose_file_system_is_not_mounted_is_not_ready_and_not_claimed_again(
+        http: httpx.AsyncClient, api: Api, contributor: str, state: AppState, caplog: pytest.LogCaptureFixture) -> None:
+    """A local mount's folder is often where a file system (a NAS, a disk) is mounted. Not mounted (a
+    server started at boot before its NAS, a disk gone while it ran), the folder is an empty one on the
+    disk below: the probe file was written there and /readyz said ready; the next maintenance round
+    found no owner file and claimed the folder, and uploads went onto the disk below while every stored
+    file was missing. Now it is not ready and not claimed, and takes no upload, until it is back."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    root, away = store.root, store.root.with_name(store.root.name + "-unmounted")
+    stored = await factories.value_asset(api, contributor)  # any lake's first round has claimed the mount
+    assert stored and (await http.get("/readyz")).status_code == 200
+    root.rename(away)
+    root.mkdir()  # the empty place the file system goes on
+    try:
+        state.health.forget()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["failing"] == ["mount local"]  # at once, before a round
+        with caplog.at_level(logging.WARNING, logger="graphlake.storage"):
+            await settle_owners(state.db, state.stores)  # the maintenance round's first step
+        assert "is gone: is its file system not mounted?" in caplog.text
+        assert list(root.iterdir()) == []  # nothing claimed, nothing written on the disk below
+        state.health.forget()
+        assert (await http.get("/readyz")).status_code == 503
+        refused = await api.error("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                             "mediaType": "application/octet-stream"}},
+                                  token=contributor, status=503)
+        assert refused["extensions"]["code"] == "UNAVAILABLE" and refused["extensions"]["field"] == "mount", refused
+        # A server started meanwhile (a store opened anew on the folder) claims nothing either.
+        fresh = LocalStore("local", root, UrlSigner(b"k" * 32, "http://graphlake.test"))
+        await fresh.open()
+        assert await settle_owners(state.db, {"local": fresh}) == {"local": None}
+        assert not (root / OWNER_FILE).exists()
+    finally:
+        root.rmdir()
+        away.rename(root)  # mounted again
+    await settle_owners(state.db, state.stores)
+    state.health.forget()
+    assert (await http.get("/readyz")).status_code == 200
+    assert (await api.data("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                      "mediaType": "application/octet-stream"}}, token=contributor))
+
+
+async def test_a_local_mount_on_a_full_disk_is_not_ready(tmp_path: Path) -> None:
+    """The probe made an empty file, which a full disk still takes (an inode, no block): /readyz said
+    ready while every upload failed with ENOSPC. Needs a small file system of its own to fill: a
+    tmpfs, which only root may mount."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or (await asyncio.to_thread(subprocess.run, mount, capture_output=True)).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        store = LocalStore("small", folder, UrlSigner(b"k" * 32, "http://graphlake.test"))
+        await store.open()
+        assert (await probe(None, {"small": store})).ok
+        with (folder / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            filler.write(b"\0" * 1024 * 1024)  # until the disk is full
+        report = await probe(None, {"small": store})
+        assert not report.ok and "No space left on device" in (report.mount_errors["small"] or "")
+        assert not [p for p in folder.iterdir() if p.name.startswith(".probe-")]  # no probe left behind
+        (folder / "filler").unlink()
+        assert (await probe(None, {"small": store})).ok
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)

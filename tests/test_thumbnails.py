@@ -8,8 +8,11 @@ import asyncio
 import hashlib
 import io
 import re
+import struct
 import tempfile
+import threading
 import warnings
+import zlib
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -22,8 +25,9 @@ from starlette.applications import Starlette
 from documents.clock import utcnow
 from documents.upload import UploadSession
 from resolvers.context import AppState
+from services import thumbnails
 from services.assets import collect_unpinned
-from services.thumbnails import SIGN_METHOD, make_thumbnail, thumbnail_key
+from services.thumbnails import SIGN_METHOD, ImageRefused, make_thumbnail, thumbnail_key
 from services.uploads.reconciler import sweep_closed
 from storage import LocalStore, StoreUnavailable
 from tests import factories
@@ -425,3 +429,58 @@ async def test_on_s3_a_missing_original_is_404_and_an_oversized_one_is_not_downl
     response = await fetch(await thumbnail_url(api, contributor, big["id"], 512) or "")
     assert response.status_code == 422
     assert "bytes, more than an image of at most 10 pixels" in response.json()["error"]  # refused by its size
+
+
+@pytest.mark.parametrize("mount", MOUNTS)
+async def test_an_image_deleted_while_its_thumbnail_is_made_leaves_none_behind(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, mount: str) -> None:
+    """The delete removes the image's bytes, then its thumbnails, and drops their sweep marks. A
+    thumbnail being made from bytes read before the delete was written after it, and stayed for good:
+    a picture of a deleted (or erased) image, served to anyone holding its URL for the next hours."""
+    asset = await uploaded(api, contributor, png(600, 400, (9, 8, 7, 255)), mount, "image/png")
+    await settled(state)  # the 256 px one, made as the upload completed
+    url = await thumbnail_url(api, contributor, asset["id"], 512) or ""
+    rendering, go_on = threading.Event(), threading.Event()
+    render = thumbnails.make_thumbnail
+
+    def held(*args: object) -> None:  # the bytes are read: the delete runs now
+        rendering.set()
+        assert go_on.wait(30)
+        render(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(thumbnails, "make_thumbnail", held)
+    fetching = asyncio.create_task(fetch(url))
+    assert await asyncio.to_thread(rendering.wait, 30)
+    assert (await api.data("DeleteAsset", {"id": asset["id"]}, token=contributor))["deleteAsset"]["deleted"]
+    go_on.set()
+    assert (await fetching).status_code == 404  # the image is gone: so is what was made of it
+    store = state.stores[mount]
+    assert [size for size in (128, 256, 512) if await store.stat(thumbnail_key(asset["sha256"], size)) is not None] == []
+    assert (await fetch(url)).status_code == 404
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is `width` x `height` and holds almost no pixel data: what the size checks,
+    which read the header alone, see of a decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+
+def test_the_max_pixels_setting_is_the_one_limit_not_pillows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own limit (89.5 million pixels warned of, twice that refused) capped a larger
+    GRAPHLAKE_THUMBNAIL_MAX_PIXELS at 179 million without a word, and warned on stderr of images the
+    default (100 million) allows."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # put back after the test
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageRefused) as refused:  # allowed, then found truncated: these are no real image
+            make_thumbnail(io.BytesIO(png_header(10_000, 9_500)), io.BytesIO(), 256, 100_000_000)
+        assert "truncated" in str(refused.value)
+        with pytest.raises(ImageRefused) as refused:
+            make_thumbnail(io.BytesIO(png_header(20_000, 10_000)), io.BytesIO(), 256, 300_000_000)
+        assert "truncated" in str(refused.value), refused.value  # not Pillow's "exceeds limit of 178956970 pixels"
+    assert [str(w.message) for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
+    with pytest.raises(ImageRefused, match="more than the 100000000 allowed"):  # the setting still refuses
+        make_thumbnail(io.BytesIO(png_header(20_000, 10_000)), io.BytesIO(), 256, 100_000_000)

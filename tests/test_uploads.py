@@ -33,7 +33,7 @@ from services.uploads import completion, finishing, reconciler
 from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
 from storage import S3Store
-from storage.local import PUT_TEMP_PREFIX, STAGED_PREFIX, UnsafeKey
+from storage.local import PUT_TEMP_PREFIX, STAGED_PREFIX, StagedFile, UnsafeKey
 from tests import factories
 from tests.conftest import S3Service, Served
 from tests.operations import Api, object_id
@@ -1658,3 +1658,33 @@ async def test_an_asset_settled_in_the_millisecond_a_writer_read_it_moves_update
     error = await api.error("UpdateAsset", {"input": {"id": stranded["asset"]["id"], "name": "mine",
                                                       "expectedUpdatedAt": read_at.isoformat()}}, token=contributor)
     assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
+
+
+async def test_a_put_to_a_local_mount_touches_its_files_off_the_event_loop(api: Api, contributor: str, state: AppState,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signed PUT staged its file, looked at the key's place, linked the file there and closed it on
+    the event loop: on a network file system whose server is away (a hard NFS mount) each waits until
+    it is back, and every request of the process waited with it. Each is made in a worker thread."""
+    store = state.stores["local"]
+    on_the_loop: list[str] = []
+
+    def watched(name: str, call):  # type: ignore[no-untyped-def]
+        def calling(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                asyncio.get_running_loop()
+                on_the_loop.append(name)
+            except RuntimeError:  # a worker thread runs no loop
+                pass
+            return call(*args, **kwargs)
+        return calling
+
+    data = payload(3_000, seed=51)
+    session = await start(api, contributor, data, "local")
+    for name in ("path", "stage", "record_sha256"):
+        monkeypatch.setattr(store, name, watched(name, getattr(store, name)))
+    for name in ("taken", "store", "close"):
+        monkeypatch.setattr(StagedFile, name, watched(name, getattr(StagedFile, name)))
+    assert (await put(session["url"], data, session["headers"])).status_code == 200  # the PUT alone is watched
+    monkeypatch.undo()
+    assert on_the_loop == []
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"

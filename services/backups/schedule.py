@@ -20,7 +20,7 @@ from documents.json_value import StoredJson
 from services.backups.writer import remove_dead_partials, write_backup
 from services.events.feed import FeedWriter
 from services.events.log import EventSettings, NewEvent, log_events
-from services.schedules import claim_due
+from services.schedules import claim_due, failed
 
 log = logging.getLogger("graphlake.backups")
 PREFIX = "scheduled-"  # only these are pruned: manual and pre-migration backups stay until removed
@@ -40,7 +40,10 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
     """Take the scheduled backup if it is due here; the new backup's directory, else None.
     `on_outcome` (the app's metrics) is told "written" or "failed" of each backup attempted: a
     failure is reported here, as an alert event, and never raised."""
-    if settings.backup_every_hours is None or not await claim_due(db, "backup", timedelta(hours=settings.backup_every_hours)):
+    if settings.backup_every_hours is None:
+        return None
+    every = timedelta(hours=settings.backup_every_hours)
+    if (claim := await claim_due(db, "backup", every)) is None:
         return None
     destination = directory / f"{PREFIX}{utcnow().strftime('%Y%m%dT%H%M%S.%fZ')}"
     started = time.monotonic()
@@ -52,6 +55,9 @@ async def scheduled_backup(db: AsyncDatabase, feed: FeedWriter, settings: Schedu
     except Exception as error:  # any failure is reported, as an alert, and the server goes on
         # In the server's log too: an operator reading it after the fact should not need the event log.
         log.error("scheduled backup to %s failed: %s: %s", destination, type(error).__name__, error)
+        # Tried again within the hour (RETRY_AFTER), as the other scheduled jobs are: a passing fault
+        # (a full disk, the database away a moment) cost a whole period without a backup, a day at 24.
+        await failed(db, "backup", every, claim)
         await log_events(feed, [NewEvent(
             event_type=BACKUP_FAILED, level=LEVELS["ERROR"], alert=True,
             message=f"scheduled backup to {destination} failed: {error}",

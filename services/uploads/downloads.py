@@ -22,7 +22,9 @@ def download_url_now_or_later(asset: Asset, stores: dict[str, ObjectStore], expi
     """download_url's answer, at once where the store signs without waiting (a local mount), else an
     awaitable of it: a page of a version's images asks for hundreds, and a resolver that awaits
     each costs the server several times the signing (resolvers/lookahead.py says why)."""
-    if asset.storage is None or asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
+    # Only verified bytes: a FAILED upload's object may exist all the same until the sweep (an S3
+    # presigned PUT lives past its session's expiry), and nobody checked it.
+    if asset.storage is None or asset.status is not AssetStatus.ACTIVE:
         return None
     check_expiry(expires_in, max_seconds)
     if asset.storage.uri.startswith(("https://", "http://")):
