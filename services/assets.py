@@ -42,6 +42,7 @@ from services.checks import (
 from services.compare_and_set import Stamp
 from services.errors import BadUserInput, Conflict, NotFound, Unavailable
 from services.field_pages import pages_between
+from services.group_inserts import grouped
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from services.thumbnails import remove_thumbnails, thumbnail_keys
@@ -140,7 +141,8 @@ async def create_asset(
     # for the same document raw, measured here), and Asset declares no event hooks for it to run.
     asset.id = ObjectId()
     await lineage.add(asset.id, asset.derived_from)  # before the asset: services/lineage.py
-    await Asset.get_pymongo_collection().insert_one(stored(asset))
+    # With other values being stored at the same moment, in one insert with theirs (services/group_inserts.py).
+    await grouped(Asset.get_pymongo_collection()).insert_one(stored(asset))
     try:
         await _insert_aliases(alias_list, asset.id, "aliases")
     except Conflict:
