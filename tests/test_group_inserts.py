@@ -15,7 +15,6 @@ from tests.conftest import Served
 from tests.operations import Api
 
 
-
 async def test_values_stored_at_once_go_in_shared_inserts_each_answered_with_its_own(
         api: Api, served: Served, contributor: str) -> None:
     served.commands.clear()
