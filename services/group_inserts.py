@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -117,14 +116,20 @@ def _alone(write_error: dict[str, Any]) -> WriteError:
     return kind(write_error.get("errmsg", "write error"), code, write_error)
 
 
-# Per client (each bound to its event loop), then per database and collection: a test's client and
-# the server's never share a group.
-_groups: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], GroupedInserts]] = weakref.WeakKeyDictionary()
+# Kept on the client itself (each bound to its event loop), per database and collection: a test's
+# client and the server's never share a group, and the groups go with their client. Not in a
+# dictionary keyed by client: PyMongo's clients compare equal (and hash alike) by address, so a new
+# client of the same server would find the groups of a closed one.
+_ATTRIBUTE = "_graphlake_grouped_inserts"
 
 
 def grouped(collection: AsyncCollection) -> GroupedInserts:
     """The grouped inserts of `collection` (one per collection of a client)."""
-    by_name = _groups.setdefault(collection.database.client, {})
+    client = collection.database.client
+    by_name: dict[tuple[str, str], GroupedInserts] | None = getattr(client, _ATTRIBUTE, None)
+    if by_name is None:
+        by_name = {}
+        setattr(client, _ATTRIBUTE, by_name)
     key = (collection.database.name, collection.name)
     if key not in by_name:
         by_name[key] = GroupedInserts(collection)

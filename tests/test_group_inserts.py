@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -66,6 +67,14 @@ async def test_a_caller_that_stops_waiting_leaves_its_document_to_the_group(scra
     assert not inserts._in_flight
 
 
-def test_each_collection_of_a_client_has_one_group(scratch_db: AsyncDatabase) -> None:
+async def test_each_collection_of_a_client_has_one_group(scratch_db: AsyncDatabase, mongodb_url: str) -> None:
     assert grouped(scratch_db["a"]) is grouped(scratch_db["a"])
     assert grouped(scratch_db["a"]) is not grouped(scratch_db["b"])
+    # Another client of the same server (equal to the first, as PyMongo compares clients) has its own.
+    other: AsyncMongoClient = AsyncMongoClient(mongodb_url)
+    try:
+        assert other == scratch_db.client
+        assert grouped(other[scratch_db.name]["a"]) is not grouped(scratch_db["a"])
+        assert grouped(other[scratch_db.name]["a"]).collection.database.client is other
+    finally:
+        await other.close()
