@@ -32,9 +32,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from documents.asset import Asset
+from documents.clock import to_millis
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
-from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response, open_stored
+from graphlake.object_files import ObjectFileResponse, content_etag, not_modified, not_modified_response, open_stored
 from graphlake.user_content import user_content
 from services.assets import asset_by_alias
 from services.auth import bearer_secret
@@ -98,8 +99,9 @@ def _value_file_name(name: str) -> str:
 
 
 def _stored_inline(request: Request, asset: Asset) -> Response:
-    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag is the SHA-256
-    of the bytes sent, which never change under one asset ID (a text is replaced as a new asset)."""
+    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag names the
+    SHA-256 of the bytes sent, which never change under one asset ID (a text is replaced as a new
+    asset), and the media type and name they are sent under, which an asset's record may change."""
     if asset.kind is AssetKind.VALUE:
         body = asset.value.json.encode() if asset.value is not None else b"null"
         media_type, name = "application/json", _value_file_name(asset.name)
@@ -109,10 +111,12 @@ def _stored_inline(request: Request, asset: Asset) -> Response:
         media_type = text_media_type(asset.media_type if asset.media_type and valid_media_type(asset.media_type)
                                      else "text/plain")
         name = asset.name
-    etag = f'"{asset.sha256 or hashlib.sha256(body).hexdigest()}"'
+    response = Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name)})
+    etag = content_etag(asset.sha256 or hashlib.sha256(body).hexdigest(), response.headers)
     if not_modified(request.headers, etag):
         return not_modified_response(etag)
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name), "ETag": etag})
+    response.headers["ETag"] = etag
+    return response
 
 
 _CHARSET = re.compile(r"[ \t]*;[ \t]*charset=(?:\"[^\"]*\"|[^;\"]*)", re.IGNORECASE)
@@ -152,8 +156,11 @@ async def get_content(request: Request) -> Response:
             except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id") from None
+            # Named by the asset's SHA-256 (verified at completion; the mount's files are the lake's own)
+            # and dated by its record too: a rename is a change a cache revalidating by date must see.
             return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None,
-                                                        stat_result=stat_result))
+                                                        digest=asset.sha256, stat_result=stat_result,
+                                                        last_modified=to_millis(asset.updated_at).timestamp()))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")
