@@ -421,25 +421,35 @@ async def test_a_cached_copy_is_kept_only_while_it_is_what_would_be_sent(http: h
     SHA-256 alone: an alias moved to another file of that size and mtime answered a client holding
     the first 304 (it kept the other bytes), and after a rename or a new media type a revalidating
     cache kept the old Content-Disposition and Content-Type. The ETag names the bytes (their SHA-256)
-    and those headers; Last-Modified moves with the asset's record."""
+    and those headers; Last-Modified moves with the asset's record and with the alias it is asked by."""
     first, second = payload(4_000, seed=51), payload(4_000, seed=52)
     one = await uploaded(api, contributor, first, "local", "one.bin")
     two = await uploaded(api, contributor, second, "local", "two.bin")
     root = state.stores["local"].root  # type: ignore[attr-defined]
     for stored in (one, two):  # copies made with `cp -p`, say: one size, one mtime
         os.utime(root / stored["storage"]["key"], ns=(1_700_000_000_000_000_000,) * 2)
+    from documents.asset import Alias
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    for stored, hours in ((one, 2), (two, 3)):  # the second stored before the first: an older file in every way
+        await AssetDocument.get_pymongo_collection().update_one(
+            {"_id": object_id(stored["id"])}, {"$set": {"updated_at": utcnow() - timedelta(hours=hours)}})
     await api.data("MoveAlias", {"alias": "lab/current", "assetId": one["id"]}, token=contributor)
+    await Alias.get_pymongo_collection().update_one(  # an HTTP date holds whole seconds: moved an hour ago
+        {"_id": "lab/current"}, {"$set": {"moved_at": utcnow() - timedelta(hours=1)}})
     held = await http.get("/assets/lab/current/content", headers=auth(viewer))
     assert held.content == first
     await api.data("MoveAlias", {"alias": "lab/current", "assetId": two["id"]}, token=contributor)
     again = await http.get("/assets/lab/current/content", headers={**auth(viewer), "If-None-Match": held.headers["etag"]})
     assert again.status_code == 200 and again.content == second
+    # Revalidated by date alone (curl -z, wget -N): the alias moved since, to a file older than that.
+    dated = await http.get("/assets/lab/current/content",
+                           headers={**auth(viewer), "If-Modified-Since": held.headers["last-modified"]})
+    assert dated.status_code == 200 and dated.content == second
 
     # Renamed: the bytes are the same, the name they are saved under is not.
     value = await factories.value_asset(api, contributor, "reading", value={"t": 2})
     text = (await api.data("StoreText", {"input": {"name": "n.txt", "text": "größe"}}, token=contributor))["storeText"]
-    from documents.asset import Asset as AssetDocument
-    from tests.operations import object_id
     for asset, renamed in ((one, "one-renamed.bin"), (value, "reading-renamed"), (text, "n-renamed.txt")):
         url = f"/assets/{asset['id']}/content"
         # Stored a minute ago: an HTTP date holds whole seconds, and the rename follows within one.
