@@ -225,7 +225,7 @@ async def get_blob(request: Request) -> Response:
     except FileNotFoundError:
         return _error(404, "the object does not exist")
     # `digest`: a tag of the asset's SHA-256 (LocalStore.sign_get_now), signed with the URL; a URL
-    # without one (an EXTERNAL file's) has its file named by its identity.
+    # without one (a file whose digest is not read yet, a URL signed before) names the file by its identity.
     digest = params.get("digest")
     return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
                               media_type=params.get("type") or None, stat_result=stat_result,

@@ -158,7 +158,8 @@ async def get_content(request: Request) -> Response:
             except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id") from None
-            # Named by the asset's SHA-256 (verified at completion; the mount's files are the lake's own),
+            # Named by the asset's SHA-256 (verified at completion; the mount's files are the lake's own;
+            # none yet for an ingested file until the reconciler reads it: then by the file's identity),
             # and dated by its record and its alias too: a rename, or an alias moved to an older file,
             # is a change a client revalidating by date alone (curl -z, wget -N) must see.
             changed = max(to_millis(when) for when in (asset.updated_at, aliased_since) if when is not None)
