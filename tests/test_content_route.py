@@ -480,6 +480,28 @@ async def test_a_cached_copy_is_kept_only_while_it_is_what_would_be_sent(http: h
     assert after.status_code == 200 and after.headers["content-type"] == "image/png"
 
 
+async def test_a_file_whose_digest_is_not_read_yet_is_named_by_the_file_itself(
+        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str, state: AppState) -> None:
+    """With no SHA-256 to name it by (an ingested file's, until the reconciler reads it), a file's ETag
+    names the file itself: two of one name, size and mtime, which Starlette's ETag held the same, differ."""
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    root = state.stores["local"].root  # type: ignore[attr-defined]
+    made = [await uploaded(api, contributor, payload(3_000, seed=seed), "local", "same.bin") for seed in (61, 62)]
+    for stored in made:
+        os.utime(root / stored["storage"]["key"], ns=(1_700_000_000_000_000_000,) * 2)
+        await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(stored["id"])},
+                                                                {"$unset": {"sha256": ""}})
+    await api.data("MoveAlias", {"alias": "lab/undigested", "assetId": made[0]["id"]}, token=contributor)
+    held = await http.get("/assets/lab/undigested/content", headers=auth(viewer))
+    assert held.status_code == 200 and "x-graphlake-sha256" not in held.headers
+    assert (await http.get("/assets/lab/undigested/content",
+                           headers={**auth(viewer), "If-None-Match": held.headers["etag"]})).status_code == 304
+    await api.data("MoveAlias", {"alias": "lab/undigested", "assetId": made[1]["id"]}, token=contributor)
+    again = await http.get("/assets/lab/undigested/content", headers={**auth(viewer), "If-None-Match": held.headers["etag"]})
+    assert again.status_code == 200 and again.content == payload(3_000, seed=62)
+
+
 async def test_a_text_is_labelled_in_the_utf8_it_is_sent_in(http: httpx.AsyncClient, api: Api, contributor: str,
                                                             viewer: str) -> None:
     """A text stored with a media type naming another charset went out as UTF-8 labelled with that
