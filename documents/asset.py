@@ -121,6 +121,13 @@ class Alias(Document):
     id: str = Field(alias="_id")  # type: ignore[assignment]
     asset_id: PydanticObjectId
     created_at: datetime = Field(default_factory=utcnow)
+    # When a move (moveAlias) last pointed it at an asset; None: it names the one it was created for.
+    moved_at: datetime | None = None
+
+    @property
+    def names_since(self) -> datetime:
+        """Since when it names the asset it names."""
+        return self.moved_at or self.created_at
 
     class Settings:
         name = "aliases"

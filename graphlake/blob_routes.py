@@ -224,8 +224,12 @@ async def get_blob(request: Request) -> Response:
         return _error(400, str(error))
     except FileNotFoundError:
         return _error(404, "the object does not exist")
+    # `digest`: a tag of the asset's SHA-256 (LocalStore.sign_get_now), signed with the URL; a URL
+    # without one (a file whose digest is not read yet, a URL signed before) names the file by its identity.
+    digest = params.get("digest")
     return ObjectFileResponse(file, filename=params.get("name") or key.rpartition("/")[2],
-                              media_type=params.get("type") or None, stat_result=stat_result)
+                              media_type=params.get("type") or None, stat_result=stat_result,
+                              digest=f"sha256-tag:{digest}" if digest else None)
 
 
 def blob_routes(prefix: str = "/blobs") -> list[Route]:

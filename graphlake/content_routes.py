@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from datetime import datetime
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -32,11 +33,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from documents.asset import Asset
+from documents.clock import to_millis
 from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
-from graphlake.object_files import ObjectFileResponse, not_modified, not_modified_response, open_stored
+from graphlake.object_files import ObjectFileResponse, content_etag, not_modified, not_modified_response, open_stored
 from graphlake.user_content import user_content
-from services.assets import asset_by_alias
+from services.assets import aliased_asset
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.checks import valid_media_type
@@ -76,19 +78,20 @@ async def _caller_may_read(request: Request) -> None:
         raise Forbidden(f"this needs role VIEWER; your token has {principal.role.value}")
 
 
-async def _find(ref: str) -> Asset:
+async def _find(ref: str) -> tuple[Asset, datetime | None]:
+    """The asset `ref` names, and since when an alias names it (None for an ID)."""
     try:
         asset_id: ObjectId | None = decode_object_id(ref, NodeType.ASSET)
     except GraphlakeError:
         asset_id = None  # not an asset ID: an alias, then
-    asset = await (Asset.get(asset_id) if asset_id is not None else asset_by_alias(ref))
+    asset, since = (await Asset.get(asset_id), None) if asset_id is not None else await aliased_asset(ref)
     if asset is None or asset.status is AssetStatus.DELETED:
         raise NotFound(f"no asset with ID or alias {ref!r}", field="id")
     if asset.status is AssetStatus.PENDING:
         raise Conflict("the asset's upload is not complete yet", field="id")
     if asset.status is AssetStatus.FAILED:  # its object, if any, was never verified (see download_url)
         raise Conflict("the asset's upload FAILED: it has no content; upload the file again", field="id")
-    return asset
+    return asset, since
 
 
 def _value_file_name(name: str) -> str:
@@ -98,8 +101,9 @@ def _value_file_name(name: str) -> str:
 
 
 def _stored_inline(request: Request, asset: Asset) -> Response:
-    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag is the SHA-256
-    of the bytes sent, which never change under one asset ID (a text is replaced as a new asset)."""
+    """A VALUE's JSON or a TEXT's text, or 304 when the client holds it already: its ETag names the
+    SHA-256 of the bytes sent, which never change under one asset ID (a text is replaced as a new
+    asset), and the media type and name they are sent under, which an asset's record may change."""
     if asset.kind is AssetKind.VALUE:
         body = asset.value.json.encode() if asset.value is not None else b"null"
         media_type, name = "application/json", _value_file_name(asset.name)
@@ -109,10 +113,12 @@ def _stored_inline(request: Request, asset: Asset) -> Response:
         media_type = text_media_type(asset.media_type if asset.media_type and valid_media_type(asset.media_type)
                                      else "text/plain")
         name = asset.name
-    etag = f'"{asset.sha256 or hashlib.sha256(body).hexdigest()}"'
+    response = Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name)})
+    etag = content_etag(asset.sha256 or hashlib.sha256(body).hexdigest(), response.headers)
     if not_modified(request.headers, etag):
         return not_modified_response(etag)
-    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition(name), "ETag": etag})
+    response.headers["ETag"] = etag
+    return response
 
 
 _CHARSET = re.compile(r"[ \t]*;[ \t]*charset=(?:\"[^\"]*\"|[^;\"]*)", re.IGNORECASE)
@@ -141,7 +147,7 @@ async def get_content(request: Request) -> Response:
     state = request.app.state.graphlake
     try:
         await _caller_may_read(request)
-        asset = await _find(request.path_params["ref"])
+        asset, aliased_since = await _find(request.path_params["ref"])
         if asset.kind in (AssetKind.VALUE, AssetKind.TEXT):
             return _described(asset, _stored_inline(request, asset))
         storage = asset.storage
@@ -152,8 +158,14 @@ async def get_content(request: Request) -> Response:
             except (UnsafeKey, FileNotFoundError):
                 raise NotFound("the asset's stored file is missing from its mount; `graphlake check` says more",
                                field="id") from None
+            # Named by the asset's SHA-256 (verified at completion; the mount's files are the lake's own;
+            # none yet for an ingested file until the reconciler reads it: then by the file's identity),
+            # and dated by its record and its alias too: a rename, or an alias moved to an older file,
+            # is a change a client revalidating by date alone (curl -z, wget -N) must see.
+            changed = max(to_millis(when) for when in (asset.updated_at, aliased_since) if when is not None)
             return _described(asset, ObjectFileResponse(file, filename=asset.name, media_type=asset.media_type or None,
-                                                        stat_result=stat_result))
+                                                        digest=asset.sha256, stat_result=stat_result,
+                                                        last_modified=changed.timestamp()))
         url = await download_url(asset, state.stores, URL_SECONDS, state.settings.max_download_url_seconds)
         if url is None:
             raise NotFound("the asset's content is on a mount this server does not have", field="id")

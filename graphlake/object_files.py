@@ -4,9 +4,11 @@ and the two rules of RFC 9110 that Starlette's FileResponse leaves out or bends:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
+from email.utils import formatdate, parsedate_to_datetime
 from typing import BinaryIO
 
 import anyio
@@ -33,6 +35,23 @@ async def open_stored(store: LocalStore, key: str) -> tuple[BinaryIO, os.stat_re
             file.close()
             raise
     return await anyio.to_thread.run_sync(opened)
+
+
+def content_etag(basis: str, headers: Mapping[str, str]) -> str:
+    """The strong ETag of one representation: the bytes (`basis`: their SHA-256, or what else names
+    them) together with the headers the asset's record decides, its media type and Content-Disposition.
+    Starlette's (an MD5 of the file's mtime and size) named neither: an alias moved to another file of
+    that size and mtime, or an asset renamed, was answered 304, and the client kept the other bytes or
+    the old name. Short: 128 bits tell representations apart as well as 256 do."""
+    parts = (basis, headers.get("content-type", ""), headers.get("content-disposition", ""))
+    return '"' + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + '"'
+
+
+def file_identity(stat_result: os.stat_result) -> str:
+    """An ETag's basis for a file whose SHA-256 the server does not know (or cannot trust to describe it
+    now): which file it is (device, inode) and its change time and size. Without the inode, two files
+    of one size and mtime (copies made with `cp -p`) were one to a cache."""
+    return f"file:{stat_result.st_dev}:{stat_result.st_ino}:{stat_result.st_mtime_ns}:{stat_result.st_size}"
 
 
 def not_modified(request: Headers, etag: str, last_modified: str | None = None) -> bool:
@@ -79,18 +98,27 @@ class ObjectFileResponse(FileResponse):
     LARGE_SENDS = 32
     _large_sending = 0  # this process's downloads sending large chunks now (changed on the event loop only)
 
-    def __init__(self, file: BinaryIO, *, filename: str, media_type: str | None,
-                 content_disposition_type: str = "attachment", stat_result: os.stat_result | None = None) -> None:
+    def __init__(self, file: BinaryIO, *, filename: str, media_type: str | None, digest: str | None = None,
+                 content_disposition_type: str = "attachment", stat_result: os.stat_result | None = None,
+                 last_modified: float | None = None) -> None:
+        """`digest`: what names the bytes for the ETag (content_etag), the asset's SHA-256 or a tag of it;
+        None where the route knows none, and the file's identity (file_identity) names them instead.
+        `last_modified`: a Unix time later than the file's mtime at which what the response says of
+        it changed (the asset's record), sent as Last-Modified instead."""
         self.file = file
         fd = file.fileno()
         if media_type is not None and not valid_media_type(media_type):
             # Stored before media types were checked (or read from an ingested object's metadata): a line
             # break in it would end the header, and a server refuses to send such a header at all.
             media_type = "application/octet-stream"
-        super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=stat_result or os.fstat(fd),
+        stat_result = stat_result or os.fstat(fd)
+        super().__init__(f"/dev/fd/{fd}", filename=filename, media_type=media_type, stat_result=stat_result,
                          content_disposition_type=content_disposition_type)
         # Starlette's names an escaped file by `filename*` alone, which curl -OJ does not read.
         self.headers["content-disposition"] = disposition(filename, content_disposition_type)
+        self.headers["etag"] = content_etag(digest or file_identity(stat_result), self.headers)
+        if last_modified is not None and last_modified > stat_result.st_mtime:
+            self.headers["last-modified"] = formatdate(last_modified, usegmt=True)
 
     @classmethod
     def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:

@@ -15,7 +15,15 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from graphlake.user_content import user_content
-from services.thumbnails import CACHE_CONTROL, MEDIA_TYPE, SIGN_METHOD, SIZES, URL_SECONDS, ImageRefused
+from services.thumbnails import (
+    CACHE_CONTROL,
+    MEDIA_TYPE,
+    SIGN_METHOD,
+    SIZES,
+    URL_SECONDS,
+    ImageRefused,
+    ThumbnailTooLarge,
+)
 from storage import LocalStore
 from storage.local import UnsafeKey
 from storage.ownership import MountNotOwned
@@ -56,6 +64,8 @@ async def get_thumbnail(request: Request) -> Response:
         return _error(422, str(error))
     except StoreUnavailable as error:  # not made yet, and this lake stores nothing on another lake's mount
         return _error(409 if isinstance(error, MountNotOwned) else 503, str(error))
+    except ThumbnailTooLarge as error:  # made again, and an oversized file was back at once: a writer's race
+        return _error(503, str(error))
     # The signed GET lives URL_SECONDS: the redirect may be cached for less than that.
     return RedirectResponse(await state.thumbnailer.serve_url(store, thumbnail), status_code=302,
                             headers={"Cache-Control": f"private, max-age={URL_SECONDS // 2}"})

@@ -72,8 +72,9 @@ class Added:
 
 MAX_VERSION = 2**31 - 1  # GraphQL's Int is 32-bit signed
 # What the web app and other viewers draw labels in: a colour, not any text a style could hold.
+# Spaces and tabs only inside the parentheses: `\s` let line breaks, U+001C to U+001F and U+0085 in.
 _CSS_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[a-zA-Z]{3,30}"
-                         r"|(?:rgba?|hsla?)\([0-9.,%\s/a-z]{1,60}\)")
+                         r"|(?:rgba?|hsla?)\([0-9.,% \t/a-z]{1,60}\)")
 
 
 MAX_SOURCE_TEXT = 500  # characters of a source's name or version, as of any name (check_name)

@@ -267,8 +267,8 @@ async def move_alias(alias: str, asset_id: ObjectId, expected: ObjectId | None =
     query: dict[str, Any] = {"_id": alias} if expected is None else {"_id": alias, "asset_id": expected}
     try:  # what the alias named before, to give it back should the asset turn out deleted meanwhile
         before = await Alias.get_pymongo_collection().find_one_and_update(
-            query, {"$set": {"asset_id": asset_id}, "$setOnInsert": {"created_at": utcnow()}}, upsert=expected is None,
-            return_document=ReturnDocument.BEFORE)
+            query, {"$set": {"asset_id": asset_id, "moved_at": utcnow()}, "$setOnInsert": {"created_at": utcnow()}},
+            upsert=expected is None, return_document=ReturnDocument.BEFORE)
     except DuplicateKeyError:  # only with upsert: another writer created the alias first
         raise Conflict(f"alias {alias!r} was created by another writer meanwhile; try again", field="alias") from None
     if expected is not None and before is None:
@@ -291,10 +291,11 @@ async def _alias_back(alias: str, asset_id: ObjectId, before: Mapping[str, Any] 
     if previous is None or previous == asset_id or await in_use_despite_delete([previous]):
         await aliases.delete_one({"_id": alias, "asset_id": asset_id})
         return
-    back = await aliases.update_one({"_id": alias, "asset_id": asset_id}, {"$set": {"asset_id": previous}})
+    back = await aliases.update_one({"_id": alias, "asset_id": asset_id},
+                                    {"$set": {"asset_id": previous, "moved_at": utcnow()}})
     if back.matched_count == 0:
         try:
-            await aliases.insert_one({**before, "_id": alias, "asset_id": previous})
+            await aliases.insert_one({**before, "_id": alias, "asset_id": previous, "moved_at": utcnow()})
         except DuplicateKeyError:  # taken by another writer since: theirs stands
             pass
 
@@ -302,6 +303,12 @@ async def _alias_back(alias: str, asset_id: ObjectId, before: Mapping[str, Any] 
 async def asset_by_alias(alias: str) -> Asset | None:
     found = await Alias.get(alias)
     return await Asset.get(found.asset_id) if found else None
+
+
+async def aliased_asset(alias: str) -> tuple[Asset | None, datetime | None]:
+    """The asset `alias` names and since when it names it (Alias.names_since); (None, None) for no such alias."""
+    found = await Alias.get(alias)
+    return (await Asset.get(found.asset_id), found.names_since) if found else (None, None)
 
 
 

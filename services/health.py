@@ -63,6 +63,10 @@ async def _mount_error(store: ObjectStore, seconds: float) -> str | None:
         return str(error)
     except TimeoutError:
         return f"mount {store.name!r}: no answer within {seconds:g} s"
+    except Exception as error:
+        # Not one a store's check is meant to raise (a closed store's, a library's own): the mount is
+        # not ready all the same, and named. Raised, it made /readyz answer 500 and `health` fail whole.
+        return f"mount {store.name!r}: its check failed: {type(error).__name__}: {error}"
     if store.ownership.lake is not None and store.ownership.owner is None:
         # Not yet known whose it is (services/mount_owners.py): every upload there is refused meanwhile.
         return store.ownership.refusal()

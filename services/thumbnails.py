@@ -61,6 +61,22 @@ class ImageRefused(Exception):
     """The bytes are no image Graphlake makes thumbnails of (unreadable, another format, too many pixels)."""
 
 
+class ThumbnailTooLarge(Exception):
+    """What is stored where a thumbnail belongs is larger than any thumbnail this module makes."""
+
+
+# Room for WebP's container and chunk headers (and an ICC profile, say) beside the pixels.
+THUMBNAIL_OVERHEAD_BYTES = 64 * 1024
+
+
+def max_thumbnail_bytes(size: int) -> int:
+    """The most a thumbnail of at most `size` pixels a side takes: its pixels uncompressed (RGBA, 4
+    bytes each) and its headers. WebP at quality 80 never comes near: 512 x 512 pixels of random RGBA
+    noise, the worst there is for a codec, took 574 KB of these 1.06 MiB. A file larger than this at a
+    thumbnail's key was put there by another writer of the mount, and is not read into memory."""
+    return size * size * 4 + THUMBNAIL_OVERHEAD_BYTES
+
+
 def thumbnail_key(sha256: str, size: int) -> str:
     """Where a thumbnail is kept in its image's mount."""
     return f"thumbnails/{sha256}/{size}.webp"
@@ -320,13 +336,20 @@ class Thumbnailer:
     async def local_bytes(self, store: LocalStore, key: str, sha256: str, size: int) -> bytes:
         """The thumbnail's bytes from a local mount, made first if need be. A thumbnail is a few KB:
         one read in one thread hop is the hot path (a browser's grid asks for a hundred at once),
-        cheaper than a stat, then a streamed response's hops for open, each chunk and close."""
-        read = partial(_read_stored, store, thumbnail_key(sha256, size))
+        cheaper than a stat, then a streamed response's hops for open, each chunk and close. Read up
+        to max_thumbnail_bytes only: a larger file there (a direct writer's) is deleted and the
+        thumbnail made again; ThumbnailTooLarge if one is found there again at once."""
+        thumbnail = thumbnail_key(sha256, size)
+        read = partial(_read_stored, store, thumbnail, max_thumbnail_bytes(size))
         try:
             return await asyncio.to_thread(read)
         except FileNotFoundError:
-            await self.ensure(store, key, sha256, size)
-            return await asyncio.to_thread(read)
+            pass
+        except ThumbnailTooLarge as error:  # a cache entry gone wrong: made again, as if it were missing
+            log.warning("%s in mount %s; it is deleted and made again", error, store.name)
+            await store.delete(thumbnail)
+        await self.ensure(store, key, sha256, size)
+        return await asyncio.to_thread(read)
 
     async def serve_url(self, store: ObjectStore, thumbnail: str) -> str:
         """A signed GET of a stored thumbnail in an S3 mount (the route redirects there)."""
@@ -339,9 +362,12 @@ def _render_stored(store: LocalStore, key: str, target: BinaryIO, size: int, max
         make_thumbnail(source, target, size, max_pixels)
 
 
-def _read_stored(store: LocalStore, key: str) -> bytes:
+def _read_stored(store: LocalStore, key: str, limit: int) -> bytes:
     with store.open_object(key) as file:
-        return file.read()
+        content = file.read(limit + 1)  # not fstat's size then a read: the file may grow in between
+    if len(content) > limit:
+        raise ThumbnailTooLarge(f"the file at {key} holds more than the {limit} bytes a thumbnail takes at most")
+    return content
 
 
 async def _download(store: ObjectStore, key: str, path: Path) -> None:

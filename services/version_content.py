@@ -217,6 +217,8 @@ async def download_url(content: VersionContentFile, stores: Mapping[str, ObjectS
     if store is None:
         return None
     name = filename or content.key.rpartition("/")[2]
-    return (store.sign_get_now(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in)
-            or await store.sign_get(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in))
+    return (store.sign_get_now(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in,
+                               sha256=content.sha256)
+            or await store.sign_get(content.key, filename=name, content_type=MEDIA_TYPE, expires_in=expires_in,
+                                    sha256=content.sha256))
 

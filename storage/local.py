@@ -485,16 +485,20 @@ class LocalStore:
         return SignedRequest(url=url, headers={"Content-Type": content_type})
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                       bucket: str | None = None) -> str:
-        return self.sign_get_now(key, filename=filename, content_type=content_type, expires_in=expires_in)
+                       bucket: str | None = None, sha256: str | None = None) -> str:
+        return self.sign_get_now(key, filename=filename, content_type=content_type, expires_in=expires_in,
+                                 sha256=sha256)
 
     def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                     bucket: str | None = None) -> str:
+                     bucket: str | None = None, sha256: str | None = None) -> str:
         # Checked by its text alone: the route that serves the URL resolves the path (`path`) before it
         # reads a byte, and a page of a version's images signs hundreds of keys, each resolve a few
         # system calls per directory level.
         _check_key(key)
-        return self.signer.sign("GET", self.name, key, expires_in, name=filename, type=content_type or "")
+        # The digest as its keyed tag (digest_tag), as a PUT's: the route names the bytes by it in the
+        # ETag, and the URL holds nothing of the file's SHA-256 (see digest_tag).
+        tagged = {"digest": self.signer.digest_tag(sha256)} if sha256 else {}
+        return self.signer.sign("GET", self.name, key, expires_in, name=filename, type=content_type or "", **tagged)
 
     # --- multipart
     # A direct writer may write in the mount's root, so `.multipart` and everything below it can be

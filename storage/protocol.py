@@ -87,10 +87,12 @@ class ObjectStore(Protocol):
     # no URL can replace what a completion verified.
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest: ...
+    # `sha256`: the object's verified digest, where the caller knows one: a store serving the bytes
+    # itself names them by it in its ETag (a local mount's route); S3 has its own.
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                       bucket: str | None = None) -> str: ...
+                       bucket: str | None = None, sha256: str | None = None) -> str: ...
     def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                     bucket: str | None = None) -> str | None:
+                     bucket: str | None = None, sha256: str | None = None) -> str | None:
         """sign_get's URL when the store makes it without waiting on anything, else None. A page of a
         version's images signs a URL per image: an awaitable each cost the server more than the signing."""
 

@@ -252,7 +252,7 @@ class S3Store:
         return SignedRequest(url=url, headers=headers)
 
     async def sign_get(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                       bucket: str | None = None) -> str:
+                       bucket: str | None = None, sha256: str | None = None) -> str:
         # `key` is the full object key for external objects (another bucket), else ours.
         params = {"response-content-disposition": disposition(filename)}
         if content_type:
@@ -261,7 +261,7 @@ class S3Store:
                                    bucket=bucket, params=params, for_client=True)
 
     def sign_get_now(self, key: str, *, filename: str, content_type: str | None, expires_in: int,
-                     bucket: str | None = None) -> None:
+                     bucket: str | None = None, sha256: str | None = None) -> None:
         return None  # the credentials may need refreshing first (an instance role's, say)
 
     # --- multipart

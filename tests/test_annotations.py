@@ -115,11 +115,16 @@ async def test_schema_rules(api: Api, contributor: str) -> None:
     error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"],
                                                                  "labels": [{"name": "a"}, {"name": "a"}]}}, token=contributor)
     assert error["extensions"]["field"] == "labels[1].name"
-    for colour in ("#ff8800", "#f80", "teal", "rgb(255, 136, 0)", "hsl(30 100% 50%)"):
+    for colour in ("#ff8800", "#f80", "teal", "rgb(255, 136, 0)", "hsl(30\t100% 50%)"):
         await factories.schema(api, contributor, f"c{len(colour)}-{colour[:3]}", labels=[{"name": "a", "color": colour}])
     error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"], "labels": [
         {"name": "a", "color": "#ff0000"}, {"name": "b", "color": "red; } body { display: none"}]}}, token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "labels[1].color"}
+    # Only spaces and tabs between the parentheses: `\s` let these control characters and line breaks in.
+    for space in ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\u2028"):
+        error = await api.error("CreateAnnotationSchema", {"input": {"name": "p", "kinds": ["BBOX"], "labels": [
+            {"name": "a", "color": f"rgb(255,{space}136, 0)"}]}}, token=contributor)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "labels[0].color"}, repr(space)
     image = await factories.image_asset(api, contributor)
     no_scores = await factories.annotation_set(api, contributor, first["id"])
     error = await api.error("AddAnnotations", {"setId": no_scores["id"], "records": [

@@ -414,6 +414,94 @@ async def test_a_client_holding_the_content_is_answered_304(http: httpx.AsyncCli
     assert (await http.get(f"/assets/{value['id']}/content", headers={"If-None-Match": "*"})).status_code == 401
 
 
+async def test_a_cached_copy_is_kept_only_while_it_is_what_would_be_sent(http: httpx.AsyncClient, api: Api,
+                                                                         contributor: str, viewer: str,
+                                                                         state: AppState) -> None:
+    """A local file's ETag was Starlette's MD5 of its mtime and size, and a value's or a text's its
+    SHA-256 alone: an alias moved to another file of that size and mtime answered a client holding
+    the first 304 (it kept the other bytes), and after a rename or a new media type a revalidating
+    cache kept the old Content-Disposition and Content-Type. The ETag names the bytes (their SHA-256)
+    and those headers; Last-Modified moves with the asset's record and with the alias it is asked by."""
+    first, second = payload(4_000, seed=51), payload(4_000, seed=52)
+    one = await uploaded(api, contributor, first, "local", "one.bin")
+    two = await uploaded(api, contributor, second, "local", "two.bin")
+    root = state.stores["local"].root  # type: ignore[attr-defined]
+    for stored in (one, two):  # copies made with `cp -p`, say: one size, one mtime
+        os.utime(root / stored["storage"]["key"], ns=(1_700_000_000_000_000_000,) * 2)
+    from documents.asset import Alias
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    for stored, hours in ((one, 2), (two, 3)):  # the second stored before the first: an older file in every way
+        await AssetDocument.get_pymongo_collection().update_one(
+            {"_id": object_id(stored["id"])}, {"$set": {"updated_at": utcnow() - timedelta(hours=hours)}})
+    await api.data("MoveAlias", {"alias": "lab/current", "assetId": one["id"]}, token=contributor)
+    await Alias.get_pymongo_collection().update_one(  # an HTTP date holds whole seconds: moved an hour ago
+        {"_id": "lab/current"}, {"$set": {"moved_at": utcnow() - timedelta(hours=1)}})
+    held = await http.get("/assets/lab/current/content", headers=auth(viewer))
+    assert held.content == first
+    await api.data("MoveAlias", {"alias": "lab/current", "assetId": two["id"]}, token=contributor)
+    again = await http.get("/assets/lab/current/content", headers={**auth(viewer), "If-None-Match": held.headers["etag"]})
+    assert again.status_code == 200 and again.content == second
+    # Revalidated by date alone (curl -z, wget -N): the alias moved since, to a file older than that.
+    dated = await http.get("/assets/lab/current/content",
+                           headers={**auth(viewer), "If-Modified-Since": held.headers["last-modified"]})
+    assert dated.status_code == 200 and dated.content == second
+
+    # Renamed: the bytes are the same, the name they are saved under is not.
+    value = await factories.value_asset(api, contributor, "reading", value={"t": 2})
+    text = (await api.data("StoreText", {"input": {"name": "n.txt", "text": "größe"}}, token=contributor))["storeText"]
+    for asset, renamed in ((one, "one-renamed.bin"), (value, "reading-renamed"), (text, "n-renamed.txt")):
+        url = f"/assets/{asset['id']}/content"
+        # Stored a minute ago: an HTTP date holds whole seconds, and the rename follows within one.
+        await AssetDocument.get_pymongo_collection().update_one(
+            {"_id": object_id(asset["id"])}, {"$set": {"updated_at": utcnow() - timedelta(minutes=1)}})
+        before = await http.get(url, headers=auth(viewer))
+        blob_before = httpx.URL(asset["downloadUrl"]).raw_path.decode() if asset.get("downloadUrl") else None
+        blob_held = await http.get(blob_before) if blob_before else None
+        await api.data("UpdateAsset", {"input": {"id": asset["id"], "name": renamed}}, token=contributor)
+        after = await http.get(url, headers={**auth(viewer), "If-None-Match": before.headers["etag"]})
+        assert after.status_code == 200 and after.content == before.content, asset["name"]
+        assert renamed in after.headers["content-disposition"] and after.headers["etag"] != before.headers["etag"]
+        assert (await http.get(url, headers={**auth(viewer), "If-None-Match": after.headers["etag"]})).status_code == 304
+        if "last-modified" in before.headers:  # revalidated by date alone (curl -z): the rename is a change
+            dated = await http.get(url, headers={**auth(viewer), "If-Modified-Since": before.headers["last-modified"]})
+            assert dated.status_code == 200 and renamed in dated.headers["content-disposition"]
+        if blob_held is not None:  # the signed GET downloadUrl gives now, revalidated with the old one's ETag
+            fresh = (await api.data("DownloadUrl", {"id": asset["id"]}, token=viewer))["asset"]["downloadUrl"]
+            blob_after = await http.get(httpx.URL(fresh).raw_path.decode(),
+                                        headers={"If-None-Match": blob_held.headers["etag"]})
+            assert blob_after.status_code == 200 and renamed in blob_after.headers["content-disposition"]
+
+    # A media type changed in the record (a repair of one stored wrong): the ETag changes with it.
+    before = await http.get(f"/assets/{two['id']}/content", headers=auth(viewer))
+    await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(two["id"])},
+                                                            {"$set": {"media_type": "image/png"}})
+    after = await http.get(f"/assets/{two['id']}/content", headers={**auth(viewer), "If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["content-type"] == "image/png"
+
+
+async def test_a_file_whose_digest_is_not_read_yet_is_named_by_the_file_itself(
+        http: httpx.AsyncClient, api: Api, contributor: str, viewer: str, state: AppState) -> None:
+    """With no SHA-256 to name it by (an ingested file's, until the reconciler reads it), a file's ETag
+    names the file itself: two of one name, size and mtime, which Starlette's ETag held the same, differ."""
+    from documents.asset import Asset as AssetDocument
+    from tests.operations import object_id
+    root = state.stores["local"].root  # type: ignore[attr-defined]
+    made = [await uploaded(api, contributor, payload(3_000, seed=seed), "local", "same.bin") for seed in (61, 62)]
+    for stored in made:
+        os.utime(root / stored["storage"]["key"], ns=(1_700_000_000_000_000_000,) * 2)
+        await AssetDocument.get_pymongo_collection().update_one({"_id": object_id(stored["id"])},
+                                                                {"$unset": {"sha256": ""}})
+    await api.data("MoveAlias", {"alias": "lab/undigested", "assetId": made[0]["id"]}, token=contributor)
+    held = await http.get("/assets/lab/undigested/content", headers=auth(viewer))
+    assert held.status_code == 200 and "x-graphlake-sha256" not in held.headers
+    assert (await http.get("/assets/lab/undigested/content",
+                           headers={**auth(viewer), "If-None-Match": held.headers["etag"]})).status_code == 304
+    await api.data("MoveAlias", {"alias": "lab/undigested", "assetId": made[1]["id"]}, token=contributor)
+    again = await http.get("/assets/lab/undigested/content", headers={**auth(viewer), "If-None-Match": held.headers["etag"]})
+    assert again.status_code == 200 and again.content == payload(3_000, seed=62)
+
+
 async def test_a_text_is_labelled_in_the_utf8_it_is_sent_in(http: httpx.AsyncClient, api: Api, contributor: str,
                                                             viewer: str) -> None:
     """A text stored with a media type naming another charset went out as UTF-8 labelled with that

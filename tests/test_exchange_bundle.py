@@ -612,8 +612,11 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
         for path in ("bundles/none", "bundles/none.tar"):
             missing = await api.run("CommitBundleImport", {"input": {"path": path, "mount": mount}}, token=token)
             assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}, (mount, path)
-    control = await api.run("PrepareBundleImport", {"input": {"path": "a\u0000b"}}, token=token)
-    assert control["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
+    # Every control character, DEL and C1 too (`ord(c) < 32` let them through: NOT_FOUND on the mount).
+    for path in ("a\u0000b", "a\u001fb", "a\u007fb", "a\u0085b", "a\u009bb"):
+        control = await api.run("PrepareBundleImport", {"input": {"path": path}}, token=token)
+        assert control["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}, path
+        assert "control character" in control["errors"][0]["message"], path
     # An image: the lake holds none of them as a file (they were registered in place just before),
     # so the commit reads its payload (one of an asset the lake holds is not read: tested below).
     image = next(a for a in json.loads((bundle / "manifest.json").read_text())["assets"].values() if a["name"] == "img0.png")

@@ -77,6 +77,31 @@ async def test_readiness_names_an_unreachable_mount(
     assert (await http.get("/readyz")).status_code == 200
 
 
+async def test_a_mount_whose_check_fails_unexpectedly_is_not_ready(
+    http: httpx.AsyncClient, api: Api, admin: str, state: AppState, s3: S3Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store's check that raised anything but StoreUnavailable or a timeout (here a closed store's:
+    AttributeError) made /readyz answer 500, naming nothing, and the `health` query fail. It is 503
+    naming the mount, said once in the log while it lasts, as any other failure."""
+    closed = S3Store("closed", bucket=s3.bucket, endpoint_url=s3.endpoint,
+                     access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    await closed.open()
+    await closed.close()
+    state.stores["closed"] = closed
+    try:
+        for _ in range(5):
+            state.health.forget()
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["failing"] == ["mount closed"], ready.text
+        assert sum("not ready" in r.getMessage() and "'closed'" in r.getMessage() for r in caplog.records) == 1, caplog.text
+        health = (await api.data("Status", token=admin))["health"]
+        assert health["ok"] is False and health["storage"] is False and health["database"] is True
+    finally:
+        del state.stores["closed"]
+        state.health.forget()
+    assert (await http.get("/readyz")).status_code == 200
+
+
 async def test_readiness_names_a_mount_its_credentials_cannot_write(
     http: httpx.AsyncClient, state: AppState, s3: S3Service, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

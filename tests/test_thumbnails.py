@@ -177,6 +177,42 @@ async def test_on_a_local_mount_thumbnails_are_read_and_written_through_no_link(
         assert answer.status_code == 200 and image.size == (128, 64)
 
 
+async def test_an_oversized_file_at_a_thumbnails_key_is_not_read_whole(api: Api, contributor: str,
+                                                                      state: AppState) -> None:
+    """A stored thumbnail was read into memory whole: a direct writer of the mount who put a file of
+    gigabytes at `thumbnails/<sha256>/<size>.webp` had each request hold all of it. A thumbnail takes
+    at most its pixels uncompressed and its headers (max_thumbnail_bytes): past that, the file is
+    deleted and the thumbnail made again, and no more than that bound is ever read of it."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    asset = await uploaded(api, contributor, png(400, 100, (7, 8, 9, 255)), "local", "image/png", "bloated")
+    await settled(state)
+    path = store.root / thumbnail_key(asset["sha256"], 128)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as file:  # sparse: takes no disk (a gigabyte would do as well)
+        file.truncate(16 << 20)
+    read_sizes: list[int] = []
+    open_object = store.open_object
+
+    def watched(key: str):  # type: ignore[no-untyped-def]
+        file = open_object(key)
+        if key == thumbnail_key(asset["sha256"], 128):
+            read = file.read
+            file.read = lambda n=-1: read_sizes.append(n) or read(n)  # type: ignore[method-assign]
+        return file
+
+    store.open_object = watched  # type: ignore[method-assign]
+    try:
+        answer = await fetch(await thumbnail_url(api, contributor, asset["id"], 128) or "")
+    finally:
+        del store.open_object
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(answer.content)) as image:
+        assert image.format == "WEBP" and image.size == (128, 32)
+    assert path.stat().st_size == len(answer.content) <= thumbnails.max_thumbnail_bytes(128)
+    assert read_sizes and all(0 <= n <= thumbnails.max_thumbnail_bytes(128) + 1 for n in read_sizes), read_sizes
+
+
 async def test_a_backlog_of_eager_thumbnails_never_delays_a_requested_one(api: Api, contributor: str,
                                                                           state: AppState) -> None:
     """The thumbnails made as uploads complete go one at a time in a slot of their own: a browser's

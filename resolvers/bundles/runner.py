@@ -30,6 +30,7 @@ from graphlake_client import Client, GraphlakeClientError, ResumeState
 from graphlake_client.bundle_import import import_bundle
 from resolvers.context import Context
 from services.auth import bearer_secret
+from services.checks import check_no_controls
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
 from storage import LocalStore, ObjectStore, StoreRefused, as_s3, unreachable
 
@@ -44,9 +45,11 @@ _gates: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDicti
 
 
 def _relative(path: str) -> PurePosixPath:
+    # The project's one check (DEL and C1 too: `ord(c) < 32` here let them through to the mount).
+    check_no_controls(path, "input.path")
     relative = PurePosixPath(path.strip())
     if (not path.strip() or relative.is_absolute() or ".." in relative.parts or str(relative) == "."
-            or len(path) > MAX_PATH or any(ord(c) < 32 for c in path)):
+            or len(path) > MAX_PATH):
         raise BadUserInput(f"must be a path inside the mount: relative, without `..` or control characters, at most "
                            f"{MAX_PATH} characters", field="input.path")
     return relative

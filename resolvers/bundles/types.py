@@ -32,7 +32,8 @@ BundlePolicy = described_enum(BundlePolicy, "What becomes of a bundle's payloads
 @strawberry.input(description="A bundle (written by `graphlake export bundle`) that lies on one of the server's mounts.")
 class BundleImportInput:
     path: str = strawberry.field(description=(
-        "The bundle's directory, or its .tar, relative to the mount's root: no `..`, no leading `/`."))
+        "The bundle's directory, or its .tar, relative to the mount's root: no `..`, no leading `/`, "
+        "no control characters (U+0000 to U+001F, U+007F to U+009F)."))
     mount: str | None = strawberry.field(default=None, description="The mount it lies on; null for the default mount.")
     policy: BundlePolicy = strawberry.field(default=BundlePolicy.COPY, description="What becomes of its payloads (default COPY).")  # type: ignore[valid-type]
     dataset: str | None = strawberry.field(default=None, description=(

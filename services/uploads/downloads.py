@@ -35,12 +35,17 @@ def download_url_now_or_later(asset: Asset, stores: dict[str, ObjectStore], expi
     bucket = None
     if asset.storage.external:
         bucket = urlparse(asset.storage.uri).netloc
+    # An EXTERNAL object's digest is never given: it is not the lake's, its owner may rewrite it after
+    # its SHA-256 was read, and an ETag naming that digest would then keep a client on the old bytes
+    # (304). (One is an S3 object or a URL, whose own ETag names it; were one ever on a local mount,
+    # its route would name the file by its identity: inode, mtime, size.)
+    sha256 = None if asset.storage.external else asset.sha256
     now = store.sign_get_now(asset.storage.key, filename=asset.name, content_type=asset.media_type,
-                             expires_in=expires_in, bucket=bucket)
+                             expires_in=expires_in, bucket=bucket, sha256=sha256)
     if now is not None:
         return now
     return store.sign_get(asset.storage.key, filename=asset.name, content_type=asset.media_type,
-                          expires_in=expires_in, bucket=bucket)
+                          expires_in=expires_in, bucket=bucket, sha256=sha256)
 
 
 def check_expiry(expires_in: int, max_seconds: int) -> None:
