@@ -177,8 +177,8 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
     if "derived_from" in changes:
         given = list(changes["derived_from"] or [])
         derived = list(dict.fromkeys(given))
-        if asset_id in derived:
-            raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
+        if asset_id in derived:  # named where it stands, as every other derivedFrom error names its entry
+            raise BadUserInput("an asset cannot derive from itself", field=f"derivedFrom[{given.index(asset_id)}]")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(given, [f"derivedFrom[{i}]" for i in range(len(given))], allow_deleted=True)
         if (looped := await lineage.cycle_through(asset_id, given)) is not None:

@@ -292,7 +292,11 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
     assert updated["updatedAt"] > raw["updatedAt"] or updated["updatedAt"] >= raw["updatedAt"]
     assert updated["value"] == raw["value"]  # untouched fields stay
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [raw["id"]]}}, token=contributor)
-    assert error["extensions"]["field"] == "derivedFrom"
+    assert error["extensions"]["field"] == "derivedFrom[0]"
+    other = await factories.value_asset(api, contributor, name="other")
+    error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [other["id"], raw["id"]]}},
+                            token=contributor)
+    assert error["extensions"]["field"] == "derivedFrom[1]"
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "name": "  "}}, token=contributor)
     assert error["extensions"]["field"] == "name"
     assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
