@@ -508,9 +508,9 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [i for i in ids if i not in pinned]
     held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
     ids = [i for i in ids if i not in held]
-    in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
-    if in_use:  # and no longer a candidate: later rounds need not load and check it again
-        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
+    in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: not collected while used
+    if in_use:
+        await _flag_again(list(in_use), due)
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
@@ -524,16 +524,36 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}})
     flipped = set(await Asset.get_pymongo_collection().distinct(
         "_id", {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value, "deleted_at": now}))
-    # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back.
-    taken = await retention.pinned(list(flipped)) | await asset_users.used(list(flipped))
+    # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back. One a
+    # pin took loses its flag, as a pin's asset does; one only a datum or record took keeps it (_flag_again).
+    pinned = await retention.pinned(list(flipped))
+    taken = pinned | await asset_users.used(list(flipped))
     for asset in (a for a in batch if a.id in taken):
-        await Asset.get_pymongo_collection().update_one(
-            {"_id": asset.id}, {"$set": {"status": asset.status.value}, **cleared("unpinned_at", "deleted_at")})
+        back = {"$set": {"status": asset.status.value}, **cleared("deleted_at")}
+        if asset.id in pinned:
+            back["$unset"]["unpinned_at"] = ""
+        else:
+            back["$set"]["unpinned_at"] = utcnow()
+        await Asset.get_pymongo_collection().update_one({"_id": asset.id}, back)
     flipped -= taken
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
     await _remove_left_by(gone, stores)
     return gone
+
+
+async def _flag_again(asset_ids: list[ObjectId], due: dict[str, Any]) -> None:
+    """Keep these flagged assets that a datum or record uses flagged, from now: not collected while
+    used, and collected by a later round once nothing uses them. Their flag was dropped here before,
+    and nothing flagged them again when their last datum or record went (a use's removal does not
+    look at pins), so their bytes stayed for good. Kept instead, the flag needs no writer of a datum
+    or record to keep it right, so a use added or removed at the same time as this round cannot lose
+    it: only a pin clears it (`due` again here: one a pin reached meanwhile is left as the pin left
+    it). From now, not as it was: a round reads such an asset again only once the grace period has
+    passed once more, not every round for as long as it is used; so once its last use goes it is
+    collected within one grace period, not a whole one after that."""
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}, **due},
+                                                     {"$set": {"unpinned_at": utcnow()}})
 
 
 async def _remove_left_by(gone: list[Asset], stores: dict[str, ObjectStore]) -> None:
