@@ -645,7 +645,10 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
     pin = AssetRetention(id=pin_id, asset_id=asset_id, owner_type=RetentionOwnerType.MANUAL_PIN, owner_id=pin_id,
                          created_by=actor)
     await pin.insert()
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, cleared("unpinned_at"))
+    # Not a DELETED asset's flag: deleted since the check, its flag marks a delete the collector
+    # finishes if it was cut short (retention._unflag).
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}},
+                                                    cleared("unpinned_at"))
     if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the pin: the pin goes
         await AssetRetention.get_pymongo_collection().delete_one({"_id": pin_id})
         raise Conflict("the asset was deleted meanwhile", field="assetId")

@@ -11,6 +11,7 @@ import pytest
 
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
+from documents.common import RetentionOwnerType
 from documents.event import AUDIT, Event
 from graphlake.app import _collect_assets, _maintenance_round
 from resolvers.context import AppState
@@ -255,3 +256,45 @@ async def test_a_use_made_while_the_collector_deletes_keeps_the_asset_flagged(
     await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
     await _age_flag(asset["id"], 8)
     assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late"]
+
+
+async def test_a_pin_racing_a_delete_cut_short_leaves_the_flag_that_finishes_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pin checked the asset before a collector round turned it DELETED, then cleared its flag (and
+    took itself back, the asset DELETED): with the round cut short, nothing marked the delete as one
+    to finish, and the asset's names stayed held for good. Neither kind of pin clears a DELETED
+    asset's flag now."""
+    asset = await factories.value_asset(api, contributor, name="old", aliases=["runs/last"])
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    active = await assets_service.get_asset(object_id(asset["id"]))  # as read before the flip
+    pinned, calls = retention.pinned, []
+
+    async def dies_after_the_flip(asset_ids):
+        calls.append(asset_ids)
+        if len(calls) == 2:
+            raise ConnectionError("the server died")
+        return await pinned(asset_ids)
+
+    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
+    with pytest.raises(ConnectionError):
+        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
+    monkeypatch.setattr(retention, "pinned", pinned)
+
+    async def read_before_the_flip(*args, **kwargs):
+        return active
+
+    monkeypatch.setattr(assets_service, "get_asset", read_before_the_flip)
+    error = await api.error("PinAsset", {"assetId": asset["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"  # the pin sees the delete and takes itself back
+    monkeypatch.undo()
+    coll = await factories.collection(api, contributor)  # a collection's pin, through retention.pin
+    await retention.pin([object_id(asset["id"])], RetentionOwnerType.COLLECTION, object_id(coll["id"]), None)
+    assert await _flag(asset["id"]) is not None
+    await state.db.retentions.delete_many({"asset_id": object_id(asset["id"])})
+
+    await Asset.get_pymongo_collection().update_one(  # an hour goes by
+        {"_id": object_id(asset["id"])}, {"$set": {"deleted_at": utcnow() - timedelta(hours=2)}})
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    assert await Alias.get("runs/last") is None  # the delete finished: the name is free
