@@ -309,10 +309,25 @@ def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
     return list(dict.fromkeys(retention.holder_id(p.owner_type, p.owner_id) for p in pins))
 
 
+# A forced delete names this many of the holders it broke (`DeletePayload.broken`), as its audit
+# event keeps this many ids (services/events/audit.MAX_IDS), and counts them all (`brokenCount`): an
+# image a dataset versions every night is pinned by 365 versions a year, and every one was named.
+BROKEN_NAMED = 100
+
+
+@dataclass
+class Broken:
+    """What a forced delete broke: the global ids of the first BROKEN_NAMED holders, and how many in all."""
+
+    named: list[str] = field(default_factory=list)
+    count: int = 0
+
+
 @dataclass
 class _Holding:
-    """What holds or uses an asset: the global ids of every pin's holder and of the first few datums
-    and records using it (`holders`), and, while anything does, how many and the first few named."""
+    """What holds or uses an asset: the global ids of the first BROKEN_NAMED pins' holders and of the
+    first few datums and records using it (`holders`), how many pins, and, while anything holds or
+    uses it, how many in all and the first few named."""
 
     holders: list[str]
     pins: int
@@ -322,11 +337,14 @@ class _Holding:
 
 
 async def _holding(asset_id: ObjectId) -> _Holding:
-    pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
+    """Its pins read BROKEN_NAMED at most, in the order they were made, and counted (one pin per
+    holder: a holder pins an asset once)."""
+    pins = await AssetRetention.find({"asset_id": asset_id}).sort("_id").limit(BROKEN_NAMED).to_list()
+    pin_count = len(pins) if len(pins) < BROKEN_NAMED else await AssetRetention.find({"asset_id": asset_id}).count()
     pinned_by = holder_ids(pins)
     users = await asset_users.users_of(asset_id)
-    found = _Holding(pinned_by + [gid for _, named in users.values() for gid in named], len(pins),
-                     len(pinned_by) + sum(count for count, _ in users.values()))
+    found = _Holding(pinned_by + [gid for _, named in users.values() for gid in named], pin_count,
+                     pin_count + sum(count for count, _ in users.values()))
     if found.count:
         kinds = sorted({p.owner_type.value for p in pins} | {kind.name for kind in users})
         found.named = pinned_by[:HOLDERS_NAMED] + [gid for _, first in users.values() for gid in first]
@@ -340,30 +358,33 @@ async def holders_of(asset_id: ObjectId) -> str | None:
     return (await _holding(asset_id)).text or None
 
 
-async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
+async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, Broken]:
     """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's); returns it
-    with the global ids of the holders the delete broke (every pin holder; the first few datums and
-    annotation records using it). While anything holds or uses it, only `force` deletes it (the
-    caller checks the role it needs): it drops the asset from its collections and releases its
-    manual pins; dataset versions, datums and records keep their reference and show it DELETED."""
+    with what the delete broke (Broken: its pins' holders, then the first few datums and annotation
+    records using it, the first BROKEN_NAMED named, all counted). While anything holds or uses it,
+    only `force` deletes it (the caller checks the role it needs): it drops the asset from its
+    collections and releases its manual pins; dataset versions, datums and records keep their
+    reference and show it DELETED."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         # Asked again: finish what a delete cut short after its flip left (the store failed on the
         # bytes, the process died), or the thumbnails and aliases would stay for good.
         await _remove_what_it_left(asset, stores)
-        return asset, []
+        return asset, Broken()
     holding = await _holding(asset_id)
     if holding.count and not force:
         raise Conflict(f"{holding.text}; an ADMIN may pass force: true to delete it anyway", field="id",
                        pins=holding.pins, holders=holding.named)
     holders = holding.holders
     # Order: leave collections and pins first, then flip the status, then free the names.
+    left: set[ObjectId] = set()  # the collections it left
     if force or asset.collection_ids:
-        await _leave_collections(asset_id)
+        left |= await _leave_collections(asset_id)
+    manual = 0
     if force:  # without force there were none: a pin now is one made meanwhile, which keeps the asset
-        await AssetRetention.get_pymongo_collection().delete_many(
+        manual = (await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
-        )
+        )).deleted_count
     if _stored_bytes(asset):
         await _sweep_later([asset])  # before the flip: a delete cut short after it still loses the bytes
     now = utcnow()
@@ -371,18 +392,24 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         {"_id": asset_id},
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}},
     )
+    broken = Broken()
     if not force:
         await _still_unused(asset)
-    else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
-        holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
+    else:
         # An addToCollection that wrote since the first pass looked for the delete before the flip,
         # saw none and kept its item: it goes now, as the delete promised.
-        await _leave_collections(asset_id)
+        left |= await _leave_collections(asset_id)
+        # And who holds it now: a version build that pinned it meanwhile is broken too, and named.
+        # Counted as what it left (collections, manual pins) and what still points at it, not as
+        # the first pass counted: that missed such a version, and counted a holder gone meanwhile.
+        after = await _holding(asset_id)
+        broken.named = list(dict.fromkeys(holders + after.holders))[:BROKEN_NAMED]
+        broken.count = max(len(left) + manual + after.count, len(broken.named))
     await _remove_what_it_left(asset, stores)
-    return await get_asset(asset_id), holders
+    return await get_asset(asset_id), broken
 
 
-async def _leave_collections(asset_id: ObjectId) -> None:
+async def _leave_collections(asset_id: ObjectId) -> set[ObjectId]:
     """Take the asset out of every collection that holds it, as its items and its collections' pins
     say now: the asset's own `collection_ids`, read as the delete began, missed a collection an add
     put it in since, whose item and pin then stayed on the DELETED asset."""
@@ -394,6 +421,7 @@ async def _leave_collections(asset_id: ObjectId) -> None:
         await items.delete_many({"asset_id": asset_id})
     for collection_id in held_in:
         await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
+    return held_in
 
 
 async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:

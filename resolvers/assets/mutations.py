@@ -77,12 +77,12 @@ class AssetMutations:
         force: Annotated[bool, strawberry.argument(description=(
             "Delete even while collections, pins, datums or annotation records hold it (ADMIN only): it leaves its "
             "collections and manual pins; dataset versions, datums and records keep it, shown DELETED, and "
-            "`DeletePayload.broken` names them. Default false."))] = False,
+            "`DeletePayload.broken` names the first 100 and `brokenCount` counts them. Default false."))] = False,
     ) -> DeletePayload:
         if force:
             require_role(info.context, Role.ADMIN)
         _, broken = await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
-        return DeletePayload(id=id, deleted=True, broken=broken)
+        return DeletePayload(id=id, deleted=True, broken=broken.named, broken_count=broken.count)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
     async def add_aliases(
