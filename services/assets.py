@@ -685,7 +685,9 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
 
 async def unpin_asset(retention_id: ObjectId) -> None:
     pin = await AssetRetention.get(retention_id)
-    if pin is None:  # released already (or by a forced delete): unpinning again is done
+    if pin is None:  # released already (or by a forced delete): unpinning again is done. A removed pin
+        # leaves no trace, so an ID no pin ever had cannot be told from it and is done too (no NOT_FOUND:
+        # a retry of an unpin whose answer was lost would get one).
         return
     if pin.owner_type is not RetentionOwnerType.MANUAL_PIN:
         raise Conflict(f"this pin belongs to a {pin.owner_type.value.lower().replace('_', ' ')}; "

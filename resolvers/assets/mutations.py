@@ -120,7 +120,11 @@ class AssetMutations:
         pin = await service.pin_asset(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), info.context.actor)
         return AssetRetention.from_document(pin)
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Remove a manual pin.")
+    @strawberry.mutation(permission_classes=[CanWrite], description=(
+        "Remove a manual pin. CONFLICT for a collection's or a dataset version's pin. A pin gone already "
+        "(unpinned before, or released by a forced deleteAsset) answers `deleted: true`, as every delete does for "
+        "what is gone, so a retry whose first answer was lost succeeds; removed pins leave no trace, so a "
+        "well-formed ID no pin ever had answers the same."))
     async def unpin_asset(
         self, info: Info,
         retention_id: Annotated[strawberry.ID, strawberry.argument(description="The manual pin (`pinAsset`'s answer) to remove.")],
