@@ -578,8 +578,10 @@ async def _flag_again(asset_ids: list[ObjectId], due: dict[str, Any]) -> None:
     or record to keep it right, so a use added or removed at the same time as this round cannot lose
     it: only a pin clears it (`due` again here: one a pin reached meanwhile is left as the pin left
     it). From now, not as it was: a round reads such an asset again only once the grace period has
-    passed once more, not every round for as long as it is used; so once its last use goes it is
-    collected within one grace period, not a whole one after that."""
+    passed once more, not every round for as long as it is used. A datum's or record's delete moves
+    the flag on to its own time (retention.flag_anew), so the grace period counts from the last use's
+    removal; one cut short before that leaves the flag as this round set it, a shorter wait, never a
+    lost flag."""
     await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}, **due},
                                                      {"$set": {"unpinned_at": utcnow()}})
 

@@ -6,7 +6,7 @@ An asset left with no pin is not deleted here: it gets `unpinned_at`, and the ga
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -127,6 +127,24 @@ async def _write_released(orphans: list[ObjectId], asset_ids: list[ObjectId], al
         writes.append(UpdateMany({"_id": {"$in": asset_ids}}, also))
     if writes:
         await Asset.get_pymongo_collection().bulk_write(writes)
+
+
+async def flag_anew(asset_ids: Iterable[ObjectId]) -> None:
+    """Move the flag of those of these assets that are flagged on to now: a datum or annotation
+    record using them has just gone, perhaps their last use, and the grace period counts from then,
+    as from a release. The collector keeps a used asset's flag (services/assets._flag_again), so
+    nothing is lost without this, but the flag is as old as the last round that found the asset used,
+    and the asset could go at the next round after its datum. Only a flag there is moved (not one a
+    pin cleared meanwhile: checked in each write), never one made: an asset never pinned is never
+    collected; nor a DELETED asset's, which marks a delete for the collector to finish (_unflag)."""
+    read = await fields_by_ids(Asset, asset_ids, ["status", "unpinned_at"])
+    flagged = [a for a, doc in read.items()
+               if doc.get("unpinned_at") is not None and doc.get("status") != AssetStatus.DELETED.value]
+    if flagged:  # each by `_id` alone, not `$in` beside the conditions (services/id_reads.py)
+        now = utcnow()
+        await Asset.get_pymongo_collection().bulk_write([UpdateOne(
+            {"_id": a, "unpinned_at": {"$ne": None}, "status": {"$ne": AssetStatus.DELETED.value}},
+            {"$set": {"unpinned_at": now}}) for a in flagged], ordered=False)
 
 
 async def pinned(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:

@@ -258,6 +258,28 @@ async def test_a_use_made_while_the_collector_deletes_keeps_the_asset_flagged(
     assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late"]
 
 
+async def test_a_used_asset_gets_its_grace_period_from_when_its_datum_goes(
+        api: Api, contributor: str, state: AppState) -> None:
+    """The flag the collector keeps on a used asset is as old as the last round that found it used:
+    deleting its datum moves it on to then, and the asset has its whole grace period from there."""
+    asset, datum = await _used_and_flagged(api, contributor, "late-use")
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    await _age_flag(asset["id"], 8)  # that round was 8 days ago
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late-use"]
+
+
+async def test_a_deleted_use_never_flags_an_asset_never_pinned(api: Api, contributor: str, state: AppState) -> None:
+    """An asset no collection, version or pin ever held is never collected, datums or none."""
+    asset = await factories.value_asset(api, contributor, name="loose")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await _flag(asset["id"]) is None
+
+
 async def test_a_pin_racing_a_delete_cut_short_leaves_the_flag_that_finishes_it(
         api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pin checked the asset before a collector round turned it DELETED, then cleared its flag (and
