@@ -19,7 +19,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches, bulk_deletes, delete_marks, record_keys
+from services import batches, bulk_deletes, delete_marks, record_keys, retention
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import (
@@ -515,6 +515,7 @@ async def delete_record(record_id: ObjectId) -> None:
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
             {"_id": record.supersedes, "superseded_by": record_id}, cleared("superseded_by", "superseded_at"))
+    await retention.flag_anew(_assets_of([record.model_dump()]))  # perhaps their last use: a grace period from now
 
 
 async def delete_set(set_id: ObjectId) -> int:
@@ -541,9 +542,19 @@ async def delete_set(set_id: ObjectId) -> int:
     except BaseException:
         await delete_marks.take_back(sets, set_id, token, {"$unset": {"deleting_at": ""}})
         raise
-    removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id})
+    async def flag_anew(records: list[dict[str, Any]]) -> None:  # perhaps their last use: a grace period from now
+        await retention.flag_anew(_assets_of(records))
+
+    removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id},
+                                            fields=["asset_id", "geometry.asset_id"], then=flag_anew)
     await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})
     return removed
+
+
+def _assets_of(records: list[dict[str, Any]]) -> set[ObjectId]:
+    """The assets these records use (services/asset_users.py): the one each annotates, and its mask."""
+    found = {r["asset_id"] for r in records if r.get("asset_id") is not None}
+    return found | {r["geometry"]["asset_id"] for r in records if (r.get("geometry") or {}).get("asset_id") is not None}
 
 
 async def delete_schema(schema_id: ObjectId) -> None:

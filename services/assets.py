@@ -179,8 +179,8 @@ async def update_asset(asset_id: ObjectId, changes: dict[str, Any], *, expected_
     if "derived_from" in changes:
         given = list(changes["derived_from"] or [])
         derived = list(dict.fromkeys(given))
-        if asset_id in derived:
-            raise BadUserInput("an asset cannot derive from itself", field="derivedFrom")
+        if asset_id in derived:  # named where it stands, as every other derivedFrom error names its entry
+            raise BadUserInput("an asset cannot derive from itself", field=f"derivedFrom[{given.index(asset_id)}]")
         check_at_most(derived, MAX_LINEAGE, "assets in a lineage", "derivedFrom")
         await existing_assets(given, [f"derivedFrom[{i}]" for i in range(len(given))], allow_deleted=True)
         if (looped := await lineage.cycle_through(asset_id, given)) is not None:
@@ -318,10 +318,25 @@ def holder_ids(pins: Sequence[AssetRetention]) -> list[str]:
     return list(dict.fromkeys(retention.holder_id(p.owner_type, p.owner_id) for p in pins))
 
 
+# A forced delete names this many of the holders it broke (`DeletePayload.broken`), as its audit
+# event keeps this many ids (services/events/audit.MAX_IDS), and counts them all (`brokenCount`): an
+# image a dataset versions every night is pinned by 365 versions a year, and every one was named.
+BROKEN_NAMED = 100
+
+
+@dataclass
+class Broken:
+    """What a forced delete broke: the global ids of the first BROKEN_NAMED holders, and how many in all."""
+
+    named: list[str] = field(default_factory=list)
+    count: int = 0
+
+
 @dataclass
 class _Holding:
-    """What holds or uses an asset: the global ids of every pin's holder and of the first few datums
-    and records using it (`holders`), and, while anything does, how many and the first few named."""
+    """What holds or uses an asset: the global ids of the first BROKEN_NAMED pins' holders and of the
+    first few datums and records using it (`holders`), how many pins, and, while anything holds or
+    uses it, how many in all and the first few named."""
 
     holders: list[str]
     pins: int
@@ -331,11 +346,14 @@ class _Holding:
 
 
 async def _holding(asset_id: ObjectId) -> _Holding:
-    pins = await AssetRetention.find({"asset_id": asset_id}).to_list()
+    """Its pins read BROKEN_NAMED at most, in the order they were made, and counted (one pin per
+    holder: a holder pins an asset once)."""
+    pins = await AssetRetention.find({"asset_id": asset_id}).sort("_id").limit(BROKEN_NAMED).to_list()
+    pin_count = len(pins) if len(pins) < BROKEN_NAMED else await AssetRetention.find({"asset_id": asset_id}).count()
     pinned_by = holder_ids(pins)
     users = await asset_users.users_of(asset_id)
-    found = _Holding(pinned_by + [gid for _, named in users.values() for gid in named], len(pins),
-                     len(pinned_by) + sum(count for count, _ in users.values()))
+    found = _Holding(pinned_by + [gid for _, named in users.values() for gid in named], pin_count,
+                     pin_count + sum(count for count, _ in users.values()))
     if found.count:
         kinds = sorted({p.owner_type.value for p in pins} | {kind.name for kind in users})
         found.named = pinned_by[:HOLDERS_NAMED] + [gid for _, first in users.values() for gid in first]
@@ -349,30 +367,33 @@ async def holders_of(asset_id: ObjectId) -> str | None:
     return (await _holding(asset_id)).text or None
 
 
-async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, list[str]]:
+async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, ObjectStore]) -> tuple[Asset, Broken]:
     """Mark an asset DELETED and remove its uploaded bytes (never an EXTERNAL object's); returns it
-    with the global ids of the holders the delete broke (every pin holder; the first few datums and
-    annotation records using it). While anything holds or uses it, only `force` deletes it (the
-    caller checks the role it needs): it drops the asset from its collections and releases its
-    manual pins; dataset versions, datums and records keep their reference and show it DELETED."""
+    with what the delete broke (Broken: its pins' holders, then the first few datums and annotation
+    records using it, the first BROKEN_NAMED named, all counted). While anything holds or uses it,
+    only `force` deletes it (the caller checks the role it needs): it drops the asset from its
+    collections and releases its manual pins; dataset versions, datums and records keep their
+    reference and show it DELETED."""
     asset = await get_asset(asset_id)
     if asset.status is AssetStatus.DELETED:
         # Asked again: finish what a delete cut short after its flip left (the store failed on the
         # bytes, the process died), or the thumbnails and aliases would stay for good.
         await _remove_what_it_left(asset, stores)
-        return asset, []
+        return asset, Broken()
     holding = await _holding(asset_id)
     if holding.count and not force:
         raise Conflict(f"{holding.text}; an ADMIN may pass force: true to delete it anyway", field="id",
                        pins=holding.pins, holders=holding.named)
     holders = holding.holders
     # Order: leave collections and pins first, then flip the status, then free the names.
+    left: set[ObjectId] = set()  # the collections it left
     if force or asset.collection_ids:
-        await _leave_collections(asset_id)
+        left |= await _leave_collections(asset_id)
+    manual = 0
     if force:  # without force there were none: a pin now is one made meanwhile, which keeps the asset
-        await AssetRetention.get_pymongo_collection().delete_many(
+        manual = (await AssetRetention.get_pymongo_collection().delete_many(
             {"asset_id": asset_id, "owner_type": RetentionOwnerType.MANUAL_PIN.value}
-        )
+        )).deleted_count
     if _stored_bytes(asset):
         await _sweep_later([asset])  # before the flip: a delete cut short after it still loses the bytes
     now = utcnow()
@@ -380,18 +401,24 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         {"_id": asset_id},
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}},
     )
+    broken = Broken()
     if not force:
         await _still_unused(asset)
-    else:  # and who holds it now: a version build that pinned it meanwhile is broken too, and named
-        holders = list(dict.fromkeys(holders + (await _holding(asset_id)).holders))
+    else:
         # An addToCollection that wrote since the first pass looked for the delete before the flip,
         # saw none and kept its item: it goes now, as the delete promised.
-        await _leave_collections(asset_id)
+        left |= await _leave_collections(asset_id)
+        # And who holds it now: a version build that pinned it meanwhile is broken too, and named.
+        # Counted as what it left (collections, manual pins) and what still points at it, not as
+        # the first pass counted: that missed such a version, and counted a holder gone meanwhile.
+        after = await _holding(asset_id)
+        broken.named = list(dict.fromkeys(holders + after.holders))[:BROKEN_NAMED]
+        broken.count = max(len(left) + manual + after.count, len(broken.named))
     await _remove_what_it_left(asset, stores)
-    return await get_asset(asset_id), holders
+    return await get_asset(asset_id), broken
 
 
-async def _leave_collections(asset_id: ObjectId) -> None:
+async def _leave_collections(asset_id: ObjectId) -> set[ObjectId]:
     """Take the asset out of every collection that holds it, as its items and its collections' pins
     say now: the asset's own `collection_ids`, read as the delete began, missed a collection an add
     put it in since, whose item and pin then stayed on the DELETED asset."""
@@ -403,6 +430,7 @@ async def _leave_collections(asset_id: ObjectId) -> None:
         await items.delete_many({"asset_id": asset_id})
     for collection_id in held_in:
         await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
+    return held_in
 
 
 async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
@@ -517,9 +545,9 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
     ids = [i for i in ids if i not in pinned]
     held = await _in_collections(ids, repin=True)  # in a collection all the same: pinned again, kept
     ids = [i for i in ids if i not in held]
-    in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: never collected
-    if in_use:  # and no longer a candidate: later rounds need not load and check it again
-        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(in_use)}}, cleared("unpinned_at"))
+    in_use = await asset_users.used(ids)  # a datum's role or an annotation's asset: not collected while used
+    if in_use:
+        await _flag_again(list(in_use), due)
     ids = [i for i in ids if i not in in_use]
     if not ids:
         return []
@@ -533,16 +561,38 @@ async def _collect(batch: list[Asset], due: dict[str, Any], stores: dict[str, Ob
         {"$set": {"status": AssetStatus.DELETED.value, "deleted_at": now, "updated_at": now, "collection_ids": []}})
     flipped = set(await Asset.get_pymongo_collection().distinct(
         "_id", {"_id": {"$in": ids}, "status": AssetStatus.DELETED.value, "deleted_at": now}))
-    # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back.
-    taken = await retention.pinned(list(flipped)) | await asset_users.used(list(flipped))
+    # Look again, as deleteAsset does: what a datum, record or pin took meanwhile is given back. One a
+    # pin took loses its flag, as a pin's asset does; one only a datum or record took keeps it (_flag_again).
+    pinned = await retention.pinned(list(flipped))
+    taken = pinned | await asset_users.used(list(flipped))
     for asset in (a for a in batch if a.id in taken):
-        await Asset.get_pymongo_collection().update_one(
-            {"_id": asset.id}, {"$set": {"status": asset.status.value}, **cleared("unpinned_at", "deleted_at")})
+        back = {"$set": {"status": asset.status.value}, **cleared("deleted_at")}
+        if asset.id in pinned:
+            back["$unset"]["unpinned_at"] = ""
+        else:
+            back["$set"]["unpinned_at"] = utcnow()
+        await Asset.get_pymongo_collection().update_one({"_id": asset.id}, back)
     flipped -= taken
     gone = [a.model_copy(update={"status": AssetStatus.DELETED, "deleted_at": now, "updated_at": now,
                                  "collection_ids": []}) for a in batch if a.id in flipped]
     await _remove_left_by(gone, stores)
     return gone
+
+
+async def _flag_again(asset_ids: list[ObjectId], due: dict[str, Any]) -> None:
+    """Keep these flagged assets that a datum or record uses flagged, from now: not collected while
+    used, and collected by a later round once nothing uses them. Their flag was dropped here before,
+    and nothing flagged them again when their last datum or record went (a use's removal does not
+    look at pins), so their bytes stayed for good. Kept instead, the flag needs no writer of a datum
+    or record to keep it right, so a use added or removed at the same time as this round cannot lose
+    it: only a pin clears it (`due` again here: one a pin reached meanwhile is left as the pin left
+    it). From now, not as it was: a round reads such an asset again only once the grace period has
+    passed once more, not every round for as long as it is used. A datum's or record's delete moves
+    the flag on to its own time (retention.flag_anew), so the grace period counts from the last use's
+    removal; one cut short before that leaves the flag as this round set it, a shorter wait, never a
+    lost flag."""
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": asset_ids}, **due},
+                                                     {"$set": {"unpinned_at": utcnow()}})
 
 
 async def _remove_left_by(gone: list[Asset], stores: dict[str, ObjectStore]) -> None:
@@ -634,7 +684,10 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
     pin = AssetRetention(id=pin_id, asset_id=asset_id, owner_type=RetentionOwnerType.MANUAL_PIN, owner_id=pin_id,
                          created_by=actor)
     await pin.insert()
-    await Asset.get_pymongo_collection().update_one({"_id": asset_id}, cleared("unpinned_at"))
+    # Not a DELETED asset's flag: deleted since the check, its flag marks a delete the collector
+    # finishes if it was cut short (retention._unflag).
+    await Asset.get_pymongo_collection().update_one({"_id": asset_id, "status": {"$ne": AssetStatus.DELETED.value}},
+                                                    cleared("unpinned_at"))
     if await in_use_despite_delete([asset_id]):  # a delete ran between the check and the pin: the pin goes
         await AssetRetention.get_pymongo_collection().delete_one({"_id": pin_id})
         raise Conflict("the asset was deleted meanwhile", field="assetId")
@@ -643,7 +696,9 @@ async def pin_asset(asset_id: ObjectId, actor: str | None) -> AssetRetention:
 
 async def unpin_asset(retention_id: ObjectId) -> None:
     pin = await AssetRetention.get(retention_id)
-    if pin is None:  # released already (or by a forced delete): unpinning again is done
+    if pin is None:  # released already (or by a forced delete): unpinning again is done. A removed pin
+        # leaves no trace, so an ID no pin ever had cannot be told from it and is done too (no NOT_FOUND:
+        # a retry of an unpin whose answer was lost would get one).
         return
     if pin.owner_type is not RetentionOwnerType.MANUAL_PIN:
         raise Conflict(f"this pin belongs to a {pin.owner_type.value.lower().replace('_', ' ')}; "

@@ -39,16 +39,21 @@ async def first_left(collection: AsyncCollection, query: dict[str, Any], fields:
 
 
 async def delete_all(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str] = ("_id",),
-                     *, onwards: bool = False) -> int:
+                     *, onwards: bool = False, fields: Sequence[str] = (),
+                     then: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None) -> int:
     """Delete every document matching `query`, a round at a time (see the module); how many went.
     Each round's delete repeats `query`, so a document changed meanwhile to no longer match it (an
     event un-archived) stays. `onwards`: each round reads from where the last one ended, by the first
     field of `order`, not from the index's start: where the index walked also holds documents the
-    query passes over (the AUDIT events a purge keeps, at the oldest end), every round read them all."""
-    async def delete(ids: list[Any]) -> int:
-        return (await collection.delete_many({**query, "_id": {"$in": ids}})).deleted_count
+    query passes over (the AUDIT events a purge keeps, at the oldest end), every round read them all.
+    `then`: given each round's documents (their `_id` and `fields`) once they are deleted."""
+    async def delete(found: list[dict[str, Any]]) -> int:
+        deleted = (await collection.delete_many({**query, "_id": {"$in": [d["_id"] for d in found]}})).deleted_count
+        if then is not None:
+            await then(found)
+        return deleted
 
-    return await _in_rounds(collection, query, order, delete, onwards=onwards)
+    return await _in_rounds(collection, query, order, delete, onwards=onwards, fields=fields)
 
 
 async def update_all(collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any],
@@ -56,16 +61,16 @@ async def update_all(collection: AsyncCollection, query: dict[str, Any], update:
     """Apply `update` to every document matching `query`, a round at a time (see the module); how
     many changed. The update must take a document out of `query` (the next round reads from the
     index's start again), and each round's repeats `query`, as delete_all's does."""
-    async def change(ids: list[Any]) -> int:
-        return (await collection.update_many({**query, "_id": {"$in": ids}}, update)).modified_count
+    async def change(found: list[dict[str, Any]]) -> int:
+        return (await collection.update_many({**query, "_id": {"$in": [d["_id"] for d in found]}}, update)).modified_count
 
     return await _in_rounds(collection, query, order, change, stop_when_unchanged=True)
 
 
 async def _in_rounds(collection: AsyncCollection, query: dict[str, Any], order: Sequence[str],
-                     act: Callable[[list[Any]], Awaitable[int]], *, onwards: bool = False,
-                     stop_when_unchanged: bool = False) -> int:
-    """`act` on the ids of each round of documents matching `query` until none is left; the sum of
+                     act: Callable[[list[dict[str, Any]]], Awaitable[int]], *, onwards: bool = False,
+                     stop_when_unchanged: bool = False, fields: Sequence[str] = ()) -> int:
+    """`act` on each round of documents matching `query` (their `_id` and `fields`) until none is left; the sum of
     what it answered. `stop_when_unchanged`: a round `act` changed nothing of ends it (an update that
     left its documents in the query would otherwise read them again for ever)."""
     assert "_id" not in query, "a round's ids are its own condition on _id"
@@ -73,10 +78,10 @@ async def _in_rounds(collection: AsyncCollection, query: dict[str, Any], order: 
     while True:
         # The bound beside the query's own on that field, where the index's range is read from.
         reading = query if since is None else {**query, order[0]: {**query.get(order[0], {}), "$gte": since}}
-        found = await first_left(collection, reading, fields=order[:1] if onwards else (), order=order)
+        found = await first_left(collection, reading, fields=[*fields, *(order[:1] if onwards else ())], order=order)
         if not found:
             return done
-        acted = await act([doc["_id"] for doc in found])
+        acted = await act(found)
         done += acted
         if stop_when_unchanged and not acted:
             return done

@@ -17,7 +17,7 @@ from documents.clock import to_millis, utcnow
 from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
 from documents.duplicates import duplicates_only
 from documents.sparse import setting, stored
-from services import batches
+from services import batches, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, check_no_controls, refuse_if_held
@@ -98,6 +98,7 @@ async def _remove(datum_ids: list[ObjectId], asset_ids: set[ObjectId]) -> None:
     await Datum.get_pymongo_collection().delete_many({"_id": {"$in": datum_ids}})
     await DatumAsset.get_pymongo_collection().delete_many({"asset_id": {"$in": list(asset_ids)},
                                                            "datum_id": {"$in": datum_ids}})
+    await retention.flag_anew(asset_ids)  # perhaps their last use: a grace period from now
 
 
 async def write_uses(db: AsyncDatabase) -> None:
@@ -214,6 +215,7 @@ async def remove_datum(datum: Datum) -> dict[str, Any] | None:
     removed = await Datum.get_pymongo_collection().find_one_and_delete({"_id": datum.id})
     await DatumAsset.get_pymongo_collection().delete_many({"asset_id": {"$in": [r.asset_id for r in datum.roles]},
                                                            "datum_id": datum.id})
+    await retention.flag_anew(r.asset_id for r in datum.roles)  # perhaps their last use: a grace period from now
     return removed
 
 

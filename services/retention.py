@@ -6,20 +6,21 @@ An asset left with no pin is not deleted here: it gets `unpinned_at`, and the ga
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bson import ObjectId
-from pymongo import UpdateMany
+from pymongo import UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from documents.asset import Asset
 from documents.clock import utcnow
-from documents.common import RetentionOwnerType
+from documents.common import AssetStatus, RetentionOwnerType
 from documents.duplicates import duplicates_only
 from documents.retention import AssetRetention
 from documents.sparse import cleared
 from services import bulk_deletes
+from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, encode_id
 from storage.concurrency import bounded_gather
 
@@ -51,11 +52,28 @@ async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, own
         await AssetRetention.get_pymongo_collection().insert_many(docs, ordered=False)
     except BulkWriteError as error:  # re-pinning is idempotent: ignore duplicates only
         duplicates_only(error)
-    # Every asset by id alone, not `unpinned_at: {$ne: null}` beside it: FerretDB then scans the
-    # whole collection (services/id_reads.py). An asset without unpinned_at is left as it is (no
-    # write), here as in MongoDB: the field is cleared, not set to null (documents/sparse.py).
     if not never_unpinned:
-        await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(asset_ids)}}, cleared("unpinned_at"))
+        await _unflag(list(dict.fromkeys(asset_ids)))
+
+
+async def _unflag(asset_ids: list[ObjectId]) -> None:
+    """Clear the flag of these pinned assets, but not of a DELETED one: there it marks a delete cut
+    short after its flip, which the collector finishes (services/assets.unpinned_rounds), and a pin
+    whose check came before that flip (it takes itself back once it sees the asset DELETED) cleared
+    it, so the asset's names stayed held for good. Read first, by id alone (not `unpinned_at` or
+    `status` beside it: FerretDB then scans the whole collection, services/id_reads.py), so only
+    flagged assets are written; one that turned DELETED between that read and the clear gets its
+    flag back as it was, on the safe side: finishing a delete again changes nothing."""
+    read = await fields_by_ids(Asset, asset_ids, ["status", "unpinned_at"])
+    flagged = {a: doc["unpinned_at"] for a, doc in read.items()
+               if doc.get("unpinned_at") is not None and doc.get("status") != AssetStatus.DELETED.value}
+    if not flagged:
+        return
+    await Asset.get_pymongo_collection().update_many({"_id": {"$in": list(flagged)}}, cleared("unpinned_at"))
+    now = await fields_by_ids(Asset, list(flagged), ["status"])
+    if back := [UpdateOne({"_id": a, "status": AssetStatus.DELETED.value}, {"$set": {"unpinned_at": flagged[a]}})
+                for a, doc in now.items() if doc.get("status") == AssetStatus.DELETED.value]:
+        await Asset.get_pymongo_collection().bulk_write(back)
 
 
 async def release(owner_type: RetentionOwnerType, owner_id: ObjectId, asset_ids: Sequence[ObjectId] | None = None,
@@ -109,6 +127,24 @@ async def _write_released(orphans: list[ObjectId], asset_ids: list[ObjectId], al
         writes.append(UpdateMany({"_id": {"$in": asset_ids}}, also))
     if writes:
         await Asset.get_pymongo_collection().bulk_write(writes)
+
+
+async def flag_anew(asset_ids: Iterable[ObjectId]) -> None:
+    """Move the flag of those of these assets that are flagged on to now: a datum or annotation
+    record using them has just gone, perhaps their last use, and the grace period counts from then,
+    as from a release. The collector keeps a used asset's flag (services/assets._flag_again), so
+    nothing is lost without this, but the flag is as old as the last round that found the asset used,
+    and the asset could go at the next round after its datum. Only a flag there is moved (not one a
+    pin cleared meanwhile: checked in each write), never one made: an asset never pinned is never
+    collected; nor a DELETED asset's, which marks a delete for the collector to finish (_unflag)."""
+    read = await fields_by_ids(Asset, asset_ids, ["status", "unpinned_at"])
+    flagged = [a for a, doc in read.items()
+               if doc.get("unpinned_at") is not None and doc.get("status") != AssetStatus.DELETED.value]
+    if flagged:  # each by `_id` alone, not `$in` beside the conditions (services/id_reads.py)
+        now = utcnow()
+        await Asset.get_pymongo_collection().bulk_write([UpdateOne(
+            {"_id": a, "unpinned_at": {"$ne": None}, "status": {"$ne": AssetStatus.DELETED.value}},
+            {"$set": {"unpinned_at": now}}) for a in flagged], ordered=False)
 
 
 async def pinned(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:

@@ -236,6 +236,35 @@ async def test_assets_datums_and_annotations_use_are_neither_deleted_nor_collect
     assert forced["broken"] == [added[0]["id"]]  # the record keeps pointing at it, now DELETED: audited
 
 
+async def test_a_mask_gets_its_grace_period_from_when_its_record_goes(
+        api: Api, contributor: str, state: AppState, setup: dict) -> None:
+    """A flagged mask a record uses is kept, its flag moved on by each round that finds it used. Once
+    its record goes (deleted, or with its set) the grace period starts again from then: the flag was
+    as old as the last round that found the mask used, and the mask could go at the very next one."""
+    s = setup
+    masks = [await factories.image_asset(api, contributor, f"m{i}.png") for i in range(2)]
+    [one] = (await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": masks[0]["id"]}})]},
+        token=contributor))["addAnnotations"]["records"]
+    await api.data("AddAnnotations", {"setId": s["model"]["id"], "records": [
+        record(s, "MASK", label="dent", geometry={"mask": {"assetId": masks[1]["id"]}}, score=0.5)]},
+        token=contributor)
+    ids = [object_id(m["id"]) for m in masks]
+
+    async def age(days: float) -> None:
+        await Asset.get_pymongo_collection().update_many(
+            {"_id": {"$in": ids}}, {"$set": {"unpinned_at": utcnow() - timedelta(days=days)}})
+
+    await age(30)  # flagged long ago, as if a collection had held them
+    assert await collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept, flagged from now
+    await age(8)  # that round was 8 days ago
+    await api.data("DeleteAnnotationRecord", {"id": one["id"]}, token=contributor)
+    await api.data("DeleteAnnotationSet", {"id": s["model"]["id"]}, token=contributor)
+    assert await collect_unpinned(timedelta(days=7), state.stores) == []  # a grace period from the deletes
+    await age(8)
+    assert sorted(a.id for a in await collect_unpinned(timedelta(days=7), state.stores)) == sorted(ids)
+
+
 async def test_attributes_are_stored_as_text_alone_and_older_records_still_read(
         api: Api, contributor: str, setup: dict) -> None:
     """No query reads a record's attributes by path, so they are stored as their JSON text alone

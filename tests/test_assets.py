@@ -292,7 +292,11 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
     assert updated["updatedAt"] > raw["updatedAt"] or updated["updatedAt"] >= raw["updatedAt"]
     assert updated["value"] == raw["value"]  # untouched fields stay
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [raw["id"]]}}, token=contributor)
-    assert error["extensions"]["field"] == "derivedFrom"
+    assert error["extensions"]["field"] == "derivedFrom[0]"
+    other = await factories.value_asset(api, contributor, name="other")
+    error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [other["id"], raw["id"]]}},
+                            token=contributor)
+    assert error["extensions"]["field"] == "derivedFrom[1]"
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "name": "  "}}, token=contributor)
     assert error["extensions"]["field"] == "name"
     assert (await api.data("Asset", {"id": raw["id"]}, token=contributor))["asset"]["name"] == "raw-v2"
@@ -317,6 +321,28 @@ async def test_a_lineage_cannot_go_round_in_a_cycle(api: Api, contributor: str) 
     updated = await api.data("UpdateAsset", {"input": {"id": report["id"], "derivedFrom": [raw["id"], other["id"]]}},
                              token=contributor)  # a lineage that goes nowhere near itself is taken
     assert [a["id"] for a in updated["updateAsset"]["derivedFrom"]] == [raw["id"], other["id"]]
+
+
+async def test_a_forced_delete_names_the_first_100_holders_it_broke_and_counts_them_all(
+        api: Api, contributor: str, admin: str, state: AppState) -> None:
+    """`broken` named every pin's holder: an asset a dataset versions every night is pinned by hundreds
+    of versions, and every list is bounded. It names the first 100 now, in the order they pinned it,
+    and `brokenCount` counts them all, the datum left pointing at it too."""
+    asset = await factories.value_asset(api, contributor, name="popular")
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    pins = [(await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]["id"]
+            for _ in range(102)]
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    forced = (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]
+    assert forced["broken"] == [coll["id"], *pins[:99]]
+    assert forced["brokenCount"] == 1 + 102 + 1  # the collection, the pins and the datum
+    assert datum["id"] not in forced["broken"]
+    unforced = await factories.value_asset(api, contributor, name="loose")
+    plain = (await api.data("DeleteAsset", {"id": unforced["id"]}, token=contributor))["deleteAsset"]
+    assert plain["broken"] == [] and plain["brokenCount"] == 0
 
 
 async def test_delete_respects_pins_unless_an_admin_forces(api: Api, contributor: str, admin: str, state: AppState) -> None:

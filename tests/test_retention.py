@@ -11,6 +11,7 @@ import pytest
 
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
+from documents.common import RetentionOwnerType
 from documents.event import AUDIT, Event
 from graphlake.app import _collect_assets, _maintenance_round
 from resolvers.context import AppState
@@ -200,3 +201,122 @@ async def test_one_process_of_a_cluster_collects_each_round(api: Api, contributo
     assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
     await _collect_assets(state)  # and not again before the next round is due
     assert len([f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]) == 1
+
+
+async def _used_and_flagged(api: Api, token: str, name: str) -> tuple[dict, dict]:
+    """An asset a datum uses, released by its only collection (so flagged) a month ago: (asset, datum)."""
+    asset = await factories.value_asset(api, token, name=name)
+    coll = await factories.collection(api, token, name=f"held-{name}")
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=token)
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                            token=token))["createDatums"][0]
+    await api.data("DeleteCollection", {"id": coll["id"]}, token=token)
+    await _age_flag(asset["id"], 30)
+    return asset, datum
+
+
+async def test_a_used_asset_is_collected_once_its_last_use_goes(api: Api, contributor: str, state: AppState) -> None:
+    """The collector dropped the flag of an unpinned asset a datum or record used: once that datum went,
+    nothing flagged the asset again, and its bytes stayed for good. It keeps the flag now, from the
+    round that found the asset used, and a round after the datum went collects it."""
+    asset, datum = await _used_and_flagged(api, contributor, "used")
+    before = utcnow()
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "ACTIVE"
+    assert await _flag(asset["id"]) >= before  # still flagged, from that round
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # not read again so soon
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["used"]
+
+
+async def test_a_use_made_while_the_collector_deletes_keeps_the_asset_flagged(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datum's use written after the collector's first look, before its look again after the flip,
+    gives the asset back: it kept it unflagged, and so for good once the datum went."""
+    asset, datum = await _used_and_flagged(api, contributor, "late")
+    uses = await state.db.datum_assets.find({"asset_id": object_id(asset["id"])}).to_list()
+    await state.db.datum_assets.delete_many({"asset_id": object_id(asset["id"])})  # not written yet
+    used, calls = assets_service.asset_users.used, []
+
+    async def written_after_the_flip(asset_ids):
+        calls.append(asset_ids)
+        if len(calls) == 2:  # the look again after the flip
+            await state.db.datum_assets.insert_many(uses)
+        return await used(asset_ids)
+
+    monkeypatch.setattr(assets_service.asset_users, "used", written_after_the_flip)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "ACTIVE"
+    assert await _flag(asset["id"]) is not None
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late"]
+
+
+async def test_a_used_asset_gets_its_grace_period_from_when_its_datum_goes(
+        api: Api, contributor: str, state: AppState) -> None:
+    """The flag the collector keeps on a used asset is as old as the last round that found it used:
+    deleting its datum moves it on to then, and the asset has its whole grace period from there."""
+    asset, datum = await _used_and_flagged(api, contributor, "late-use")
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    await _age_flag(asset["id"], 8)  # that round was 8 days ago
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late-use"]
+
+
+async def test_a_deleted_use_never_flags_an_asset_never_pinned(api: Api, contributor: str, state: AppState) -> None:
+    """An asset no collection, version or pin ever held is never collected, datums or none."""
+    asset = await factories.value_asset(api, contributor, name="loose")
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                            token=contributor))["createDatums"][0]
+    await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    assert await _flag(asset["id"]) is None
+
+
+async def test_a_pin_racing_a_delete_cut_short_leaves_the_flag_that_finishes_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pin checked the asset before a collector round turned it DELETED, then cleared its flag (and
+    took itself back, the asset DELETED): with the round cut short, nothing marked the delete as one
+    to finish, and the asset's names stayed held for good. Neither kind of pin clears a DELETED
+    asset's flag now."""
+    asset = await factories.value_asset(api, contributor, name="old", aliases=["runs/last"])
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    active = await assets_service.get_asset(object_id(asset["id"]))  # as read before the flip
+    pinned, calls = retention.pinned, []
+
+    async def dies_after_the_flip(asset_ids):
+        calls.append(asset_ids)
+        if len(calls) == 2:
+            raise ConnectionError("the server died")
+        return await pinned(asset_ids)
+
+    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
+    with pytest.raises(ConnectionError):
+        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
+    monkeypatch.setattr(retention, "pinned", pinned)
+
+    async def read_before_the_flip(*args, **kwargs):
+        return active
+
+    monkeypatch.setattr(assets_service, "get_asset", read_before_the_flip)
+    error = await api.error("PinAsset", {"assetId": asset["id"]}, token=contributor)
+    assert error["extensions"]["code"] == "CONFLICT"  # the pin sees the delete and takes itself back
+    monkeypatch.undo()
+    coll = await factories.collection(api, contributor)  # a collection's pin, through retention.pin
+    await retention.pin([object_id(asset["id"])], RetentionOwnerType.COLLECTION, object_id(coll["id"]), None)
+    assert await _flag(asset["id"]) is not None
+    await state.db.retentions.delete_many({"asset_id": object_id(asset["id"])})
+
+    await Asset.get_pymongo_collection().update_one(  # an hour goes by
+        {"_id": object_id(asset["id"])}, {"$set": {"deleted_at": utcnow() - timedelta(hours=2)}})
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
+    assert await Alias.get("runs/last") is None  # the delete finished: the name is free

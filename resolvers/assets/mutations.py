@@ -77,12 +77,12 @@ class AssetMutations:
         force: Annotated[bool, strawberry.argument(description=(
             "Delete even while collections, pins, datums or annotation records hold it (ADMIN only): it leaves its "
             "collections and manual pins; dataset versions, datums and records keep it, shown DELETED, and "
-            "`DeletePayload.broken` names them. Default false."))] = False,
+            "`DeletePayload.broken` names the first 100 and `brokenCount` counts them. Default false."))] = False,
     ) -> DeletePayload:
         if force:
             require_role(info.context, Role.ADMIN)
         _, broken = await service.delete_asset(decode_object_id(id, NodeType.ASSET), force, info.context.stores)
-        return DeletePayload(id=id, deleted=True, broken=broken)
+        return DeletePayload(id=id, deleted=True, broken=broken.named, broken_count=broken.count)
 
     @strawberry.mutation(permission_classes=[CanWrite], description="Give an asset lake-wide unique names (CONFLICT if one is taken).")
     async def add_aliases(
@@ -120,7 +120,11 @@ class AssetMutations:
         pin = await service.pin_asset(decode_object_id(asset_id, NodeType.ASSET, field="assetId"), info.context.actor)
         return AssetRetention.from_document(pin)
 
-    @strawberry.mutation(permission_classes=[CanWrite], description="Remove a manual pin.")
+    @strawberry.mutation(permission_classes=[CanWrite], description=(
+        "Remove a manual pin. CONFLICT for a collection's or a dataset version's pin. A pin gone already "
+        "(unpinned before, or released by a forced deleteAsset) answers `deleted: true`, as every delete does for "
+        "what is gone, so a retry whose first answer was lost succeeds; removed pins leave no trace, so a "
+        "well-formed ID no pin ever had answers the same."))
     async def unpin_asset(
         self, info: Info,
         retention_id: Annotated[strawberry.ID, strawberry.argument(description="The manual pin (`pinAsset`'s answer) to remove.")],
