@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import weakref
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -117,15 +116,18 @@ def _alone(write_error: dict[str, Any]) -> WriteError:
     return kind(write_error.get("errmsg", "write error"), code, write_error)
 
 
-# Per client (each bound to its event loop), then per database and collection: a test's client and
-# the server's never share a group.
-_groups: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], GroupedInserts]] = weakref.WeakKeyDictionary()
+# Per database and collection, each of the one client it was made with (a client is bound to its
+# event loop): a test's client and the server's never share a group. Told apart by identity, not by
+# a dictionary of clients: PyMongo's clients of one server compare equal, so a client made after
+# another was closed (an app started again in the same process) was given the closed one's group.
+_groups: dict[tuple[str, str], GroupedInserts] = {}
 
 
 def grouped(collection: AsyncCollection) -> GroupedInserts:
-    """The grouped inserts of `collection` (one per collection of a client)."""
-    by_name = _groups.setdefault(collection.database.client, {})
+    """The grouped inserts of `collection` (one per collection of a client). A group of another client
+    (closed, or of another loop) is replaced: what it holds still goes through its own client."""
     key = (collection.database.name, collection.name)
-    if key not in by_name:
-        by_name[key] = GroupedInserts(collection)
-    return by_name[key]
+    found = _groups.get(key)
+    if found is None or found.collection.database.client is not collection.database.client:
+        found = _groups[key] = GroupedInserts(collection)
+    return found
