@@ -352,7 +352,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     if asset.status is AssetStatus.DELETED:
         # Asked again: finish what a delete cut short after its flip left (the store failed on the
         # bytes, the process died), or the thumbnails and aliases would stay for good.
-        await _remove_what_it_left(asset, stores)
+        await _remove_what_it_left(asset, stores, flagged=asset.unpinned_at is not None)
         return asset, []
     holding = await _holding(asset_id)
     if holding.count and not force:
@@ -380,7 +380,9 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         # An addToCollection that wrote since the first pass looked for the delete before the flip,
         # saw none and kept its item: it goes now, as the delete promised.
         await _leave_collections(asset_id)
-    await _remove_what_it_left(asset, stores)
+    # Leaving its collections released their pins, which flagged the asset (read unflagged above) if
+    # nothing else pinned it: that flag goes too, or the collector took it for a delete cut short.
+    await _remove_what_it_left(asset, stores, flagged=asset.unpinned_at is not None or force or bool(asset.collection_ids))
     return await get_asset(asset_id), holders
 
 
@@ -398,10 +400,11 @@ async def _leave_collections(asset_id: ObjectId) -> None:
         await retention.release(RetentionOwnerType.COLLECTION, collection_id, [asset_id])
 
 
-async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
+async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore], *, flagged: bool) -> None:
     """What goes once an asset is DELETED: its aliases, lineage links, its upload if still open,
     uploaded bytes and their thumbnails (each idempotent: run again by a retry of the delete). Should the store fail, the
-    marks _sweep_later made have the reconciler delete the bytes and thumbnails later."""
+    marks _sweep_later made have the reconciler delete the bytes and thumbnails later. Then its flag
+    for the garbage collector, if it may have one (`flagged`)."""
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset.id})
     await lineage.unlink([asset.id])
     if _stored_bytes(asset) and asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
@@ -421,7 +424,7 @@ async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> 
                         asset.id, exc_info=True)
             return
         await _thumbnails_removed([asset])
-    if asset.unpinned_at is not None:  # last, as the collector's (_remove_left_by): flagged, it finishes a delete cut short
+    if flagged:  # last, as the collector's (_remove_left_by): flagged, it finishes a delete cut short
         await Asset.get_pymongo_collection().update_one(
             {"_id": asset.id, "status": AssetStatus.DELETED.value}, cleared("unpinned_at"))
 

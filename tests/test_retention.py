@@ -200,3 +200,19 @@ async def test_one_process_of_a_cluster_collects_each_round(api: Api, contributo
     assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
     await _collect_assets(state)  # and not again before the next round is due
     assert len([f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]) == 1
+
+
+async def test_a_forced_delete_of_an_asset_in_a_collection_leaves_no_flag(api: Api, contributor: str, admin: str,
+                                                                          state: AppState) -> None:
+    """A forced delete takes the asset out of its collections, whose release flags it (nothing pins it
+    any more): the delete read the asset before, unflagged, so it left that flag on the DELETED asset,
+    and the collector, weeks later, read it as a delete cut short and went through its names, links,
+    bytes and thumbnails again (the thumbnails of any other asset with the same bytes with them)."""
+    asset = await factories.value_asset(api, contributor, name="held")
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    assert await _flag(asset["id"]) is None
+    assert (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]["deleted"]
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+    assert await _flag(asset["id"]) is None
