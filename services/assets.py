@@ -491,8 +491,15 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
             continue
         if cut_short := [Asset.model_validate(raw) for raw in page if raw.get("status") == AssetStatus.DELETED.value
                          and (raw.get("deleted_at") is None or raw["deleted_at"] < settled)]:  # none: from long ago
-            await _remove_left_by(cut_short, stores)
-            log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
+            try:
+                await _remove_left_by(cut_short, stores)
+            except Exception:  # a store still failing (away, refusing): their flags stay, a later round tries
+                # again. Raised, it ended every round here, before this page's candidates: nothing was
+                # collected, on any mount, until that store came back.
+                log.warning("%d asset delete(s) cut short after the assets turned DELETED are not finished yet",
+                            len(cut_short), exc_info=True)
+            else:
+                log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
         yield await _collect(batch, due, stores)
 
 
