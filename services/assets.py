@@ -378,7 +378,7 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
     if asset.status is AssetStatus.DELETED:
         # Asked again: finish what a delete cut short after its flip left (the store failed on the
         # bytes, the process died), or the thumbnails and aliases would stay for good.
-        await _remove_what_it_left(asset, stores)
+        await _remove_what_it_left(asset, stores, flagged=asset.unpinned_at is not None)
         return asset, Broken()
     holding = await _holding(asset_id)
     if holding.count and not force:
@@ -414,7 +414,9 @@ async def delete_asset(asset_id: ObjectId, force: bool, stores: dict[str, Object
         after = await _holding(asset_id)
         broken.named = list(dict.fromkeys(holders + after.holders))[:BROKEN_NAMED]
         broken.count = max(len(left) + manual + after.count, len(broken.named))
-    await _remove_what_it_left(asset, stores)
+    # Leaving its collections released their pins, which flagged the asset (read unflagged above) if
+    # nothing else pinned it: that flag goes too, or the collector took it for a delete cut short.
+    await _remove_what_it_left(asset, stores, flagged=asset.unpinned_at is not None or force or bool(asset.collection_ids))
     return await get_asset(asset_id), broken
 
 
@@ -433,10 +435,11 @@ async def _leave_collections(asset_id: ObjectId) -> set[ObjectId]:
     return held_in
 
 
-async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> None:
+async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore], *, flagged: bool) -> None:
     """What goes once an asset is DELETED: its aliases, lineage links, its upload if still open,
     uploaded bytes and their thumbnails (each idempotent: run again by a retry of the delete). Should the store fail, the
-    marks _sweep_later made have the reconciler delete the bytes and thumbnails later."""
+    marks _sweep_later made have the reconciler delete the bytes and thumbnails later. Then its flag
+    for the garbage collector, if it may have one (`flagged`)."""
     await Alias.get_pymongo_collection().delete_many({"asset_id": asset.id})
     await lineage.unlink([asset.id])
     if _stored_bytes(asset) and asset.status in (AssetStatus.PENDING, AssetStatus.DELETED):
@@ -456,7 +459,7 @@ async def _remove_what_it_left(asset: Asset, stores: dict[str, ObjectStore]) -> 
                         asset.id, exc_info=True)
             return
         await _thumbnails_removed([asset])
-    if asset.unpinned_at is not None:  # last, as the collector's (_remove_left_by): flagged, it finishes a delete cut short
+    if flagged:  # last, as the collector's (_remove_left_by): flagged, it finishes a delete cut short
         await Asset.get_pymongo_collection().update_one(
             {"_id": asset.id, "status": AssetStatus.DELETED.value}, cleared("unpinned_at"))
 
@@ -523,8 +526,15 @@ async def unpinned_rounds(older_than: timedelta, stores: dict[str, ObjectStore],
             continue
         if cut_short := [Asset.model_validate(raw) for raw in page if raw.get("status") == AssetStatus.DELETED.value
                          and (raw.get("deleted_at") is None or raw["deleted_at"] < settled)]:  # none: from long ago
-            await _remove_left_by(cut_short, stores)
-            log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
+            try:
+                await _remove_left_by(cut_short, stores)
+            except Exception:  # a store still failing (away, refusing): their flags stay, a later round tries
+                # again. Raised, it ended every round here, before this page's candidates: nothing was
+                # collected, on any mount, until that store came back.
+                log.warning("%d asset delete(s) cut short after the assets turned DELETED are not finished yet",
+                            len(cut_short), exc_info=True)
+            else:
+                log.info("finished %d asset delete(s) cut short after the assets turned DELETED", len(cut_short))
         yield await _collect(batch, due, stores)
 
 

@@ -453,10 +453,12 @@ class LocalStore:
         try:
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
             try:
-                os.write(fd, b"\0")
+                try:
+                    os.write(fd, b"\0")
+                finally:
+                    os.close(fd)  # a network file system may say ENOSPC only here
             finally:
-                os.close(fd)  # a network file system may say ENOSPC only here
-                os.unlink(probe)
+                os.unlink(probe)  # even then: left, one more stayed in the root at every probe
         except OSError as error:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: {error.strerror}") from error
         self._check_owner_file()

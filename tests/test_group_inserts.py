@@ -4,12 +4,14 @@ learning its own outcome."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from services.group_inserts import GroupedInserts, grouped
 from tests.conftest import Served
@@ -78,3 +80,39 @@ async def test_each_collection_of_a_client_has_one_group(scratch_db: AsyncDataba
         assert grouped(other[scratch_db.name]["a"]).collection.database.client is other
     finally:
         await other.close()
+
+
+async def test_a_client_made_after_another_is_closed_inserts_through_itself(mongodb_url: str) -> None:
+    """Two clients of one server compare equal (PyMongo compares their addresses), so the groups,
+    kept by client, gave a client made after another was closed (an app started again in the same
+    process: its lifespan makes a new client) the group of the closed one: its values went through
+    the closed client, bound to its own listeners, time limit and event loop."""
+    name = f"graphlake_scratch_{uuid.uuid4().hex[:8]}"
+    first: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True)
+    await grouped(first[name]["grouped"]).insert_one({"n": 1})
+    await first.close()
+    counter = _Inserts()
+    second: AsyncMongoClient = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[counter])
+    try:
+        await grouped(second[name]["grouped"]).insert_one({"n": 2})
+        assert counter.inserts == 1  # through the client asked for
+        assert sorted([d["n"] async for d in second[name]["grouped"].find({})]) == [1, 2]
+    finally:
+        await second.drop_database(name)
+        await second.close()
+
+
+class _Inserts(CommandListener):
+    """Counts the inserts a client sends."""
+
+    def __init__(self) -> None:
+        self.inserts = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        self.inserts += event.command_name == "insert"
+
+    def succeeded(self, event: object) -> None:
+        pass
+
+    def failed(self, event: object) -> None:
+        pass

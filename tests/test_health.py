@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import subprocess
@@ -19,6 +20,7 @@ from resolvers.context import AppState
 from services.health import probe
 from services.mount_owners import settle_owners
 from storage import LocalStore, S3Store
+from storage import local as local_storage
 from storage.ownership import OWNER_FILE
 from storage.signing import UrlSigner
 from tests import factories
@@ -227,3 +229,27 @@ async def test_a_local_mount_on_a_full_disk_is_not_ready(tmp_path: Path) -> None
         assert (await probe(None, {"small": store})).ok
     finally:
         await asyncio.to_thread(subprocess.run, ["umount", str(folder)], check=True)
+
+
+async def test_a_probe_whose_close_fails_is_not_left_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a network file system a full disk may be told only when the probe file is closed (its byte
+    written back then): the mount was rightly not ready, but the probe file stayed in the mount's root,
+    one more at every probe for as long as the disk was full."""
+    store = LocalStore("small", tmp_path, UrlSigner(b"k" * 32, "http://graphlake.test"))
+    await store.open()
+    real_close = os.close
+
+    class FullOnClose:  # storage/local.py's `os`, whose close says ENOSPC as such a file system does
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def close(fd: int) -> None:
+            real_close(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(local_storage, "os", FullOnClose())
+    report = await probe(None, {"small": store})
+    monkeypatch.undo()
+    assert not report.ok and "No space left on device" in (report.mount_errors["small"] or "")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".probe-")] == []

@@ -18,9 +18,11 @@ from resolvers.context import AppState
 from services import assets as assets_service
 from services import retention
 from services.schedules import SCHEDULES
+from storage import LocalStore
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
+from tests.test_content_route import uploaded
 from tests.test_query_plans import assert_paged_through_indexes
 
 
@@ -320,3 +322,48 @@ async def test_a_pin_racing_a_delete_cut_short_leaves_the_flag_that_finishes_it(
         {"_id": object_id(asset["id"])}, {"$set": {"deleted_at": utcnow() - timedelta(hours=2)}})
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
     assert await Alias.get("runs/last") is None  # the delete finished: the name is free
+
+
+async def test_a_forced_delete_of_an_asset_in_a_collection_leaves_no_flag(api: Api, contributor: str, admin: str,
+                                                                          state: AppState) -> None:
+    """A forced delete takes the asset out of its collections, whose release flags it (nothing pins it
+    any more): the delete read the asset before, unflagged, so it left that flag on the DELETED asset,
+    and the collector, weeks later, read it as a delete cut short and went through its names, links,
+    bytes and thumbnails again (the thumbnails of any other asset with the same bytes with them)."""
+    asset = await factories.value_asset(api, contributor, name="held")
+    coll = await factories.collection(api, contributor)
+    await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
+                   token=contributor)
+    assert await _flag(asset["id"]) is None
+    assert (await api.data("DeleteAsset", {"id": asset["id"], "force": True}, token=admin))["deleteAsset"]["deleted"]
+    assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
+    assert await _flag(asset["id"]) is None
+
+
+async def test_a_delete_cut_short_whose_store_still_fails_holds_no_other_asset_back(
+        api: Api, contributor: str, state: AppState) -> None:
+    """A DELETED asset still flagged is finished by the collector's rounds, its bytes deleted then. A
+    store that still fails there (away, or refusing: here a folder of the mount swapped for a link)
+    raised out of the round before the page's own candidates, each round anew: no asset was collected
+    again, on any mount, until that store came back. The asset stays flagged, to be tried again."""
+    cut = await uploaded(api, contributor, b"left behind", "local", "left.bin")
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(cut["id"])}, {"$set": {
+        "status": "DELETED", "deleted_at": utcnow() - timedelta(hours=2), "unpinned_at": utcnow() - timedelta(days=20)}})
+    asset = await factories.value_asset(api, contributor, name="due")
+    pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
+    await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
+    await _age_flag(asset["id"], 8)
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    folder = store.root / "assets"
+    away = folder.with_name("assets-away")
+    folder.rename(away)
+    folder.symlink_to(away)  # every key under it is UnsafeKey now
+    try:
+        assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["due"]
+        assert await _flag(cut["id"]) is not None
+    finally:
+        folder.unlink()
+        away.rename(folder)
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # finished now
+    assert await _flag(cut["id"]) is None
