@@ -26,7 +26,7 @@ from graphlake.admission import Admission
 from graphlake.blob_routes import blob_routes
 from graphlake.compression import compression
 from graphlake.content_routes import content_routes
-from graphlake.graphiql import graphiql_asset_route
+from graphlake.graphiql import graphiql_asset_route, graphiql_installed, not_installed
 from graphlake.http_limits import BodySizeLimit, RequestId
 from graphlake.logs import json_line
 from graphlake.metrics_route import metrics_route
@@ -411,6 +411,12 @@ def _webapp_banner(settings: Settings) -> str:
     return f"{settings.base_url}/ (sign in with an API token)" if webapp_built(settings) else not_built(settings)
 
 
+def _graphiql_banner(settings: Settings, url: str) -> str:
+    if not settings.graphiql:
+        return "off"
+    return f"{url} (open it in a browser)" if graphiql_installed(settings) else not_installed(settings)
+
+
 def _announce(settings: Settings, admin_secret: str | None) -> None:
     """What a person starting the server needs: where to go, and how to authenticate. With
     GRAPHLAKE_LOG_JSON, one JSON line with the same facts as keys, as the log lines are."""
@@ -429,7 +435,7 @@ def _announce(settings: Settings, admin_secret: str | None) -> None:
         "",
         f"  Graphlake {__version__} is up.",
         f"  GraphQL endpoint : {url}",
-        f"  GraphiQL         : {url} (open it in a browser)" if settings.graphiql else "  GraphiQL         : off",
+        f"  GraphiQL         : {_graphiql_banner(settings, url)}",
         f"  Web app          : {_webapp_banner(settings)}",
         f"  Database         : {database}",
     ]

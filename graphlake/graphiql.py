@@ -27,6 +27,17 @@ ASSETS = {
     "graphiql.min.css": "graphiql/graphiql.min.css",
 }
 
+
+def not_installed(settings: Settings) -> str:
+    return (f"GraphiQL's assets are not installed in {settings.graphiql_assets_dir}: run `make assets` "
+            "(npm ci in assets/; `make run` does it too).")
+
+
+def graphiql_installed(settings: Settings) -> bool:
+    """Whether every file the page loads is there: without them it is a blank page."""
+    return all((settings.graphiql_assets_dir / relative).is_file() for relative in ASSETS.values())
+
+
 DEFAULT_QUERY = """# Put your API token in Headers (below), then run: Ctrl-Enter.
 query Status {
   health { ok database storage version }
@@ -173,10 +184,7 @@ def graphiql_asset_route(settings: Settings, middleware: Sequence[Middleware] = 
         except OSError:
             found = None
         if found is None or not S_ISREG(found.st_mode):
-            return PlainTextResponse(
-                f"GraphiQL assets are not installed in {root}: run `make assets` (npm ci in assets/).",
-                status_code=404,
-            )
+            return PlainTextResponse(not_installed(settings), status_code=404)
         response = files.file_response(path, found, request.scope)  # a FileResponse, or a 304
         response.headers["Cache-Control"] = "public, max-age=86400"
         return response

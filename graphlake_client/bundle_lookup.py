@@ -93,7 +93,7 @@ async def _next_pages(lake: Client, chunk: list[str], more: dict[str, str],
     variables: dict[str, Any] = {"first": DATUM_PAGE}
     for n, asset_id in enumerate(chunk):
         variables.update({f"i{n}": asset_id, f"c{n}": more[asset_id]})
-    answer = await lake.execute(f"query ($first: Int!, {params}) {{ {fields} }}", variables)
+    answer = await lake.execute(f"query BundleNextDatumPages($first: Int!, {params}) {{ {fields} }}", variables)
     for n, asset_id in enumerate(chunk):
         take(asset_id, answer[f"a{n}"]["datums"])
 

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from documents.roles import Role
 from graphlake.app import create_app
 from graphlake.settings import Settings
+from graphlake_client import Client
 from resolvers.context import AppState
 from services.schedules import SCHEDULES
 from tests.conftest import MakeToken, Served
@@ -60,6 +61,24 @@ async def app_with(settings: Settings, **changes: object) -> AsyncIterator[tuple
 
 def client(app: Starlette, host: str = "127.0.0.1") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 40000)), base_url="http://graphlake.test")
+
+
+async def test_the_python_clients_calls_are_counted_by_their_names(served: Served, contributor: str) -> None:
+    """The client's documents named no operation, so every call it made (an import's thousands) was
+    counted as `anonymous`, though the README said the client names its operations."""
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as http:
+        before = await scrape(http)
+        async with Client(served.base_url, contributor) as lake:
+            stored = await lake.store_value({"n": 1}, name="named")
+            await lake.get_asset(stored["id"])
+        after = await scrape(http)
+
+    def moved(metric: str, /, **labels: str) -> float:
+        return total(after, metric, **labels) - total(before, metric, **labels)
+
+    assert moved("graphlake_operations_total", type="mutation", name="StoreValue", outcome="ok") == 1
+    assert moved("graphlake_operations_total", type="query", outcome="ok") >= 1
+    assert moved("graphlake_operations_total", name="anonymous") == 0
 
 
 async def test_operations_are_counted_by_name_and_outcome(api: Api, http: httpx.AsyncClient, contributor: str,

@@ -119,6 +119,17 @@ def test_banner_says_where_the_app_is(settings: Settings, unbuilt: Settings, cap
 
 
 
+def test_banner_says_when_graphiqls_assets_are_missing(settings: Settings, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """It said GraphiQL was at /graphql though its assets were not installed (a checkout served without
+    `make`): the page was blank, while the web app's line said how to build it."""
+    _announce(settings.model_copy(update={"graphiql_assets_dir": tmp_path / "node_modules"}), None)
+    out = capsys.readouterr().out
+    assert "GraphiQL         : GraphiQL's assets are not installed" in out and "make assets" in out
+    _announce(settings.model_copy(update={"graphiql": False}), None)
+    assert "GraphiQL         : off" in capsys.readouterr().out
+
+
 def test_the_apps_javascript_stays_under_500_kb_gzipped() -> None:
     """The budget issue #21 sets (GraphiQL apart): every script the page loads, compressed as served."""
     built()

@@ -282,8 +282,11 @@ async def _write_collection(db: AsyncDatabase, name: str, directory: Path, *,
         async for document in db.get_collection(name, codec_options=RAW).find({}, batch_size=1000):
             if not entry.documents:
                 await reading()
-            buffer += document.raw
-            recent.look(name, document.raw)
+            # PyMongo (4.18 on) hands a document of 4 KiB or more as a read-only memoryview of its
+            # batch's buffer, which has no bytes methods for RecentBatches' search: made bytes here.
+            raw = document.raw if isinstance(document.raw, bytes) else bytes(document.raw)
+            buffer += raw
+            recent.look(name, raw)
             entry.documents += 1
             if len(buffer) >= CHUNK:
                 await asyncio.to_thread(flush, bytes(buffer))

@@ -12,7 +12,7 @@ from graphlake_client import operations
 
 SCHEMA = build_schema((PROJECT_ROOT / "graphql" / "schema.graphql").read_text())
 DOCUMENTS = {name: value for name, value in vars(operations).items()
-             if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation", "{"))}
+             if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation", "subscription", "{"))}
 
 
 def test_the_client_has_documents() -> None:
@@ -23,6 +23,14 @@ def test_the_client_has_documents() -> None:
 def test_client_operation_is_valid(name: str) -> None:
     problems = validate(SCHEMA, parse(DOCUMENTS[name]))
     assert not problems, f"{name}: {[p.message for p in problems]}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_client_operation_has_a_name(name: str) -> None:
+    """The server's metrics and logs tell operations apart by name (an unnamed one is `anonymous`):
+    each is named after its constant, CREATE_UPLOADS as CreateUploads."""
+    [operation] = parse(DOCUMENTS[name]).definitions
+    assert operation.name is not None and operation.name.value == name.title().replace("_", ""), DOCUMENTS[name][:80]
 
 
 def test_each_document_is_named_once() -> None:
