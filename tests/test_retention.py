@@ -145,18 +145,7 @@ async def test_a_collection_cut_short_after_its_flip_is_finished_by_a_later_roun
     pin = (await api.data("PinAsset", {"assetId": asset["id"]}, token=contributor))["pinAsset"]
     await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
     await _age_flag(asset["id"], 8)
-    pinned, calls = retention.pinned, []
-
-    async def dies_after_the_flip(asset_ids):
-        calls.append(asset_ids)
-        if len(calls) == 2:  # the look again after the flip
-            raise ConnectionError("the server died")
-        return await pinned(asset_ids)
-
-    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
-    with pytest.raises(ConnectionError):
-        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
-    monkeypatch.setattr(retention, "pinned", pinned)
+    await _round_dying_after_the_flip(monkeypatch, state)
     assert (await api.data("Asset", {"id": asset["id"]}, token=contributor))["asset"]["status"] == "DELETED"
 
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # not settled: left alone
@@ -293,18 +282,7 @@ async def test_a_pin_racing_a_delete_cut_short_leaves_the_flag_that_finishes_it(
     await api.data("UnpinAsset", {"retentionId": pin["id"]}, token=contributor)
     await _age_flag(asset["id"], 8)
     active = await assets_service.get_asset(object_id(asset["id"]))  # as read before the flip
-    pinned, calls = retention.pinned, []
-
-    async def dies_after_the_flip(asset_ids):
-        calls.append(asset_ids)
-        if len(calls) == 2:
-            raise ConnectionError("the server died")
-        return await pinned(asset_ids)
-
-    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
-    with pytest.raises(ConnectionError):
-        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
-    monkeypatch.setattr(retention, "pinned", pinned)
+    await _round_dying_after_the_flip(monkeypatch, state)
 
     async def read_before_the_flip(*args, **kwargs):
         return active
@@ -367,3 +345,20 @@ async def test_a_delete_cut_short_whose_store_still_fails_holds_no_other_asset_b
         away.rename(folder)
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # finished now
     assert await _flag(cut["id"]) is None
+
+
+async def _round_dying_after_the_flip(monkeypatch: pytest.MonkeyPatch, state: AppState) -> None:
+    """A collector round whose server dies right after it flipped its candidates DELETED: at its
+    second look at their pins (the look again after the flip)."""
+    pinned, calls = retention.pinned, []
+
+    async def dies_after_the_flip(asset_ids):
+        calls.append(asset_ids)
+        if len(calls) == 2:
+            raise ConnectionError("the server died")
+        return await pinned(asset_ids)
+
+    monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
+    with pytest.raises(ConnectionError):
+        await assets_service.collect_unpinned(timedelta(days=7), state.stores)
+    monkeypatch.setattr(retention, "pinned", pinned)
