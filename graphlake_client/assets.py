@@ -6,6 +6,9 @@ Files and directories go through the upload code (uploads.py): bytes never pass 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -241,13 +244,16 @@ class Assets(Uploader):
         return found
 
     async def _by_id_or_alias(self, ref: str, by_id: str, by_alias: str) -> Any:
-        """`by_id`'s asset for `ref`, else (`ref` is no ID, or no asset's) `by_alias`'s; None if neither."""
-        try:
-            found = (await self.execute(by_id, {"id": ref}))["asset"]
-        except GraphlakeClientError as error:
-            if error.code != "BAD_USER_INPUT":
-                raise
-            found = None  # not an ID: try it as an alias
+        """`by_id`'s asset for `ref`, else (`ref` is no ID, or no asset's) `by_alias`'s; None if neither.
+        A `ref` that is not shaped as an asset's ID goes to `by_alias` at once: sent as an ID first, it
+        cost a request per lookup that the server refused (and counted among its errors)."""
+        found = None
+        if _shaped_as_asset_id(ref):
+            try:
+                found = (await self.execute(by_id, {"id": ref}))["asset"]
+            except GraphlakeClientError as error:
+                if error.code != "BAD_USER_INPUT":
+                    raise  # else the server tells IDs apart more strictly: try it as an alias
         return found or (await self.execute(by_alias, {"alias": ref}))["assetByAlias"]
 
     async def get_asset(self, id_or_alias: str) -> Asset:
@@ -300,3 +306,17 @@ class Assets(Uploader):
             if not info["hasNextPage"]:
                 return
             after = info["endCursor"]
+
+
+_ASSET_ID = re.compile(rb"Asset:[0-9a-f]{24}")
+
+
+def _shaped_as_asset_id(ref: str) -> bool:
+    """Whether `ref` reads as an asset's global ID (unpadded base64url of `Asset:<ObjectId hex>`, as
+    the server writes them); an alias may still look like one, so a lookup by it that finds nothing
+    tries the alias too."""
+    try:
+        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+    except (ValueError, binascii.Error):
+        return False
+    return _ASSET_ID.fullmatch(raw) is not None
