@@ -164,6 +164,25 @@ async def test_query_assets_with_typed_predicates_page_by_page(served: Served, c
     assert join_path("a.b", "c") == "a\\.b.c"
 
 
+async def test_predicates_python_would_join_with_and_are_refused_not_halved(served: Served, api: Api, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    """`0.1 < value("od") < 0.35` is Python's `(0.1 < value("od")) and (value("od") < 0.35)`: the truth of
+    the first predicate was taken (always true), so the client sent only the second and listed r0 too,
+    which the same two predicates sent as GraphQL do not. `and` / `or` / `not` lost a side alike."""
+    async with client(served, contributor, tmp_path) as lake:
+        for i in range(4):
+            await lake.store_value({"od": i / 10}, name=f"r{i}")
+        graphql = await api.data("Assets", {"filter": {"value": [{"path": "od", "op": "GT", "value": 0.1},
+                                                                 {"path": "od", "op": "LT", "value": 0.35}]}}, token=contributor)
+        assert sorted(e["node"]["name"] for e in graphql["assets"]["edges"]) == ["r2", "r3"]
+        both = [a["name"] async for page in lake.query_assets(value("od") > 0.1, value("od") < 0.35) for a in page]
+        assert sorted(both) == ["r2", "r3"]
+        for halved in (lambda: 0.1 < value("od") < 0.35, lambda: value("od") > 0.1 and value("od") < 0.35,
+                       lambda: value("od") < 0.1 or value("od") > 0.35, lambda: not value("od") == 0.2):
+            with pytest.raises(TypeError, match=r"value\('od'\) .* neither true nor false .* its own argument"):
+                [a async for page in lake.query_assets(halved()) for a in page]
+
+
 async def test_save_to_writes_values_texts_and_files(served: Served, contributor: str, s3: S3Service,
                                                       tmp_path: Path) -> None:
     """A file's bytes come from its signed URL, here MinIO's (the S3 mount): never through the API process."""
