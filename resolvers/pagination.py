@@ -75,6 +75,13 @@ def _encode_value(value: Any) -> Any:
 
 
 MAX_CURSOR_STRING = 2048  # longer strings are no sort key this server wrote
+# The longest cursor this server writes: base64 (4 characters for 3 bytes) of the JSON of its tag
+# and sort keys, of which one at most is a string (an asset's name), of MAX_CURSOR_STRING characters
+# at most 6 bytes each as JSON (a control character's \u escape); the others, a date and an id,
+# take under 128 bytes. It is longer than a query's other strings may be (GRAPHLAKE_MAX_QUERY_STRING_CHARS,
+# 1,000): a name of 500 accented letters is a cursor of 1,398 characters, which that bound refused,
+# so that a list in name order could not be paged past it (resolvers/read_limits.py bounds cursors by this).
+MAX_CURSOR_CHARS = (6 * MAX_CURSOR_STRING + 128) * 4 // 3 + 4
 
 
 def _decode_value(value: Any) -> Any:
@@ -116,6 +123,9 @@ def encode_cursor(doc: Mapping[str, Any], sort: SortSpec) -> str:
 
 
 def decode_cursor(cursor: str, sort: SortSpec, field: str = "after") -> list[Any]:
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise BadUserInput(f"is not a cursor from this list (longer than any cursor: {MAX_CURSOR_CHARS} characters)",
+                           field=field)
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):

@@ -8,7 +8,8 @@ import base64
 from documents.api_token import ApiToken
 from documents.clock import utcnow
 from documents.roles import Role
-from resolvers.pagination import encode_cursor
+from resolvers.pagination import MAX_CURSOR_CHARS, encode_cursor
+from tests import factories
 from tests.conftest import MakeToken
 from tests.operations import Api
 
@@ -52,3 +53,31 @@ async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
     for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)]), operators]:
         error = await api.error("ApiTokens", {"after": bad}, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+async def test_a_list_in_name_order_pages_past_long_names(api: Api, contributor: str) -> None:
+    """A cursor holds its item's sort key: an asset's name of 500 accented letters made one of 1,398
+    characters, which the bound on a query's strings (1,000) refused, so no page after it could be read."""
+    names = sorted(f"{i}" + ("é" if i % 2 else "日") * 499 for i in range(4))
+    for name in names:
+        await factories.value_asset(api, contributor, name=name)
+    order, seen, after = {"field": "NAME", "direction": "ASC"}, [], None
+    while True:
+        page = (await api.data("Assets", {"orderBy": order, "first": 1, "after": after}, token=contributor))["assets"]
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+        assert len(after) > 1000
+    assert seen == names
+    back = (await api.data("Assets", {"orderBy": order, "last": 2, "before": after}, token=contributor))["assets"]
+    assert [edge["node"]["name"] for edge in back["edges"]] == names[:2]  # before the third, whose cursor `after` is
+    written = await api.run("x", query=f'query x {{ assets(orderBy: {{field: NAME, direction: ASC}}, after: "{after}") '
+                                       "{ edges { node { name } } } }", token=contributor)
+    assert [edge["node"]["name"] for edge in written["data"]["assets"]["edges"]] == names[3:]
+    # Still bounded: by the longest cursor the server writes, and any other string by the query's bound.
+    error = await api.error("Assets", {"orderBy": order, "after": "A" * (MAX_CURSOR_CHARS + 1)}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+    error = await api.error("x", {"c": after}, query="query x($c: String) { assets(after: $c, filter: {nameContains: $c}) "
+                                                     "{ totalCount } }", token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "c"}
