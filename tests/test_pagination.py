@@ -50,7 +50,7 @@ async def test_cursor_is_stable_when_newer_items_arrive(api: Api, admin: str, ma
 
 async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
     operators = base64.urlsafe_b64encode(b'[{"$ne":null},{"$ne":null}]').decode()  # once reached the database
-    for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)]), operators]:
+    for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)], scope="api_tokens"), operators]:
         error = await api.error("ApiTokens", {"after": bad}, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
 
@@ -81,3 +81,37 @@ async def test_a_list_in_name_order_pages_past_long_names(api: Api, contributor:
     error = await api.error("x", {"c": after}, query="query x($c: String) { assets(after: $c, filter: {nameContains: $c}) "
                                                      "{ totalCount } }", token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "c"}
+
+
+async def test_a_cursor_works_only_in_the_list_it_came_from(api: Api, contributor: str) -> None:
+    """A cursor was tagged with its order alone, so one from another list in the same order was read
+    as a position in this one: the page silently started elsewhere. A cursor of one version's datums
+    gave another version's from its start (its members are newer), one of `collections` went on in
+    `datasets`. A list's own cursors, under any filter, still go on in it."""
+    d = await factories.datums(api, contributor, 4, roles=("image",))
+    ds = await factories.dataset(api, contributor)
+    v1 = await factories.version(api, contributor, ds["id"], "v1", addDatums=[x["id"] for x in d[:2]])
+    v2 = await factories.version(api, contributor, ds["id"], "v2", addDatums=[x["id"] for x in d])
+    of_v1 = (await api.data("DatasetVersion", {"id": v1["id"], "first": 1}, token=contributor))["datasetVersion"]["datums"]
+    error = await api.error("DatasetVersion", {"id": v2["id"], "after": of_v1["pageInfo"]["endCursor"]}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+    walked, after = [], None  # a first page (one read for every parent) and the later ones (its own) agree
+    while True:
+        page = (await api.data("DatasetVersion", {"id": v2["id"], "first": 1, "after": after},
+                               token=contributor))["datasetVersion"]["datums"]
+        walked += [edge["node"]["id"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(walked) == sorted(x["id"] for x in d)
+
+    await factories.collection(api, contributor, "c1")
+    await factories.collection(api, contributor, "c2")
+    of_collections = (await api.data("Collections", {"first": 1}, token=contributor))["collections"]
+    cursor = (await api.run("x", query="query x { collections(first: 1) { pageInfo { endCursor } } }",
+                            token=contributor))["data"]["collections"]["pageInfo"]["endCursor"]
+    assert of_collections["totalCount"] == 2
+    error = await api.error("Datasets", {"after": cursor}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+    rest = (await api.data("Collections", {"nameContains": "c", "after": cursor}, token=contributor))["collections"]
+    assert [edge["node"]["name"] for edge in rest["edges"]] == ["c1"]

@@ -26,6 +26,11 @@ from services.node_ids import NodeType, decode_object_id
 MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches its index for lists this short (graphlakeNarrowing)
 
 
+def assets_list() -> str:
+    """The scope of the assets list's cursors (resolvers/pagination.py): the list's, whichever way a page is read."""
+    return AssetDocument.get_pymongo_collection().name
+
+
 def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AssetFilter; each part is served by one of the asset indexes."""
     f = filter or AssetFilter()
@@ -79,7 +84,7 @@ async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Pag
     if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in:
         return query
     # The walk as far as the collection goes: the list's statuses, from the page's cursor on.
-    walk, read_sort = page_read(status_clause(filter), sort, page)
+    walk, read_sort = page_read(status_clause(filter), sort, page, scope=assets_list())
     held = await collections.assets_to_read(collection_of(filter), walk, read_sort, wanted=page.first + 1)
     return query if held is None else {"_id": {"$in": held}, **query}
 
@@ -106,7 +111,7 @@ async def collection_page(filter: AssetFilter, sort: SortSpec, page: Page) -> Co
         return await AssetDocument.get_pymongo_collection().count_documents(
             query if held is None else {"_id": {"$in": held}, **query})
 
-    return await paginate_by(read, sort=sort, page=page, count=count,
+    return await paginate_by(read, sort=sort, page=page, count=count, scope=assets_list(),
                              to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)))
 
 
