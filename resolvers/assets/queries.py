@@ -8,7 +8,9 @@ import strawberry
 from bson import ObjectId
 
 from documents.asset import Asset as AssetDocument
+from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
+from documents.json_value import holds_without_path
 from documents.lean import lean
 from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
@@ -60,6 +62,9 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
         clauses.append({"collection_ids": collection_of(f)})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
+    if any(holds_without_path(p.op.value, p.value) for p in f.value or ()):
+        # Only a VALUE asset has a `value`: the others, without the path, met NE, NIN and EXISTS false.
+        clauses.append({"kind": AssetKindValue.VALUE.value})
     return {"$and": clauses}
 
 
