@@ -393,7 +393,8 @@ def held_list_connection(docs: Sequence[Mapping[str, Any]], page: Page,
                          to_node: Callable[[Mapping[str, Any]], T], *, scope: str) -> Connection[T]:
     """A page of raw documents held already, in ascending `_id` order (a dataset version's copies of a
     datum's records, which it keeps packed: documents/record_pack.py), with the cursors a
-    collection's page of them would have (of the list `scope`). Only the page's documents are made nodes."""
+    collection's page of them would have, of the list `scope` (the copies have ids of their own: a
+    cursor of the live records is no position among them). Only the page's documents are made nodes."""
     ids = [doc["_id"] for doc in docs]
     start, end = _window(ids, page, scope)
     return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]], scope)

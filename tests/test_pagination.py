@@ -115,3 +115,26 @@ async def test_a_cursor_works_only_in_the_list_it_came_from(api: Api, contributo
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
     rest = (await api.data("Collections", {"nameContains": "c", "after": cursor}, token=contributor))["collections"]
     assert [edge["node"]["name"] for edge in rest["edges"]] == ["c1"]
+
+
+async def test_a_versions_copies_of_records_take_none_of_the_live_records_cursors(api: Api, contributor: str) -> None:
+    """A version keeps copies of a datum's records, with ids of their own: a cursor of the datum's live
+    records is no position among them (read as one, it listed every copy, the first included)."""
+    (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
+    labels = await factories.labelled_set(api, contributor, [datum])
+    ds = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, ds["id"], "v1", addDatums=[datum["id"]], addAnnotationSets=[labels["id"]])
+    live = (await api.run("x", query=f'query x {{ datum(id: "{datum["id"]}") {{ annotations(first: 1) '
+                                     "{ pageInfo { endCursor } } } }", token=contributor))["data"]
+    cursor = live["datum"]["annotations"]["pageInfo"]["endCursor"]
+    frozen = await api.run("x", query=f'query x {{ datasetVersion(id: "{version["id"]}") {{ datums(first: 1) {{ edges '
+                                      f'{{ node {{ annotations(after: "{cursor}") {{ edges {{ cursor }} }} }} }} }} }} }}',
+                           token=contributor)
+    assert [error["extensions"] for error in frozen["errors"]] == [{"code": "BAD_USER_INPUT", "field": "after"}]
+    own = await api.run("x", query=f'query x {{ datasetVersion(id: "{version["id"]}") {{ datums(first: 1) {{ edges '
+                                   "{ node { annotations(first: 1) { edges { cursor } } } } } } }", token=contributor)
+    copy = own["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"][0]["cursor"]
+    rest = await api.run("x", query=f'query x {{ datasetVersion(id: "{version["id"]}") {{ datums(first: 1) {{ edges '
+                                    f'{{ node {{ annotations(after: "{copy}") {{ edges {{ cursor }} }} }} }} }} }} }}',
+                         token=contributor)
+    assert "errors" not in rest and rest["data"]["datasetVersion"]["datums"]["edges"][0]["node"]["annotations"]["edges"] == []

@@ -21,7 +21,7 @@ from resolvers.common import Split
 from resolvers.context import Context, Info
 from resolvers.lookahead import first_page_size, node_now_or_later, node_selections, now_or_later, selected
 from resolvers.loop_slices import validate_all
-from resolvers.pagination import child_connection_now_or_later, child_scope, first_children, held_list_connection
+from resolvers.pagination import child_connection_now_or_later, first_children, held_list_connection
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
@@ -89,7 +89,7 @@ class Datum(Node):
         if self.version_id is not None:  # the version's copies, packed a datum's to a document: read whole
             return now_or_later(info.context.loaders.version_copies(query), (self.version_id, self.doc.id),
                                 lambda copies: held_list_connection(
-                                    copies, page, _frozen, scope=child_scope(RecordDocument, "datum_id", self.doc.id)))
+                                    copies, page, _frozen, scope=f"records of {self.doc.id} in {self.version_id}"))
         return child_connection_now_or_later(info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
                                              query=query, page=page, to_node=AnnotationRecord.from_document)
 
