@@ -58,6 +58,9 @@ class Page:
     @classmethod
     def of(cls, first: int | None, after: str | None, last: int | None = None, before: str | None = None, *,
            default_size: int, max_size: int) -> Page:
+        # An empty cursor is none (a client's "no cursor yet"), as `after: ""` always read: `before: ""`
+        # had paged back from the list's end yet said more items followed it (hasNextPage).
+        after, before = after or None, before or None
         backward = last is not None or before is not None
         if backward and first is not None:
             raise BadUserInput("pages backward: give `first` or `last`, not both", field="first" if last is None else "last")
