@@ -37,7 +37,8 @@ def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
 
     assert decode_cursor(forged("b", {"$o": "64b000000000000000000001"}), sort, scope="things")[0] == "b"
     for values in (({"$ne": None}, 5), ("b", {"$gt": 0}), (["b"], 5), ("b", {"$o": "x"}), ("b", {"$d": "soon"}),
-                   ({"$d": 1, "$o": "64b000000000000000000001"}, 5), ("x" * 5000, 5)):
+                   ({"$d": 1, "$o": "64b000000000000000000001"}, 5), ("x" * 5000, 5),
+                   ({"$d": 10**18}, 5)):  # a time beyond datetime's years
         with pytest.raises(BadUserInput) as refused:
             decode_cursor(forged(*values), sort, scope="things")
         assert refused.value.extensions["field"] == "after", values
