@@ -180,6 +180,16 @@ async def test_value_predicates_that_a_missing_path_meets_match_value_assets_onl
     assert await names(api, contributor, {"value": [{"path": "unit", "op": "NE", "value": "K"}], "kinds": ["TEXT"]}) == []
 
 
+async def test_an_empty_digest_or_collection_id_is_no_wildcard(api: Api, contributor: str) -> None:
+    """`sha256: ""` and `collectionId: ""` were read as no filter, so "does the lake hold this digest?"
+    with a digest left empty answered with every asset, and a collection's list with the whole lake's."""
+    await seed_for_filters(api, contributor)
+    page = (await api.data("Assets", {"filter": {"sha256": ""}}, token=contributor))["assets"]
+    assert page["edges"] == [] and page["totalCount"] == 0
+    error = await api.error("Assets", {"filter": {"collectionId": ""}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.collectionId"}
+
+
 async def test_searches_match_what_was_typed_nul_and_pattern_characters_included(api: Api, contributor: str) -> None:
     """A search is matched as typed (documents/patterns.py): a NUL in it (which MongoDB refuses in a
     pattern, unescaped) and characters a pattern would read are the characters themselves."""

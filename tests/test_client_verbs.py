@@ -156,6 +156,10 @@ async def test_query_assets_with_typed_predicates_page_by_page(served: Served, c
         assert [a["name"] for a in first] == ["r1", "r2"] and first.has_next and rest == [["r3", "r4"], ["t"]]
         with pytest.raises(GraphlakeClientError) as no_collection:
             await names(collection="nobody")
+        with pytest.raises(GraphlakeClientError) as empty_collection:  # it had listed every asset
+            await names(collection="")
+        assert empty_collection.value.code == "NOT_FOUND"
+        assert await names(sha256="") == [[]]  # no digest is "", and none was every asset
         with pytest.raises(ValueError, match="time zone"):  # NaiveTime is one, as this filter's error was
             await names(created_after=datetime(2000, 1, 1))
         with pytest.raises(TypeError, match="not a predicate"):
