@@ -180,14 +180,18 @@ async def test_value_predicates_that_a_missing_path_meets_match_value_assets_onl
     assert await names(api, contributor, {"value": [{"path": "unit", "op": "NE", "value": "K"}], "kinds": ["TEXT"]}) == []
 
 
-async def test_an_empty_digest_or_collection_id_is_no_wildcard(api: Api, contributor: str) -> None:
-    """`sha256: ""` and `collectionId: ""` were read as no filter, so "does the lake hold this digest?"
-    with a digest left empty answered with every asset, and a collection's list with the whole lake's."""
+async def test_an_empty_digest_collection_id_or_role_is_no_wildcard(api: Api, contributor: str) -> None:
+    """`sha256: ""`, `collectionId: ""` and `datums(role: "")` were read as no filter, so "does the lake
+    hold this digest?" with a digest left empty answered with every asset, a collection's list with the
+    whole lake's, and the datums with a role of no name with every datum."""
     await seed_for_filters(api, contributor)
     page = (await api.data("Assets", {"filter": {"sha256": ""}}, token=contributor))["assets"]
     assert page["edges"] == [] and page["totalCount"] == 0
     error = await api.error("Assets", {"filter": {"collectionId": ""}}, token=contributor)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.collectionId"}
+    await factories.datums(api, contributor, 2, roles=("image",))
+    assert len((await api.data("Datums", {"role": "image"}, token=contributor))["datums"]["edges"]) == 2
+    assert (await api.data("Datums", {"role": ""}, token=contributor))["datums"]["edges"] == []  # had listed both
 
 
 async def test_searches_match_what_was_typed_nul_and_pattern_characters_included(api: Api, contributor: str) -> None:
