@@ -261,7 +261,8 @@ class Settings(BaseSettings):
     introspection: bool = True
     max_batch_items: int = Field(default=10_000, description="Items in one batch mutation (datums, annotations, uploads).")
     max_query_string_chars: int = Field(
-        default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids).")
+        default=1000, description="Characters in any string a query or subscription sends (search strings, patterns, ids); "
+                                "cursors have their own bound, the longest the server writes.")
     max_query_list_items: int = Field(default=1000, description="Items in any list a query or subscription sends.")
     persisted_queries_max_entries: int = Field(
         default=1000, ge=0, description="Documents each process remembers for Automatic Persisted Queries (least "

@@ -279,7 +279,7 @@ class Assets(Uploader):
             ("created_after", created_after), ("created_before", created_before), ("data_after", data_after),
             ("data_before", data_before))}
         collection_id = None
-        if collection:
+        if collection is not None:  # "" names no collection: NOT_FOUND, not every asset of the lake
             collection_id = await self.find_collection(collection)
             if collection_id is None:
                 raise GraphlakeClientError(f"no collection named {collection!r}", "NOT_FOUND", "collection")

@@ -7,7 +7,9 @@
 
 A path is keys joined by "." (a "." or "\\" inside a key is escaped with "\\", as the schema says);
 `metadata(...)` and `value(...)` build one, and its operators build predicates: ==, !=, <, <=, >, >=,
-and the methods is_in, not_in, exists, contains, matches (an RE2 pattern).
+and the methods is_in, not_in, exists, contains, matches (an RE2 pattern). Several conditions are
+several arguments, all of which must hold; a predicate has no truth value, so a chained comparison
+(`0.3 < value("od") < 0.5`) or `and` / `or` / `not` between predicates is a TypeError.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ class Predicate:
     def as_input(self) -> dict[str, Any]:
         """The JsonPredicate input the API takes."""
         return {"path": self.path, "op": self.op, "value": self.operand}
+
+    def __bool__(self) -> bool:
+        """Refused (TypeError): a predicate is a condition for the server, neither true nor false here.
+        Python asks for one's truth in a chained comparison, `0.3 < value("od") < 0.5`, which means
+        `(0.3 < value("od")) and (value("od") < 0.5)`, and in `and`, `or`, `not`: each kept one side
+        (the first condition was dropped) and the query silently matched what the other alone matched."""
+        raise TypeError(f"{self.target}({self.path!r}) {self.op} {self.operand!r} is a condition the server checks, "
+                        "neither true nor false here: a chained comparison (0.3 < value('od') < 0.5), and, or, not "
+                        "would keep one side only; give each condition as its own argument, all of which must hold: "
+                        "query_assets(value('od') > 0.3, value('od') < 0.5)")
 
 
 def join_path(*keys: str) -> str:

@@ -7,7 +7,12 @@ list never shift a page (unlike offsets).
 A cursor comes back from the client, and its values go into a query: it is decoded strictly. Each
 value must be a plain scalar, or one of the two tagged forms the server writes (a date, an
 ObjectId); anything else, an operator-shaped object first of all, is BAD_USER_INPUT. A cursor also
-carries a tag of the ordering it was made for, so one from another ordering is refused too.
+carries a tag of the list and the ordering it was made for, so one from another ordering, or from
+another list in the same ordering, is refused too: read there, its values were a position in the
+wrong list, and the page silently skipped or repeated items (a cursor of one version's datums took
+another version's from its start, or gave none; one of `collections` went on in `datasets`). A
+list is its collection of documents (every filter of it, which narrows one order of it), or for a
+parent's children, that collection and parent (`child_scope`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -53,6 +58,9 @@ class Page:
     @classmethod
     def of(cls, first: int | None, after: str | None, last: int | None = None, before: str | None = None, *,
            default_size: int, max_size: int) -> Page:
+        # An empty cursor is none (a client's "no cursor yet"), as `after: ""` always read: `before: ""`
+        # had paged back from the list's end yet said more items followed it (hasNextPage).
+        after, before = after or None, before or None
         backward = last is not None or before is not None
         if backward and first is not None:
             raise BadUserInput("pages backward: give `first` or `last`, not both", field="first" if last is None else "last")
@@ -66,15 +74,31 @@ class Page:
         return cls(first=size, after=after, before=before, backward=backward)
 
 
+# Times go into a cursor as whole milliseconds from this, counted in integers as BSON counts them: through
+# a float (int(timestamp() * 1000), and back by fromtimestamp(ms / 1000)), 2004-10-05 20:17:19.465 was
+# ...464.9999 ms, so .464, and 1900-08-14 10:21:53.616 came back .617 (one time in ten over most of
+# 2004, more before 1970 and after 2100). A cursor a millisecond off skipped or repeated the items
+# tied with its own at that time.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return {"$d": int(value.timestamp() * 1000)}
+        return {"$d": ((value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH) // _MILLISECOND}
     if isinstance(value, ObjectId):
         return {"$o": str(value)}
     return value
 
 
 MAX_CURSOR_STRING = 2048  # longer strings are no sort key this server wrote
+# The longest cursor this server writes: base64 (4 characters for 3 bytes) of the JSON of its tag
+# and sort keys, of which one at most is a string (an asset's name), of MAX_CURSOR_STRING characters
+# at most 6 bytes each as JSON (a control character's \u escape); the others, a date and an id,
+# take under 128 bytes. It is longer than a query's other strings may be (GRAPHLAKE_MAX_QUERY_STRING_CHARS,
+# 1,000): a name of 500 accented letters is a cursor of 1,398 characters, which that bound refused,
+# so that a list in name order could not be paged past it (resolvers/read_limits.py bounds cursors by this).
+MAX_CURSOR_CHARS = (6 * MAX_CURSOR_STRING + 128) * 4 // 3 + 4
 
 
 def _decode_value(value: Any) -> Any:
@@ -87,20 +111,25 @@ def _decode_value(value: Any) -> Any:
         return value
     if isinstance(value, dict) and len(value) == 1:
         if isinstance(value.get("$d"), int) and not isinstance(value["$d"], bool):
-            return datetime.fromtimestamp(value["$d"] / 1000, UTC)
+            return _EPOCH + value["$d"] * _MILLISECOND
         if isinstance(value.get("$o"), str) and ObjectId.is_valid(value["$o"]) and len(value["$o"]) == 24:
             return ObjectId(value["$o"])
     raise ValueError("not a value this server writes into a cursor")
 
 
-def _ordering_tag(sort: SortSpec) -> str:
-    """A short tag of the ordering (fields and directions) a cursor was made for."""
-    return _tag_of(tuple((field, int(direction)) for field, direction in sort))
+def _ordering_tag(sort: SortSpec, scope: str) -> str:
+    """A short tag of the list (`scope`) and the ordering (fields and directions) a cursor was made for."""
+    return _tag_of(scope, tuple((field, int(direction)) for field, direction in sort))
 
 
-@lru_cache(maxsize=256)
-def _tag_of(sort: tuple[tuple[str, int], ...]) -> str:  # once per ordering, not per edge of every page
-    return hashlib.sha256(repr(list(sort)).encode()).hexdigest()[:8]
+@lru_cache(maxsize=4096)
+def _tag_of(scope: str, sort: tuple[tuple[str, int], ...]) -> str:  # once per list and ordering, not per edge
+    return hashlib.sha256(repr((scope, list(sort))).encode()).hexdigest()[:8]
+
+
+def child_scope(model: type[Any], field: str, parent_id: Any) -> str:
+    """The list of a parent's children: `model` documents whose `field` is `parent_id`."""
+    return f"{model.get_pymongo_collection().name}.{field}={parent_id}"
 
 
 def _field_value(doc: Mapping[str, Any], path: str) -> Any:
@@ -110,21 +139,28 @@ def _field_value(doc: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def encode_cursor(doc: Mapping[str, Any], sort: SortSpec) -> str:
+def encode_cursor(doc: Mapping[str, Any], sort: SortSpec, *, scope: str) -> str:
+    """The cursor of `doc` in the list `scope` in `sort` order."""
     values = [_encode_value(_field_value(doc, field)) for field, _ in sort]
-    return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort), *values])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort, scope), *values])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: SortSpec, field: str = "after") -> list[Any]:
+def decode_cursor(cursor: str, sort: SortSpec, field: str = "after", *, scope: str) -> list[Any]:
+    """The sort-key values of a cursor of the list `scope` in `sort` order; BAD_USER_INPUT naming
+    `field` for any other string."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise BadUserInput(f"is not a cursor from this list (longer than any cursor: {MAX_CURSOR_CHARS} characters)",
+                           field=field)
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, orjson.JSONDecodeError, ValueError):
         raise BadUserInput("is not a cursor from this list", field=field) from None
-    if not isinstance(values, list) or len(values) != len(sort) + 1 or values[0] != _ordering_tag(sort):
-        raise BadUserInput("is not a cursor from this list (was the order changed?)", field=field)
+    if not isinstance(values, list) or len(values) != len(sort) + 1 or values[0] != _ordering_tag(sort, scope):
+        raise BadUserInput("is not a cursor from this list in this order (a cursor works only in the list, and the "
+                           "order, it came from)", field=field)
     try:
         return [_decode_value(value) for value in values[1:]]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: a time beyond datetime's years
         raise BadUserInput("is not a cursor from this list", field=field) from None
 
 
@@ -167,19 +203,21 @@ async def paginate(
     page: Page,
     to_node: Callable[[dict[str, Any]], T],
     projection: Mapping[str, Any] | None = None,
+    scope: str | None = None,
 ) -> Connection[T]:
     """One page of `collection` matching `query` in `sort` order (an `_id` tiebreaker is added).
+    Its cursors are the list `scope`'s: by default, the collection's.
 
     One `find` per page; the total is counted only if a client asks for `totalCount`.
     """
-    sort = with_tiebreaker(sort)
-    page_query, read_sort = page_read(query, sort, page)
+    sort, scope = with_tiebreaker(sort), scope or collection.name
+    page_query, read_sort = page_read(query, sort, page, scope=scope)
     docs = await collection.find(page_query, projection, sort=read_sort, limit=page.first + 1).to_list()
 
     async def count() -> int:
         return await collection.count_documents(query)
 
-    return _connection(docs, sort, page, to_node, count)
+    return _connection(docs, sort, page, to_node, count, scope)
 
 
 async def paginate_by(
@@ -189,30 +227,32 @@ async def paginate_by(
     page: Page,
     to_node: Callable[[dict[str, Any]], T],
     count: Callable[[], Awaitable[int]],
+    scope: str,
 ) -> Connection[T]:
     """paginate, for a list another read gives: `read(read_sort, start, limit)` returns at most
     `limit` raw documents in `read_sort` order (the list's, or reversed for a backward page), strictly
-    past the sort-key values `start` (the cursor's; None from the start). The cursors are paginate's,
-    so a page of one may follow a page of the other."""
+    past the sort-key values `start` (the cursor's; None from the start). The cursors are paginate's
+    (given the same `scope`), so a page of one may follow a page of the other."""
     sort = with_tiebreaker(sort)
-    _, read_sort = page_read({}, sort, page)
+    _, read_sort = page_read({}, sort, page, scope=scope)
     cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
-    start = decode_cursor(cursor, sort, cursor_field) if cursor else None
-    return _connection(await read(read_sort, start, page.first + 1), sort, page, to_node, count)
+    start = decode_cursor(cursor, sort, cursor_field, scope=scope) if cursor else None
+    return _connection(await read(read_sort, start, page.first + 1), sort, page, to_node, count, scope)
 
 
 def _connection(docs: list[dict[str, Any]], sort: SortSpec, page: Page, to_node: Callable[[dict[str, Any]], T],
-                count: Callable[[], Awaitable[int]]) -> Connection[T]:
+                count: Callable[[], Awaitable[int]], scope: str) -> Connection[T]:
     """The page of `docs` (read in the page's order, one more than the page if there are more)."""
     more = len(docs) > page.first
     docs = docs[: page.first]
     if page.backward:
         docs.reverse()
-    edges = [Edge(cursor=encode_cursor(doc, sort), node=to_node(doc)) for doc in docs]
+    edges = [Edge(cursor=encode_cursor(doc, sort, scope=scope), node=to_node(doc)) for doc in docs]
     return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
 
 
-def page_read(query: dict[str, Any], sort: SortSpec, page: Page) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+def page_read(query: dict[str, Any], sort: SortSpec, page: Page, *,
+              scope: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     """The filter and the order a page of `query` in `sort` order (an `_id` tiebreaker is added) is
     read with: from its cursor on, in the list's order. Paging backward reads the reversed order from
     `before` (the same index, walked the other way); paginate then turns the page around, since
@@ -222,7 +262,7 @@ def page_read(query: dict[str, Any], sort: SortSpec, page: Page) -> tuple[dict[s
     cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
     if not cursor:
         return query, read_sort
-    return _beside(query, keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field))), read_sort
+    return _beside(query, keyset_filter(read_sort, decode_cursor(cursor, sort, cursor_field, scope=scope))), read_sort
 
 
 def _beside(query: dict[str, Any], position: dict[str, Any]) -> dict[str, Any]:
@@ -266,9 +306,9 @@ def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: Obje
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
                           query: dict[str, Any], to_node: Callable[[D], T], order: Sequence[str] = ("_id",)) -> Connection[T]:
     """The connection of a parent's first page of children, as its loader gave it."""
-    sort = [(key, ASCENDING) for key in order]
-    edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key in order}, sort),
-                  node=to_node(doc)) for doc in child_page.docs]
+    sort, scope = [(key, ASCENDING) for key in order], child_scope(model, field, parent_id)
+    edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key in order}, sort,
+                                       scope=scope), node=to_node(doc)) for doc in child_page.docs]
 
     async def count() -> int:
         return await child_count(loaders, model, field=field, parent_id=parent_id, query=query)
@@ -307,6 +347,7 @@ def child_connection_now_or_later(
         return paginate(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[(key, ASCENDING) for key in order],
             page=page, to_node=lambda raw: to_node(lean(model).model_validate(raw)),
+            scope=child_scope(model, field, parent_id),
         )
     loaded = first_children(loaders, model, field=field, query=query, first=page.first, order=order)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
@@ -350,33 +391,35 @@ async def map_nodes(connection: Connection[T], convert: Callable[[list[T]], Awai
 
 
 async def sorted_list_connection(
-    ids: Sequence[Any], page: Page, load: Callable[[list[Any]], Awaitable[list[T]]]
+    ids: Sequence[Any], page: Page, load: Callable[[list[Any]], Awaitable[list[T]]], *, scope: str,
 ) -> Connection[T]:
     """A page of a computed list of keys in ascending order (the datum ids of a diff or a split,
-    utilization groups), its nodes loaded in one batch."""
-    start, end = _window(ids, page)
+    utilization groups), its nodes loaded in one batch. `scope` names the list (what it was computed
+    from), whose cursors these are."""
+    start, end = _window(ids, page, scope)
     chosen = list(ids[start:end])
-    return _list_connection(ids, start, end, chosen, await load(chosen))
+    return _list_connection(ids, start, end, chosen, await load(chosen), scope)
 
 
 def held_list_connection(docs: Sequence[Mapping[str, Any]], page: Page,
-                         to_node: Callable[[Mapping[str, Any]], T]) -> Connection[T]:
+                         to_node: Callable[[Mapping[str, Any]], T], *, scope: str) -> Connection[T]:
     """A page of raw documents held already, in ascending `_id` order (a dataset version's copies of a
     datum's records, which it keeps packed: documents/record_pack.py), with the cursors a
-    collection's page of them would have. Only the page's documents are made nodes."""
+    collection's page of them would have, of the list `scope` (the copies have ids of their own: a
+    cursor of the live records is no position among them). Only the page's documents are made nodes."""
     ids = [doc["_id"] for doc in docs]
-    start, end = _window(ids, page)
-    return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]])
+    start, end = _window(ids, page, scope)
+    return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]], scope)
 
 
-def _window(ids: Sequence[Any], page: Page) -> tuple[int, int]:
+def _window(ids: Sequence[Any], page: Page, scope: str) -> tuple[int, int]:
     """Where the page lies in `ids` (ascending): its first and one past its last position."""
     sort = [("_id", ASCENDING)]
     start, end = 0, len(ids)
     cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
     if cursor:
         try:
-            key = decode_cursor(cursor, sort, cursor_field)[0]
+            key = decode_cursor(cursor, sort, cursor_field, scope=scope)[0]
             if page.backward:
                 end = bisect.bisect_left(ids, key)
             else:
@@ -390,9 +433,10 @@ def _window(ids: Sequence[Any], page: Page) -> tuple[int, int]:
     return start, end
 
 
-def _list_connection(ids: Sequence[Any], start: int, end: int, chosen: Sequence[Any], nodes: list[T]) -> Connection[T]:
+def _list_connection(ids: Sequence[Any], start: int, end: int, chosen: Sequence[Any], nodes: list[T],
+                     scope: str) -> Connection[T]:
     sort = [("_id", ASCENDING)]
-    edges = [Edge(cursor=encode_cursor({"_id": i}, sort), node=n) for i, n in zip(chosen, nodes, strict=True)]
+    edges = [Edge(cursor=encode_cursor({"_id": i}, sort, scope=scope), node=n) for i, n in zip(chosen, nodes, strict=True)]
     total = len(ids)
 
     async def count() -> int:

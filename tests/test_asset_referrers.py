@@ -46,7 +46,7 @@ async def test_datums_and_derived_assets_of_an_asset(api: Api, contributor: str,
     assert [e["node"]["name"] for e in page["derivedAssets"]["edges"]] == ["d0", "d1"]
     assert page["derivedAssets"]["totalCount"] == 3 and page["derivedAssets"]["pageInfo"]["hasNextPage"]
     after = page["derivedAssets"]["pageInfo"]["endCursor"]
-    rest = (await api.data("AssetReferrers", {"id": source["id"], "first": 2, "after": after}, token=viewer))["asset"]
+    rest = (await api.data("AssetReferrers", {"id": source["id"], "first": 2, "derivedAfter": after}, token=viewer))["asset"]
     assert [e["node"]["id"] for e in rest["derivedAssets"]["edges"]] == [derived[2]["id"]]
     assert not rest["derivedAssets"]["pageInfo"]["hasNextPage"]
 

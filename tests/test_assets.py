@@ -161,6 +161,39 @@ async def test_every_filter_field(api: Api, contributor: str) -> None:
         assert set(await names(api, contributor, filter)) == expected, filter
 
 
+async def test_value_predicates_that_a_missing_path_meets_match_value_assets_only(api: Api, contributor: str) -> None:
+    """"Predicates on a VALUE asset's `value` (other kinds never match)": NE, NIN and EXISTS false hold
+    where the path is missing, and a TEXT or FILE asset has no `value` at all, so `value("unit") != "K"`
+    listed every text and file of the lake too, and counted them."""
+    await seed_for_filters(api, contributor)
+    await factories.image_asset(api, contributor, "img.png")
+    for predicate, expected in (({"path": "unit", "op": "NE", "value": "K"}, {"hot", "cold", "note"}),
+                                ({"path": "unit", "op": "NIN", "value": ["C"]}, {"note"}),
+                                ({"path": "unit", "op": "EXISTS", "value": False}, {"note"})):
+        for kinds in (None, ["VALUE", "TEXT"]):
+            page = (await api.data("Assets", {"filter": {"value": [predicate], "kinds": kinds}, "first": 50},
+                                   token=contributor))["assets"]
+            assert {edge["node"]["name"] for edge in page["edges"]} == expected, (predicate, kinds)
+            assert page["totalCount"] == len(expected)
+    # metadata is every asset's: there a missing path is any kind's
+    assert "readme" in await names(api, contributor, {"metadata": [{"path": "unit", "op": "NE", "value": "K"}]})
+    assert await names(api, contributor, {"value": [{"path": "unit", "op": "NE", "value": "K"}], "kinds": ["TEXT"]}) == []
+
+
+async def test_an_empty_digest_collection_id_or_role_is_no_wildcard(api: Api, contributor: str) -> None:
+    """`sha256: ""`, `collectionId: ""` and `datums(role: "")` were read as no filter, so "does the lake
+    hold this digest?" with a digest left empty answered with every asset, a collection's list with the
+    whole lake's, and the datums with a role of no name with every datum."""
+    await seed_for_filters(api, contributor)
+    page = (await api.data("Assets", {"filter": {"sha256": ""}}, token=contributor))["assets"]
+    assert page["edges"] == [] and page["totalCount"] == 0
+    error = await api.error("Assets", {"filter": {"collectionId": ""}}, token=contributor)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "filter.collectionId"}
+    await factories.datums(api, contributor, 2, roles=("image",))
+    assert len((await api.data("Datums", {"role": "image"}, token=contributor))["datums"]["edges"]) == 2
+    assert (await api.data("Datums", {"role": ""}, token=contributor))["datums"]["edges"] == []  # had listed both
+
+
 async def test_searches_match_what_was_typed_nul_and_pattern_characters_included(api: Api, contributor: str) -> None:
     """A search is matched as typed (documents/patterns.py): a NUL in it (which MongoDB refuses in a
     pattern, unescaped) and characters a pattern would read are the characters themselves."""

@@ -176,12 +176,35 @@ async def test_query_assets_with_typed_predicates_page_by_page(served: Served, c
         assert [a["name"] for a in first] == ["r1", "r2"] and first.has_next and rest == [["r3", "r4"], ["t"]]
         with pytest.raises(GraphlakeClientError) as no_collection:
             await names(collection="nobody")
+        with pytest.raises(GraphlakeClientError) as empty_collection:  # it had listed every asset
+            await names(collection="")
+        assert empty_collection.value.code == "NOT_FOUND"
+        assert await names(sha256="") == [[]]  # no digest is "", and none was every asset
         with pytest.raises(ValueError, match="time zone"):  # NaiveTime is one, as this filter's error was
             await names(created_after=datetime(2000, 1, 1))
         with pytest.raises(TypeError, match="not a predicate"):
             await names(metadata("plate") is None)
     assert no_collection.value.code == "NOT_FOUND"
     assert join_path("a.b", "c") == "a\\.b.c"
+
+
+async def test_predicates_python_would_join_with_and_are_refused_not_halved(served: Served, api: Api, contributor: str,
+                                                                            tmp_path: Path) -> None:
+    """`0.1 < value("od") < 0.35` is Python's `(0.1 < value("od")) and (value("od") < 0.35)`: the truth of
+    the first predicate was taken (always true), so the client sent only the second and listed r0 too,
+    which the same two predicates sent as GraphQL do not. `and` / `or` / `not` lost a side alike."""
+    async with client(served, contributor, tmp_path) as lake:
+        for i in range(4):
+            await lake.store_value({"od": i / 10}, name=f"r{i}")
+        graphql = await api.data("Assets", {"filter": {"value": [{"path": "od", "op": "GT", "value": 0.1},
+                                                                 {"path": "od", "op": "LT", "value": 0.35}]}}, token=contributor)
+        assert sorted(e["node"]["name"] for e in graphql["assets"]["edges"]) == ["r2", "r3"]
+        both = [a["name"] async for page in lake.query_assets(value("od") > 0.1, value("od") < 0.35) for a in page]
+        assert sorted(both) == ["r2", "r3"]
+        for halved in (lambda: 0.1 < value("od") < 0.35, lambda: value("od") > 0.1 and value("od") < 0.35,
+                       lambda: value("od") < 0.1 or value("od") > 0.35, lambda: not value("od") == 0.2):
+            with pytest.raises(TypeError, match=r"value\('od'\) .* neither true nor false .* its own argument"):
+                [a async for page in lake.query_assets(halved()) for a in page]
 
 
 async def test_save_to_writes_values_texts_and_files(served: Served, contributor: str, s3: S3Service,

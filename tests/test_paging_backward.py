@@ -87,3 +87,16 @@ async def test_backward_arguments_that_do_not_fit_are_refused_by_name(api: Api, 
     for variables, field in cases:
         error = await api.error("ApiTokens", variables, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, variables
+
+
+async def test_an_empty_cursor_is_none_either_way(api: Api, contributor: str) -> None:
+    """`after: ""` read as no cursor; `before: ""` gave the list's last page but said more followed it."""
+    for i in range(3):
+        await factories.value_asset(api, contributor, name=f"v{i}")
+    for variables in ({"last": 2, "before": ""}, {"first": 2, "after": ""}):
+        empty = (await api.data("Assets", variables, token=contributor))["assets"]
+        none = (await api.data("Assets", {**variables, "before": None, "after": None}, token=contributor))["assets"]
+        assert empty == none, variables
+    assert none["pageInfo"]["hasNextPage"] is True
+    end = (await api.data("Assets", {"last": 2, "before": ""}, token=contributor))["assets"]
+    assert end["pageInfo"]["hasNextPage"] is False and end["pageInfo"]["hasPreviousPage"] is True

@@ -21,11 +21,11 @@ from documents.json_value.encoding import (
 from documents.json_value.errors import InvalidJson, InvalidPredicate
 from documents.json_value.evaluator import Predicate, compile_predicate, matches
 from documents.json_value.paths import path_of, split_path
-from documents.json_value.query import JsonOp, json_indexes, predicate_filter
+from documents.json_value.query import JsonOp, holds_without_path, json_indexes, predicate_filter
 from documents.json_value.text import loads_json
 
 __all__ = [
     "MAX_DEPTH", "MAX_INDEXED_LEAVES", "MIN_PATH_CHARS", "PATH_CHARS_PER_CHAR", "InvalidJson", "InvalidPredicate",
-    "JsonAttr", "JsonOp", "JsonText", "Predicate", "StoredJson", "compile_predicate", "dumps_json", "is_stored_json",
-    "json_indexes", "loads_json", "matches", "path_of", "predicate_filter", "split_path",
+    "JsonAttr", "JsonOp", "JsonText", "Predicate", "StoredJson", "compile_predicate", "dumps_json",
+    "holds_without_path", "is_stored_json", "json_indexes", "loads_json", "matches", "path_of", "predicate_filter", "split_path",
 ]

@@ -89,6 +89,13 @@ def _matches(attrs: str, leaves: str, path: str, pattern: str) -> dict[str, Any]
     return {attrs: {"$elemMatch": {**floor, **ceiling}}, leaves: {"$elemMatch": {"$regex": pattern}}}
 
 
+def holds_without_path(op: JsonOp | str, value: Any) -> bool:
+    """Whether a predicate holds on a document without its path (NE, NIN, EXISTS false), and so on one
+    without the JSON field at all: a field only some documents have (an asset's `value`, a VALUE
+    asset's alone) needs its own condition beside such a predicate."""
+    return op in (JsonOp.NE, JsonOp.NIN) or (op == JsonOp.EXISTS and value is False)
+
+
 def predicate_filter(field: str, path: str, op: JsonOp, value: Any) -> dict[str, Any]:
     """A MongoDB filter for "some leaf at `path` of the StoredJson `field` satisfies `op value`".
 

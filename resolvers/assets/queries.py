@@ -8,7 +8,9 @@ import strawberry
 from bson import ObjectId
 
 from documents.asset import Asset as AssetDocument
+from documents.common import AssetKind as AssetKindValue
 from documents.common import AssetStatus as AssetStatusValue
+from documents.json_value import holds_without_path
 from documents.lean import lean
 from resolvers.assets.inputs import AssetFilter, AssetOrder, AssetOrderField
 from resolvers.assets.types import Asset
@@ -26,6 +28,11 @@ from services.node_ids import NodeType, decode_object_id
 MAX_SHA256_IN = 500  # digests in one `sha256In`: the embedded default searches its index for lists this short (graphlakeNarrowing)
 
 
+def assets_list() -> str:
+    """The scope of the assets list's cursors (resolvers/pagination.py): the list's, whichever way a page is read."""
+    return AssetDocument.get_pymongo_collection().name
+
+
 def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     """The MongoDB filter for an AssetFilter; each part is served by one of the asset indexes."""
     f = filter or AssetFilter()
@@ -41,7 +48,7 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
         clauses.append(text_starts_with("media_type", f.media_type_prefix))
     if f.name_contains:
         clauses.append(text_contains("name", f.name_contains))
-    if f.sha256:
+    if f.sha256 is not None:  # "" too: it names no digest (read as no filter, it listed every asset)
         clauses.append({"sha256": f.sha256.lower()})
     if f.sha256_in is not None:
         digests = sorted({d.lower() for d in f.sha256_in})
@@ -51,10 +58,13 @@ def asset_query(filter: AssetFilter | None) -> dict[str, Any]:
     clauses += time_bounds("data_timestamp", f.data_timestamp_after, f.data_timestamp_before)
     if f.owner:
         clauses.extend({k: v} for k, v in f.owner.to_filter("owner").items())
-    if f.collection_id:
+    if f.collection_id is not None:  # "" too: BAD_USER_INPUT, not the whole lake's assets
         clauses.append({"collection_ids": collection_of(f)})
     clauses += json_filters("metadata", f.metadata, input_field="filter.metadata")
     clauses += json_filters("value", f.value, input_field="filter.value")
+    if any(holds_without_path(p.op.value, p.value) for p in f.value or ()):
+        # Only a VALUE asset has a `value`: the others, without the path, met NE, NIN and EXISTS false.
+        clauses.append({"kind": AssetKindValue.VALUE.value})
     return {"$and": clauses}
 
 
@@ -76,10 +86,10 @@ async def asset_list_query(filter: AssetFilter | None, sort: SortSpec, page: Pag
     reads ids through their index: those assets alone are read and sorted. A digest filter keeps its
     own index, narrower still."""
     query = asset_query(filter)
-    if filter is None or not filter.collection_id or filter.sha256 or filter.sha256_in:
+    if filter is None or filter.collection_id is None or filter.sha256 is not None or filter.sha256_in:
         return query
     # The walk as far as the collection goes: the list's statuses, from the page's cursor on.
-    walk, read_sort = page_read(status_clause(filter), sort, page)
+    walk, read_sort = page_read(status_clause(filter), sort, page, scope=assets_list())
     held = await collections.assets_to_read(collection_of(filter), walk, read_sort, wanted=page.first + 1)
     return query if held is None else {"_id": {"$in": held}, **query}
 
@@ -88,7 +98,7 @@ def through_items(filter: AssetFilter, order: AssetOrder) -> bool:
     """Whether the page is a collection's assets in the order its items keep (creation time, either
     way), read through them (services/collections.assets_by_items). A digest filter keeps its own
     index; the other orders, asset_list_query's reads."""
-    return (bool(filter.collection_id) and not filter.sha256 and not filter.sha256_in
+    return (filter.collection_id is not None and filter.sha256 is None and not filter.sha256_in
             and order.field is AssetOrderField.CREATED_AT)
 
 
@@ -106,7 +116,7 @@ async def collection_page(filter: AssetFilter, sort: SortSpec, page: Page) -> Co
         return await AssetDocument.get_pymongo_collection().count_documents(
             query if held is None else {"_id": {"$in": held}, **query})
 
-    return await paginate_by(read, sort=sort, page=page, count=count,
+    return await paginate_by(read, sort=sort, page=page, count=count, scope=assets_list(),
                              to_node=lambda raw: Asset.from_document(lean(AssetDocument).model_validate(raw)))
 
 

@@ -51,6 +51,10 @@ class DatasetDiff:
     removed_ids: strawberry.Private[list[ObjectId]]
     changed_ids: strawberry.Private[list[ObjectId]]
 
+    def _scope(self, part: str) -> str:
+        """The list of one part of this diff, whose cursors its pages give."""
+        return f"diff {part} of {self.version_id} against {self.against_id}"
+
     @strawberry.field(description="How many datums this version has that the other does not.")
     def added_count(self) -> int:
         return len(self.added_ids)
@@ -67,17 +71,17 @@ class DatasetDiff:
                                   "this version holds them (read the other's through `against`).")
     async def changed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.changed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(info, self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids), scope=self._scope("changed"))
 
     @strawberry.field(description="Datums in this version and not in the other, as this version holds them.")
     async def added(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.added_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(info, self.version_id, ids))
+                                            lambda ids: load_members(info, self.version_id, ids), scope=self._scope("added"))
 
     @strawberry.field(description="Datums in the other version and not in this one, as the other holds them.")
     async def removed(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:
         return await sorted_list_connection(self.removed_ids, info.context.page(first, after, last, before),
-                                            lambda ids: load_members(info, self.against_id, ids))
+                                            lambda ids: load_members(info, self.against_id, ids), scope=self._scope("removed"))
 
 
 @strawberry.type(description="A deterministic partition of a version's datums for a seed and ratios.")
@@ -86,8 +90,8 @@ class TrainingSplit:
     parts: strawberry.Private[dict[SplitValue, list[ObjectId]]]
 
     async def _part(self, info: Info, split: SplitValue, page: Page) -> Connection[Datum]:
-        return await sorted_list_connection(self.parts[split], page,
-                                            lambda ids: load_members(info, self.version_id, ids))
+        return await sorted_list_connection(self.parts[split], page, lambda ids: load_members(info, self.version_id, ids),
+                                            scope=f"training split {split.value} of {self.version_id}")
 
     @strawberry.field(description="The datums to fit a model on, in ID order.")
     async def train(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Datum]:

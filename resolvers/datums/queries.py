@@ -42,7 +42,7 @@ class DatumQueries:
         clauses: list[dict] = []
         if split:
             clauses.append({"split": split.value})
-        if role:
+        if role is not None:  # "" too: no datum has a role of no name (read as no filter, it listed them all)
             clauses.append({"roles.role": role})
         clauses += json_filters("metadata", metadata, input_field="metadata")
         datums = await paginate(

@@ -88,7 +88,8 @@ class Datum(Node):
         page, query = info.context.page(first, after, last, before), annotation_query(filter)
         if self.version_id is not None:  # the version's copies, packed a datum's to a document: read whole
             return now_or_later(info.context.loaders.version_copies(query), (self.version_id, self.doc.id),
-                                lambda copies: held_list_connection(copies, page, _frozen))
+                                lambda copies: held_list_connection(
+                                    copies, page, _frozen, scope=f"records of {self.doc.id} in {self.version_id}"))
         return child_connection_now_or_later(info.context.loaders, RecordDocument, field="datum_id", parent_id=self.doc.id,
                                              query=query, page=page, to_node=AnnotationRecord.from_document)
 

@@ -63,7 +63,8 @@ def _position(value: str, order_by: EventOrder, *, field: str) -> ObjectId | lis
     keys = _sort_keys(order_by)
     for direction in (OrderDirection.DESC, OrderDirection.ASC):
         try:
-            return decode_cursor(value, [(key, direction.value) for key in keys])
+            return decode_cursor(value, [(key, direction.value) for key in keys], field,
+                                 scope=EventDocument.get_pymongo_collection().name)
         except BadUserInput:
             continue
     raise BadUserInput(f"is neither an event's ID nor a cursor of events(orderBy: {order_by.name})", field=field)
@@ -161,7 +162,7 @@ class EventQueries:
         async def load(groups: list[str]) -> list[UtilizationRow]:
             return [rows[g] for g in groups]
 
-        return await sorted_list_connection(sorted(rows), page, load)
+        return await sorted_list_connection(sorted(rows), page, load, scope=f"utilization:{group_by.value}")
 
 
 @strawberry.type

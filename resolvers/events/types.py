@@ -237,4 +237,4 @@ class UtilizationRow:
             return [self.session_rows[i] for i in positions]
 
         return await sorted_list_connection(range(len(self.session_rows)), info.context.page(first, after, last, before),
-                                            load)
+                                            load, scope=f"utilization sessions:{self.group}")

@@ -24,7 +24,7 @@ def test_keyset_filter_handles_nulls_in_both_directions() -> None:
     # Descending from a null: only equal nulls with a smaller _id remain.
     assert keyset_filter(desc, [None, 5]) == {"$or": [{"$and": [{"d": None}, {"_id": {"$lt": 5}}]}]}
     now = utcnow()
-    assert decode_cursor(encode_cursor({"d": now, "_id": 7}, sort), sort) == [now, 7]
+    assert decode_cursor(encode_cursor({"d": now, "_id": 7}, sort, scope="things"), sort, scope="things") == [now, 7]
 
 
 def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
@@ -33,17 +33,20 @@ def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
     sort = with_tiebreaker([("name", 1)])
 
     def forged(*values: object) -> str:
-        return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort), *values])).decode().rstrip("=")
+        return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort, "things"), *values])).decode().rstrip("=")
 
-    assert decode_cursor(forged("b", {"$o": "64b000000000000000000001"}), sort)[0] == "b"
+    assert decode_cursor(forged("b", {"$o": "64b000000000000000000001"}), sort, scope="things")[0] == "b"
     for values in (({"$ne": None}, 5), ("b", {"$gt": 0}), (["b"], 5), ("b", {"$o": "x"}), ("b", {"$d": "soon"}),
-                   ({"$d": 1, "$o": "64b000000000000000000001"}, 5), ("x" * 5000, 5)):
+                   ({"$d": 1, "$o": "64b000000000000000000001"}, 5), ("x" * 5000, 5),
+                   ({"$d": 10**18}, 5)):  # a time beyond datetime's years
         with pytest.raises(BadUserInput) as refused:
-            decode_cursor(forged(*values), sort)
+            decode_cursor(forged(*values), sort, scope="things")
         assert refused.value.extensions["field"] == "after", values
     other = with_tiebreaker([("name", -1)])
     with pytest.raises(BadUserInput):
-        decode_cursor(encode_cursor({"name": "b", "_id": 5}, other), sort)
+        decode_cursor(encode_cursor({"name": "b", "_id": 5}, other, scope="things"), sort, scope="things")
+    with pytest.raises(BadUserInput):  # the same order of another list
+        decode_cursor(encode_cursor({"name": "b", "_id": 5}, sort, scope="others"), sort, scope="things")
 
 
 async def test_a_computed_list_pages_backward_as_it_pages_forward() -> None:
@@ -57,7 +60,7 @@ async def test_a_computed_list_pages_backward_as_it_pages_forward() -> None:
         return chosen
 
     async def read(**arguments: object) -> tuple[list[int], bool, bool, list[str]]:
-        page = await sorted_list_connection(ids, Page.of(**arguments, default_size=4, max_size=50), load)
+        page = await sorted_list_connection(ids, Page.of(**arguments, default_size=4, max_size=50), load, scope="ids")
         return ([e.node for e in page.edges], page.page_info.has_previous_page, page.page_info.has_next_page,
                 [e.cursor for e in page.edges])
 
