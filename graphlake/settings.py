@@ -309,8 +309,10 @@ class Settings(BaseSettings):
                                         "this machine only) or token (an ADMIN token, or metrics_token).")
     metrics_token: SecretStr | None = Field(
         default=None, description="A bearer token that may read /metrics (in token mode) and nothing else.")
+    # Graphlake's own clients (its operations documents, the web app, the Python client) name 146
+    # operations between them: a cap of 100 counted a lake's own later ones as `other`.
     metrics_max_operation_names: int = Field(
-        default=100, description="Distinct operation names /metrics keeps per process (clients choose them); "
+        default=500, description="Distinct operation names /metrics keeps per process (clients choose them); "
                                  "later ones count as `other`.")
     tracing: bool = Field(
         default=False, description="OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "

@@ -65,7 +65,7 @@ def error_code(errors: list[Any] | None) -> str:
 class Metrics:
     """The metrics of one app, in `registry` (what /metrics exposes)."""
 
-    def __init__(self, *, max_operation_names: int = 100, process: bool = True) -> None:
+    def __init__(self, *, max_operation_names: int = 500, process: bool = True) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         if process:  # CPU, memory, open files, GC: what the default registry would show
             ProcessCollector(registry=registry)
