@@ -466,14 +466,26 @@ class LocalStore:
     def _check_owner_file(self) -> None:
         """The owner file a lake knows the mount by is still there: gone, the folder is most likely the
         empty place a file system (a NAS, a disk) is mounted on, no longer mounted, where the probe
-        above succeeds on the disk below and every stored file is missing."""
+        above succeeds on the disk below and every stored file is missing. Read (a byte, through no
+        link), not only looked at: a file system gone bad (EIO, a stale NFS handle) or permissions
+        changed answer a look from what they cached. Any failure to read it makes the mount
+        unavailable, with its error: an error other than "not found" escaped the probe, and an
+        upload choosing the mount failed whole instead of going to its fallback."""
         if self.ownership.owner is None:
             return
         try:
-            os.lstat(self.root / OWNER_FILE)
+            with self._directory([]) as root:
+                fd = _open_at(OWNER_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, root)
+                try:
+                    os.read(fd, 1)  # a directory in its place: IsADirectoryError
+                finally:
+                    os.close(fd)
         except FileNotFoundError:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: its {OWNER_FILE} is gone: is its file "
                                    "system not mounted?") from None
+        except (OSError, ValueError) as error:  # ValueError: a link in its place (UnsafeKey)
+            raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: its {OWNER_FILE} cannot be read: "
+                                   f"{error}") from None
 
     # --- signed URLs (served by graphlake.blob_routes)
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
