@@ -381,14 +381,32 @@ class LocalStore:
     async def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.direct_writes:
-            marker = self.root / MARKER
-            with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
-                with marker.open("x") as out:
-                    out.write(uuid.uuid4().hex)
+            # Read, never made here: the owner is not known yet as a store opens, and the folder may be
+            # the empty place of a file system not mounted (yet). A marker made there gave the process
+            # an id the mount's own marker does not hold once it is mounted: no direct write matched
+            # until a restart. load_marker makes it once the mount is known to be this lake's.
             # Through no link: `mounts { localId }` shows what it holds, and a writer who put a link to
             # the signing key in its place would have had the key shown (UnsafeKey: the server stops).
+            self.mount_id = self._read_marker(make=False)
+
+    async def load_marker(self) -> None:
+        """Read MARKER again (made first where it is missing and the mount is known to be this lake's:
+        its owner file read a moment before), as settle_owners learns the mount's owner: the id a
+        process reports is the one of the file system mounted now, not of the folder below it."""
+        if self.direct_writes:
+            ours = self.ownership.owner is not None and self.ownership.owner == self.ownership.lake
+            self.mount_id = await asyncio.to_thread(self._read_marker, make=ours)
+
+    def _read_marker(self, *, make: bool) -> str | None:
+        if make:
+            with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
+                with (self.root / MARKER).open("x") as out:
+                    out.write(uuid.uuid4().hex)
+        try:
             with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
-                self.mount_id = file.read(256).decode().strip()
+                return file.read(256).decode().strip() or None
+        except FileNotFoundError:
+            return None
 
     async def read_owner_file(self) -> bytes | None:
         """What the mount's OWNER_FILE holds (storage/ownership.py), None while it has none. Read
