@@ -157,10 +157,24 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
                         "lake for good, take the mount over: graphlake mounts adopt %s", store.name, owner, lake,
                         store.name)
         store.ownership.owner, store.ownership.unknown_because = owner, None
+        if isinstance(store, LocalStore):
+            await _load_marker(store)
 
     await asyncio.gather(*(settle(store) for store in stores.values()))
     await _remember_roots(db, lake, stores, claimed)
     return {name: store.ownership.owner for name, store in stores.items()}
+
+
+async def _load_marker(store: LocalStore) -> None:
+    """The mount's direct-write marker, read again now that its owner is known (LocalStore.load_marker):
+    made by a process started while its file system was not mounted, it would name the folder below."""
+    try:
+        async with asyncio.timeout(ASK_SECONDS):
+            await store.load_marker()
+    except (OSError, ValueError, TimeoutError) as error:  # ValueError: a link in its place (UnsafeKey)
+        store.mount_id = None  # no id shown: clients write over HTTP
+        log.warning("the direct-write marker of mount %r cannot be read (%s): clients upload over HTTP until it "
+                    "can", store.name, str(error) or f"no answer within {ASK_SECONDS:g} s")
 
 
 async def _remember_roots(db: AsyncDatabase, lake: str, stores: Mapping[str, ObjectStore],

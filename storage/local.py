@@ -381,14 +381,32 @@ class LocalStore:
     async def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.direct_writes:
-            marker = self.root / MARKER
-            with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
-                with marker.open("x") as out:
-                    out.write(uuid.uuid4().hex)
+            # Read, never made here: the owner is not known yet as a store opens, and the folder may be
+            # the empty place of a file system not mounted (yet). A marker made there gave the process
+            # an id the mount's own marker does not hold once it is mounted: no direct write matched
+            # until a restart. load_marker makes it once the mount is known to be this lake's.
             # Through no link: `mounts { localId }` shows what it holds, and a writer who put a link to
             # the signing key in its place would have had the key shown (UnsafeKey: the server stops).
+            self.mount_id = self._read_marker(make=False)
+
+    async def load_marker(self) -> None:
+        """Read MARKER again (made first where it is missing and the mount is known to be this lake's:
+        its owner file read a moment before), as settle_owners learns the mount's owner: the id a
+        process reports is the one of the file system mounted now, not of the folder below it."""
+        if self.direct_writes:
+            ours = self.ownership.owner is not None and self.ownership.owner == self.ownership.lake
+            self.mount_id = await asyncio.to_thread(self._read_marker, make=ours)
+
+    def _read_marker(self, *, make: bool) -> str | None:
+        if make:
+            with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
+                with (self.root / MARKER).open("x") as out:
+                    out.write(uuid.uuid4().hex)
+        try:
             with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
-                self.mount_id = file.read(256).decode().strip()
+                return file.read(256).decode().strip() or None
+        except FileNotFoundError:
+            return None
 
     async def read_owner_file(self) -> bytes | None:
         """What the mount's OWNER_FILE holds (storage/ownership.py), None while it has none. Read
@@ -466,19 +484,31 @@ class LocalStore:
     def _check_owner_file(self) -> None:
         """The owner file a lake knows the mount by is still there: gone, the folder is most likely the
         empty place a file system (a NAS, a disk) is mounted on, no longer mounted, where the probe
-        above succeeds on the disk below and every stored file is missing."""
+        above succeeds on the disk below and every stored file is missing. Read (a byte, through no
+        link), not only looked at: a file system gone bad (EIO, a stale NFS handle) or permissions
+        changed answer a look from what they cached. Any failure to read it makes the mount
+        unavailable, with its error: an error other than "not found" escaped the probe, and an
+        upload choosing the mount failed whole instead of going to its fallback."""
         if self.ownership.owner is None:
             return
         try:
-            os.lstat(self.root / OWNER_FILE)
+            with self._directory([]) as root:
+                fd = _open_at(OWNER_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, root)
+                try:
+                    os.read(fd, 1)  # a directory in its place: IsADirectoryError
+                finally:
+                    os.close(fd)
         except FileNotFoundError:
             raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: its {OWNER_FILE} is gone: is its file "
                                    "system not mounted?") from None
+        except (OSError, ValueError) as error:  # ValueError: a link in its place (UnsafeKey)
+            raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: its {OWNER_FILE} cannot be read: "
+                                   f"{error}") from None
 
     # --- signed URLs (served by graphlake.blob_routes)
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,
                        expires_in: int) -> SignedRequest:
-        self.path(key)
+        await asyncio.to_thread(self.path, key)  # it lstat-s the key's folders (start_multipart says why)
         self.ownership.require("upload", key)
         # The declared digest's tag signed in (UrlSigner.digest_tag), so the route refuses other bytes as
         # S3 does (x-amz-checksum-sha256).
@@ -506,7 +536,14 @@ class LocalStore:
     # A direct writer may write in the mount's root, so `.multipart` and everything below it can be
     # a link or a FIFO by the time the server opens it: it is opened through no link (_open_directory,
     # _open_regular), by name only inside a directory it holds open.
+    # Every file-system call of an upload's way (createUpload's look at the key's folders and the
+    # upload's file made, a part's file opened, completion's stat and rename) is made in a worker
+    # thread: on a network file system whose server is away (a hard NFS mount) each waits until it
+    # is back, and on the event loop every request of the process waited with it, /healthz too.
     async def start_multipart(self, key: str, *, content_type: str) -> str:
+        return await asyncio.to_thread(self._start_multipart, key)
+
+    def _start_multipart(self, key: str) -> str:
         self.path(key)
         self.ownership.require("upload", key)
         upload_id = uuid.uuid4().hex
@@ -563,11 +600,21 @@ class LocalStore:
         a regular file with no other name (a hard link a writer made to another file): a part URL
         writes into the upload's own file or nowhere."""
         self.ownership.require("write a part of", upload_id)
+        opening = asyncio.ensure_future(asyncio.to_thread(self._open_part_file, upload_id))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread goes on: the descriptor it opens holds a shared lock completion would wait
+            # on for ever, so it is closed as soon as the thread ends.
+            opening.add_done_callback(_close_opened)
+            raise
+
+    def _open_part_file(self, upload_id: str) -> int:
         folder = self._open_directory(self._upload_folders(upload_id))
         try:
             fd = _open_regular(_PART_DATA, os.O_WRONLY, folder)
             try:
-                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_SH)
+                fcntl.flock(fd, fcntl.LOCK_SH)
                 named = os.stat(_PART_DATA, dir_fd=folder, follow_symlinks=False)  # FileNotFoundError once moved
                 opened = os.fstat(fd)
                 if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
@@ -598,15 +645,18 @@ class LocalStore:
         object at `key` (and maybe the part markers), never a part of it: the object's presence with
         the parts gone tells a later completion this one got that far."""
         self.ownership.require("complete", key)
+        await asyncio.to_thread(self._complete_multipart, key, upload_id)
+        await self.abort_multipart(key, upload_id)  # the part markers; safe to repeat
+
+    def _complete_multipart(self, key: str, upload_id: str) -> None:
         folders, name = split_key(key)
         with self._directory(self._upload_folders(upload_id)) as upload, self._directory(folders, make=True) as target:
             fd = _open_regular(_PART_DATA, os.O_RDONLY, upload)
             try:
-                await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)  # part writes under way finish first
+                fcntl.flock(fd, fcntl.LOCK_EX)  # part writes under way finish first
                 os.replace(_PART_DATA, name, src_dir_fd=upload, dst_dir_fd=target)
             finally:
                 os.close(fd)
-        await self.abort_multipart(key, upload_id)  # the part markers; safe to repeat
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         if self.ownership.allows("abort the multipart upload", key):
@@ -626,7 +676,11 @@ class LocalStore:
         """What `key` holds; None for nothing, or for anything but a regular file (a direct writer's
         symlink or FIFO). Judged, size and digest alike, through the descriptor of the file itself,
         opened through no link (a link among its folders: UnsafeKey): by path, a writer could swap a
-        folder for a link between the look at it and the read of its digest."""
+        folder for a link between the look at it and the read of its digest. In a worker thread, as
+        every call of an upload's way (start_multipart says why)."""
+        return await asyncio.to_thread(self._stat, key)
+
+    def _stat(self, key: str) -> ObjectInfo | None:
         folders, name = split_key(key)
         try:
             folder = self._open_directory(folders)  # a link among them: UnsafeKey
@@ -822,6 +876,12 @@ class LocalStore:
                     shutil.rmtree(name, ignore_errors=True, dir_fd=folder)  # by descriptors: no link followed
         except FileNotFoundError:
             pass
+
+
+def _close_opened(opening: asyncio.Future[int]) -> None:
+    """Close the descriptor `opening` ended with, if it opened one (nobody awaits it any more)."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 class SourceChanged(Exception):

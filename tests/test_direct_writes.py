@@ -11,14 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.upload import UploadSession
 from graphlake.app import in_background
 from graphlake.settings import Settings
 from graphlake_client import Client, ResumeState
-from graphlake_client.direct import MARKER, write_in_place
+from graphlake_client.direct import MARKER, shares_directory, write_in_place
 from resolvers.context import AppState
 from services.errors import BadUserInput
+from services.mount_owners import settle_owners
 from services.uploads import sessions
 from storage import LocalStore
 from storage.local import SHA256_ATTR, UnsafeKey
@@ -277,3 +279,33 @@ async def test_the_stray_sweep_moves_and_removes_nothing_through_a_link(state: A
         assert sorted(os.listdir(outside / "assets")) == ["keep"]
     finally:
         stray.unlink()
+
+
+async def test_no_marker_is_made_on_the_folder_of_a_mount_not_mounted(scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    """A server started while a direct-write mount's file system was not mounted made its marker on
+    the empty folder below (on the disk under it) and reported that id: once the file system was
+    back, its own marker held another, and no client's direct write matched until a restart. Now the
+    marker is made only on a mount known to be the lake's, and read again as its owner is known."""
+    root = tmp_path / "nas"
+    first = LocalStore("nas", root, UrlSigner(b"k" * 32, "http://x"), direct_writes=True)
+    await first.open()
+    assert first.mount_id is None  # not known to be the lake's yet: nothing made
+    await settle_owners(scratch_db, {"nas": first})  # claimed: the lake notes its folder
+    mounted = first.mount_id
+    assert mounted and (root / MARKER).read_text() == mounted
+
+    away = tmp_path / "nas-unmounted"
+    root.rename(away)
+    root.mkdir()  # the empty place the file system goes on
+    try:
+        restarted = LocalStore("nas", root, UrlSigner(b"k" * 32, "http://x"), direct_writes=True)
+        await restarted.open()
+        assert await settle_owners(scratch_db, {"nas": restarted}) == {"nas": None}  # its owner file is gone
+        assert list(root.iterdir()) == []  # no marker (nor anything) on the disk below
+        assert restarted.mount_id is None
+    finally:
+        root.rmdir()
+        away.rename(root)  # mounted again
+    await settle_owners(scratch_db, {"nas": restarted})  # the next maintenance round
+    assert restarted.mount_id == mounted  # direct writes match again, with no restart
+    assert shares_directory(root, restarted.mount_id)

@@ -19,6 +19,7 @@ from migrations import SCHEMA_VERSION
 from resolvers.context import AppState
 from services.health import probe
 from services.mount_owners import settle_owners
+from services.uploads import mounts
 from storage import LocalStore, S3Store
 from storage import local as local_storage
 from storage.ownership import OWNER_FILE
@@ -205,6 +206,83 @@ async def test_a_local_mount_whose_file_system_is_not_mounted_is_not_ready_and_n
     assert (await http.get("/readyz")).status_code == 200
     assert (await api.data("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
                                                       "mediaType": "application/octet-stream"}}, token=contributor))
+
+
+def forget_reachability(store: LocalStore) -> None:
+    """Drop what uploads remember of the mount's last check (services/uploads/mounts.py keeps it a few
+    seconds): the app, and so the store, lives as long as the test session."""
+    mounts._checked.pop(store, None)
+
+
+async def test_a_local_mount_whose_owner_file_cannot_be_read_is_unavailable(
+        http: httpx.AsyncClient, api: Api, contributor: str, state: AppState) -> None:
+    """Only a missing owner file made the mount unavailable: any other error reading it (a file system
+    gone bad, permissions changed) escaped the check, and an upload choosing the mount failed whole
+    (INTERNAL) instead of being refused as unavailable, or going to a fallback. Worse, the check only
+    looked at the name, so a file it cannot read passed. Made unreadable here by a directory in its
+    place (IsADirectoryError on reading: permissions do not stop root, whom the tests may run as)."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore) and store.ownership.owner is not None  # settled as the lake opened
+    owner_file = store.root / OWNER_FILE
+    kept = owner_file.read_bytes()
+    assert (await http.get("/readyz")).status_code == 200
+    owner_file.unlink()
+    owner_file.mkdir()
+    forget_reachability(store)
+    try:
+        state.health.forget()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["failing"] == ["mount local"], ready.text
+        said = (await probe(None, {"local": store})).mount_errors["local"] or ""
+        assert said.startswith(f"local mount 'local' at {store.root}: its {OWNER_FILE} cannot be read: ") \
+            and "Is a directory" in said, said
+        refused = await api.error("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                             "mediaType": "application/octet-stream"}},
+                                  token=contributor, status=503)
+        assert refused["extensions"]["code"] == "UNAVAILABLE" and refused["extensions"]["field"] == "mount", refused
+        assert "Is a directory" in refused["message"]
+    finally:
+        owner_file.rmdir()
+        owner_file.write_bytes(kept)
+        forget_reachability(store)
+    state.health.forget()
+    assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_a_local_mount_whose_file_system_fails_is_unavailable_not_an_error(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network file system gone bad answers EIO (or ESTALE) for the owner file: that error escaped
+    the mount's check, so the probe said "its check failed" and an upload choosing the mount failed
+    with INTERNAL. Now it is StoreUnavailable with the error's text: the mount is unavailable."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore) and store.ownership.owner is not None
+
+    class FailingOwnerFile:  # storage/local.py's `os`, whose file system fails for the owner file alone
+        def __getattr__(self, name: str) -> object:
+            found = getattr(os, name)
+            if name not in ("open", "lstat", "stat"):
+                return found
+
+            def failing(path: object, *args: object, **kwargs: object) -> object:
+                if str(path).endswith(OWNER_FILE):
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                return found(path, *args, **kwargs)
+            return failing
+
+    forget_reachability(store)
+    monkeypatch.setattr(local_storage, "os", FailingOwnerFile())
+    try:
+        said = (await probe(None, {"local": store})).mount_errors["local"] or ""
+        refused = await api.error("CreateUpload", {"input": {"name": "x.bin", "sizeBytes": 1, "mount": "local",
+                                                             "mediaType": "application/octet-stream"}},
+                                  token=contributor, status=503)
+    finally:
+        monkeypatch.undo()
+        forget_reachability(store)
+    assert said.startswith(f"local mount 'local' at {store.root}: its {OWNER_FILE} cannot be read: ") \
+        and "Input/output error" in said, said
+    assert refused["extensions"]["code"] == "UNAVAILABLE" and refused["extensions"]["field"] == "mount", refused
+    assert "Input/output error" in refused["message"]
 
 
 async def test_a_local_mount_on_a_full_disk_is_not_ready(tmp_path: Path) -> None:

@@ -1688,3 +1688,48 @@ async def test_a_put_to_a_local_mount_touches_its_files_off_the_event_loop(api: 
     monkeypatch.undo()
     assert on_the_loop == []
     assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+
+
+async def test_an_upload_to_a_local_mount_touches_its_files_off_the_event_loop(
+        api: Api, contributor: str, state: AppState, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """createUpload looked at the key's folders (and made an upload's file, or a direct write's folder)
+    on the event loop, and completion stat-ed and renamed there: on a network file system whose server
+    is away (a hard NFS mount) each waits until it is back, and every request of the process waited
+    with it, /healthz too. Each is made in a worker thread, on every way of an upload: one PUT, parts,
+    a direct write."""
+    store = state.stores["local"]
+    on_the_loop: list[str] = []
+
+    def watched(name: str, call):  # type: ignore[no-untyped-def]
+        def calling(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                asyncio.get_running_loop()
+                on_the_loop.append(name)
+            except RuntimeError:  # a worker thread runs no loop
+                pass
+            return call(*args, **kwargs)
+        return calling
+
+    # Every file-system call of the store goes through one of these (a key's path checked, a folder opened).
+    for name in ("path", "_entry", "_open_directory"):
+        monkeypatch.setattr(store, name, watched(name, getattr(store, name)))
+    single = payload(3_000, seed=52)
+    session = await start(api, contributor, single, "local")
+    assert (await put(session["url"], single, session["headers"])).status_code == 200
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+
+    in_parts = payload(9 * MIB, seed=53)
+    with multipart_from_one_mib(settings):
+        session = await start(api, contributor, in_parts, "local")
+    size = session["partSizeBytes"]
+    for part in session["parts"]:
+        at = (part["partNumber"] - 1) * size
+        assert (await put(part["url"], in_parts[at:at + size])).status_code == 200
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+
+    direct = payload(2_000, seed=54)
+    session = await start(api, contributor, direct, "local", direct=True)
+    Path(session["directPath"]).write_bytes(direct)
+    assert (await complete(api, contributor, session["id"]))["status"] == "ACTIVE"
+    monkeypatch.undo()
+    assert on_the_loop == []

@@ -395,7 +395,9 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore], p
         return SignedSession(session=session, single=None, parts=[])
     store = stores[session.mount]
     if session.direct and isinstance(store, LocalStore):
-        return SignedSession(session=session, single=None, parts=[], direct_path=str(store.direct_path(session.key)))
+        # In a worker thread: it makes the key's folders (LocalStore.start_multipart says why).
+        direct_path = await asyncio.to_thread(store.direct_path, session.key)
+        return SignedSession(session=session, single=None, parts=[], direct_path=str(direct_path))
     expires_in = max(MIN_URL_SECONDS, int((session.expires_at - utcnow()).total_seconds()))
     if session.multipart_id is None:
         single = await store.sign_put(session.key, size=session.size_bytes, content_type=session.media_type,
