@@ -557,7 +557,9 @@ async def test_the_log_handler_ships_records_as_events(served: Served, api: Api,
     handler = GraphlakeLogHandler(served.base_url, contributor, source={"nodeId": "reader-1"}, flush_interval=0.05)
     logger = logger_with(handler)
     try:
-        logger.info("plate %s read", 7, extra={"plate": 7, "odd": object(), "nan": float("nan"), "nested": {1: (2, 3)}})
+        taken = datetime(2026, 1, 1, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+        logger.info("plate %s read", 7, extra={"plate": 7, "odd": object(), "nan": float("nan"), "nested": {1: (2, 3)},
+                                               "taken": taken})
         logger.log(25, "a custom level rounds down")
         try:
             1 / 0  # noqa: B018
@@ -573,6 +575,10 @@ async def test_the_log_handler_ships_records_as_events(served: Served, api: Api,
     assert read["level"] == "INFO" and read["source"]["nodeId"] == "reader-1"
     assert read["data"]["plate"] == 7 and read["data"]["nan"] == "nan" and read["data"]["odd"].startswith("<object")
     assert read["data"]["nested"] == {"1": [2, 3]}
+    assert read["data"]["taken"] == "2026-01-01T09:30:00+00:00"  # as a predicate compares a time: was its repr
+    filtered = {"eventTypes": ["PYTHON_LOG"], "data": [(data("taken") >= taken).as_input()]}
+    assert [e["node"]["message"] for e in (await api.data("Events", {"filter": filtered}, token=contributor))["events"]["edges"]] \
+        == ["plate 7 read"]
     assert read["data"]["log"]["logger"] == logger.name and read["data"]["log"]["function"].startswith("test_the_log")
     custom = by_message["a custom level rounds down"]
     assert custom["level"] == "INFO" and (custom["data"]["log"]["levelno"], custom["data"]["log"]["levelname"]) == (25, "Level 25")
