@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
     from graphlake_client.errors import GraphlakeClientError, NaiveTime, SaveConflict, ServerUnreachable, UploadsFailed
     from graphlake_client.logs import GraphlakeLogHandler
-    from graphlake_client.predicates import Predicate, data, join_path, metadata, value
+    from graphlake_client.predicates import Predicate, data, join_path, json_time, metadata, value
     from graphlake_client.results import EventPage
     from graphlake_client.resume import ResumeState
     from graphlake_client.sync import SyncClient
@@ -63,11 +63,11 @@ _HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "EventPage": "
          "NaiveTime": "errors", "SaveConflict": "errors", "ServerUnreachable": "errors", "UploadsFailed": "errors",
          "GraphlakeLogHandler": "logs",
          "Predicate": "predicates", "metadata": "predicates", "value": "predicates", "data": "predicates",
-         "join_path": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
+         "join_path": "predicates", "json_time": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
 
 __all__ = ["Asset", "Client", "EventPage", "GraphlakeClientError", "GraphlakeLogHandler", "NaiveTime", "Page", "Predicate",
-           "ResumeState", "SaveConflict", "ServerUnreachable", "SyncClient", "UploadsFailed", "data", "join_path", "metadata",
-           "value"]
+           "ResumeState", "SaveConflict", "ServerUnreachable", "SyncClient", "UploadsFailed", "data", "join_path", "json_time",
+           "metadata", "value"]
 
 
 def __getattr__(name: str) -> Any:

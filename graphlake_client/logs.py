@@ -69,6 +69,7 @@ from typing import Any
 from graphlake_client.client import Client
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.exit_loop import ExitSafeLoop
+from graphlake_client.predicates import json_time
 from graphlake_client.results import EventInput, Level, Source
 
 # Attempts after the first: waits of 0.5, 1, 2 ... s, at most 30 s each, about two minutes in all. A
@@ -131,7 +132,8 @@ def level_name(levelno: int) -> Level:
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
-    """`value` as JSON the server stores: finite numbers, string keys, lists; anything else as its
+    """`value` as JSON the server stores: finite numbers, string keys, lists, an aware datetime as
+    `json_time` writes it (so that `data("taken") > t` compares it as a time); anything else as its
     repr. One odd `extra` field must not make the server refuse the whole batch."""
     if isinstance(value, str):
         return text(value)
@@ -139,6 +141,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:  # as predicates compare times (a naive one: its repr)
+        return json_time(value)
     if depth < 20 and isinstance(value, dict):
         return {text(str(k)): jsonable(v, depth + 1) for k, v in value.items()}
     if depth < 20 and isinstance(value, list | tuple | set | frozenset):

@@ -10,6 +10,12 @@ A path is keys joined by "." (a "." or "\\" inside a key is escaped with "\\", a
 and the methods is_in, not_in, exists, contains, matches (an RE2 pattern). Several conditions are
 several arguments, all of which must hold; a predicate has no truth value, so a chained comparison
 (`0.3 < value("od") < 0.5`) or `and` / `or` / `not` between predicates is a TypeError.
+
+JSON has no time type: a time in metadata or a value is a string, and the server compares strings as
+text. An aware datetime operand goes as `json_time(t)`, its ISO 8601 text in UTC as Python writes it
+(`2026-01-01T09:30:00+00:00`, `2026-01-01T09:30:00.250000+00:00`), which orders as the times do only
+against times stored in that same form: store them with `json_time` too. Another form of the same
+instant (`...Z`, `....250Z`, another offset) is other text, and compares wrongly near it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from graphlake_client.errors import GraphlakeClientError, NaiveTime
+from graphlake_client.errors import GraphlakeClientError, wire_time
 
 JsonOp = Literal["EQ", "NE", "GT", "GTE", "LT", "LTE", "IN", "NIN", "EXISTS", "CONTAINS", "REGEX"]
 Target = Literal["metadata", "value", "data"]  # the filter field a predicate goes into (data: EventFilter's)
@@ -61,9 +67,17 @@ def join_path(*keys: str) -> str:
     return ".".join(k.replace("\\", "\\\\").replace(".", "\\.") for k in keys)
 
 
+def json_time(moment: datetime, field: str = "moment") -> str:
+    """The text a predicate compares an aware datetime as, and the form to store times in JSON with, so
+    that they compare as times: ISO 8601 in UTC, as `datetime.isoformat` writes it (no fraction at a
+    whole second, else six digits; `+00:00`). A naive datetime is NaiveTime naming `field`: it is
+    most often the machine's local time, not UTC."""
+    return str(wire_time(moment, field))
+
+
 class JsonPath:
     """A path inside `metadata`, `value` or `data`; comparing it builds a Predicate (it is not itself comparable).
-    An aware datetime compares as its ISO 8601 text, as such times are stored in JSON."""
+    An aware datetime compares as its `json_time` text, the form to store times in."""
 
     __hash__ = None  # type: ignore[assignment]  # == builds a predicate, so a path cannot be a dict key
 
@@ -76,9 +90,15 @@ class JsonPath:
         return f"{self.target}({self.path!r})"
 
     def _make(self, op: JsonOp, operand: Any = None) -> Predicate:
-        if isinstance(operand, datetime) and operand.tzinfo is None:  # said where it is written, not at the query
-            raise NaiveTime(repr(self), operand)
-        return Predicate(self.target, self.path, op, operand)
+        # Written out here, not as the request is sent: the operand is the text compared (a non-UTC
+        # time was already sent as UTC; now the predicate shows it), and a naive time is refused where
+        # the comparison is written, an option of is_in's among them.
+        if isinstance(operand, list):
+            operand = [self._time(item) for item in operand]
+        return Predicate(self.target, self.path, op, self._time(operand))
+
+    def _time(self, operand: Any) -> Any:
+        return json_time(operand, repr(self)) if isinstance(operand, datetime) else operand
 
     def __eq__(self, other: Scalar) -> Predicate:  # type: ignore[override]
         return self._make("EQ", other)
@@ -109,7 +129,9 @@ class JsonPath:
         return list(options)
 
     def is_in(self, options: Options) -> Predicate:
-        """Equal to one of `options` (a non-empty list, tuple or set of scalars; not a str)."""
+        """Equal to one of `options` (a non-empty list, tuple or set of scalars; not a str). Every option
+        is sent, and JSON's true is not 1 (nor false 0) to the server; but a Python set cannot hold
+        both, {1, True} being {1}: give such options as a list."""
         return self._make("IN", self._options("is_in", options))
 
     def not_in(self, options: Options) -> Predicate:

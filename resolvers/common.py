@@ -34,7 +34,9 @@ Split = described_enum(SplitValue, "Which part of training a datum belongs to.",
 JsonOp = described_enum(JsonOpValue, (
     "How a JSON path predicate compares `value` with the leaves at its path; a predicate holds when some leaf "
     "at the path (any element, under an array) satisfies it, except NE and NIN, which hold when none does."), {
-    "EQ": "Equal to `value` (a scalar: string, number, boolean or null).",
+    "EQ": ("Equal to `value` (a scalar: string, number, boolean or null). EQ null matches an explicit null only, "
+           "not a missing path (unlike MongoDB's {a: null}), as NE and EXISTS read it: for \"missing or null\", "
+           "ask twice, once with EQ null and once with EXISTS false."),
     "NE": "No leaf at the path equals `value`; documents without the path match too.",
     "GT": "Greater than `value` (a number or a string; numbers compare with numbers, strings with strings).",
     "GTE": "Greater than or equal to `value` (a number or a string).",
@@ -112,7 +114,9 @@ class OwnershipInput:
 
 @strawberry.input(description='A predicate on a path inside a JSON field, e.g. {path: "temperature", op: GT, value: 20}. '
                               'Path keys are joined by "."; a "." or "\\\\" inside a key is escaped with "\\\\". '
-                              "Array elements match under the array's own path.")
+                              "Array elements match under the array's own path. A path that is missing is not null: EQ null matches an "
+                              "explicit null only (EXISTS false, a missing path). Predicates given together must all hold, so "
+                              "\"missing or null\" takes two queries, one with each.")
 class JsonPredicate:
     path: str = strawberry.field(description='Where in the JSON to look: keys joined by ".", e.g. "sensor.temperature".')
     op: JsonOp = strawberry.field(description="How to compare.")

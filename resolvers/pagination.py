@@ -145,9 +145,10 @@ def encode_cursor(doc: Mapping[str, Any], sort: SortSpec, *, scope: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([_ordering_tag(sort, scope), *values])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: SortSpec, field: str = "after", *, scope: str) -> list[Any]:
+def decode_cursor(cursor: str, sort: SortSpec, field: str = "after", *, scope: str, long_keys: bool = False) -> list[Any]:
     """The sort-key values of a cursor of the list `scope` in `sort` order; BAD_USER_INPUT naming
-    `field` for any other string."""
+    `field` for any other string. With `long_keys` (a computed list's cursor, never a query's), a
+    long key's tagged form (`_list_key`) is given back as it is, for `_window` to place."""
     if len(cursor) > MAX_CURSOR_CHARS:
         raise BadUserInput(f"is not a cursor from this list (longer than any cursor: {MAX_CURSOR_CHARS} characters)",
                            field=field)
@@ -159,7 +160,8 @@ def decode_cursor(cursor: str, sort: SortSpec, field: str = "after", *, scope: s
         raise BadUserInput("is not a cursor from this list in this order (a cursor works only in the list, and the "
                            "order, it came from)", field=field)
     try:
-        return [_decode_value(value) for value in values[1:]]
+        return [value if long_keys and isinstance(value, dict) and value.keys() == {_LONG_KEY} else _decode_value(value)
+                for value in values[1:]]
     except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: a time beyond datetime's years
         raise BadUserInput("is not a cursor from this list", field=field) from None
 
@@ -412,6 +414,46 @@ def held_list_connection(docs: Sequence[Mapping[str, Any]], page: Page,
     return _list_connection(ids, start, end, ids[start:end], [to_node(doc) for doc in docs[start:end]], scope)
 
 
+# A key of a computed list longer than a cursor's string (MAX_CURSOR_STRING) goes into its cursor as
+# its first LONG_KEY_PREFIX characters and the SHA-256 of the whole: a utilization group is a name
+# from an event's source, of any length, and its whole name made a cursor the server then refused
+# (longer than any cursor), so the list could not be paged past it. The prefix finds where the key
+# lies, the digest which of the keys sharing it is the one.
+LONG_KEY_PREFIX = MAX_CURSOR_STRING // 2
+_LONG_KEY = "$l"
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode(errors="surrogatepass")).hexdigest()
+
+
+def _list_key(key: Any) -> Any:
+    """A computed list's key as its cursor holds it."""
+    if isinstance(key, str) and len(key) > MAX_CURSOR_STRING:
+        return {_LONG_KEY: [key[:LONG_KEY_PREFIX], _key_digest(key)]}
+    return key
+
+
+def _long_key_position(ids: Sequence[Any], value: Any, *, after: bool) -> int | None:
+    """Where a cursor's long key (`_list_key`) lies in `ids`: the position after it (`after`) or at
+    it; None if `value` is not such a key. A key no longer listed, of which only the prefix is known,
+    lies after every key of the prefix alone and before the longer ones: its page may repeat some of
+    those, never skip any."""
+    if not (isinstance(value, dict) and value.keys() == {_LONG_KEY}):
+        return None
+    prefix, digest = value[_LONG_KEY] if isinstance(value[_LONG_KEY], list) and len(value[_LONG_KEY]) == 2 else (None, None)
+    if not (isinstance(prefix, str) and len(prefix) == LONG_KEY_PREFIX and isinstance(digest, str)):
+        raise ValueError("not a key this server writes into a cursor")
+    position = bisect.bisect_right(ids, prefix)
+    for i in range(position, len(ids)):
+        key = ids[i]
+        if not (isinstance(key, str) and key.startswith(prefix)):
+            break
+        if len(key) > MAX_CURSOR_STRING and _key_digest(key) == digest:
+            return i + 1 if after else i
+    return position
+
+
 def _window(ids: Sequence[Any], page: Page, scope: str) -> tuple[int, int]:
     """Where the page lies in `ids` (ascending): its first and one past its last position."""
     sort = [("_id", ASCENDING)]
@@ -419,12 +461,13 @@ def _window(ids: Sequence[Any], page: Page, scope: str) -> tuple[int, int]:
     cursor, cursor_field = (page.before, "before") if page.backward else (page.after, "after")
     if cursor:
         try:
-            key = decode_cursor(cursor, sort, cursor_field, scope=scope)[0]
+            key = decode_cursor(cursor, sort, cursor_field, scope=scope, long_keys=True)[0]
+            position = _long_key_position(ids, key, after=not page.backward)
             if page.backward:
-                end = bisect.bisect_left(ids, key)
+                end = bisect.bisect_left(ids, key) if position is None else position
             else:
-                start = bisect.bisect_right(ids, key)
-        except TypeError:  # a value of another type than the list's keys: not a cursor of this list
+                start = bisect.bisect_right(ids, key) if position is None else position
+        except (TypeError, ValueError):  # a value of another type than the list's keys: not a cursor of this list
             raise BadUserInput("is not a cursor from this list", field=cursor_field) from None
     if page.backward:
         start = max(0, end - page.first)
@@ -436,7 +479,8 @@ def _window(ids: Sequence[Any], page: Page, scope: str) -> tuple[int, int]:
 def _list_connection(ids: Sequence[Any], start: int, end: int, chosen: Sequence[Any], nodes: list[T],
                      scope: str) -> Connection[T]:
     sort = [("_id", ASCENDING)]
-    edges = [Edge(cursor=encode_cursor({"_id": i}, sort, scope=scope), node=n) for i, n in zip(chosen, nodes, strict=True)]
+    edges = [Edge(cursor=encode_cursor({"_id": _list_key(i)}, sort, scope=scope), node=n)
+             for i, n in zip(chosen, nodes, strict=True)]
     total = len(ids)
 
     async def count() -> int:

@@ -31,6 +31,7 @@ from graphlake_client import (
     SyncClient,
     data,
     join_path,
+    json_time,
     metadata,
     value,
 )
@@ -205,6 +206,66 @@ async def test_predicates_python_would_join_with_and_are_refused_not_halved(serv
                        lambda: value("od") < 0.1 or value("od") > 0.35, lambda: not value("od") == 0.2):
             with pytest.raises(TypeError, match=r"value\('od'\) .* neither true nor false .* its own argument"):
                 [a async for page in lake.query_assets(halved()) for a in page]
+
+
+async def test_a_time_predicate_compares_with_times_stored_as_json_time_writes_them(served: Served, contributor: str,
+                                                                                   tmp_path: Path) -> None:
+    """JSON has no time type: a stored time is a string, compared as text. A datetime operand is sent
+    as `json_time` writes it (UTC, Python's ISO 8601), so times stored by `json_time` compare as times at
+    their boundaries, whole seconds (no fraction) beside fractions included. Another form of the same
+    instant is other text: "...Z" sorts after "...+00:00" and after every fraction, so it compares
+    wrongly near the bound (the README says which form to store). A naive time, even as an option of
+    is_in, is refused where the predicate is written."""
+    t = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+    berlin = t.astimezone(timezone(timedelta(hours=1)))
+    assert json_time(berlin) == json_time(t) == "2026-01-01T09:30:00+00:00"
+    assert json_time(t + timedelta(milliseconds=250)) == "2026-01-01T09:30:00.250000+00:00"
+    assert (value("t") > berlin).as_input() == {"path": "t", "op": "GT", "value": "2026-01-01T09:30:00+00:00"}
+    assert value("t").is_in([t]).as_input()["value"] == ["2026-01-01T09:30:00+00:00"]
+    with pytest.raises(NaiveTime) as naive:
+        value("t").is_in([t, datetime(2026, 1, 1)])
+    assert (naive.value.code, naive.value.field) == ("BAD_USER_INPUT", "value('t')")
+    with pytest.raises(NaiveTime):
+        json_time(datetime(2026, 1, 1))
+    async with client(served, contributor, tmp_path) as lake:
+        for name, moment in (("before", t - timedelta(microseconds=1)), ("at", t), ("at+250ms", t + timedelta(milliseconds=250)),
+                             ("at+1s", t + timedelta(seconds=1))):
+            await lake.store_value({"t": json_time(moment)}, name=name)
+        await lake.store_value({"z": "2026-01-01T09:30:00Z"}, name="z")  # t, as JavaScript and pydantic write it
+        await lake.store_value({"z": "2026-01-01T09:30:00.100Z"}, name="z+100ms")
+
+        async def names(*where: object) -> list[str]:
+            return sorted([a["name"] async for page in lake.query_assets(*where) for a in page])  # type: ignore[arg-type]
+
+        assert await names(value("t") > t) == ["at+1s", "at+250ms"]
+        assert await names(value("t") >= t) == ["at", "at+1s", "at+250ms"]
+        assert await names(value("t") < t) == ["before"]
+        assert await names(value("t") <= t + timedelta(milliseconds=250)) == ["at", "at+250ms", "before"]
+        assert await names(value("t") == berlin) == ["at"]
+        # The same instants written another way: "...Z" is after t, and after t + 0.5 s too, as text.
+        assert await names(value("z") > t) == ["z", "z+100ms"]
+        assert await names(value("z") > t + timedelta(milliseconds=500)) == ["z"]
+
+
+async def test_is_in_keeps_true_apart_from_1_and_false_from_0(served: Served, contributor: str, tmp_path: Path) -> None:
+    """JSON's true is not 1, nor false 0, to the server's predicates, whatever Python's == says: every
+    option the client is given is sent (Python's own set cannot hold 1 and True at once; a list can)."""
+    options = [1, True, 0, False]
+    assert value("x").is_in(options).as_input() == {"path": "x", "op": "IN", "value": [1, True, 0, False]}
+    async with client(served, contributor, tmp_path) as lake:
+        for name, x in (("one", 1), ("true", True), ("zero", 0), ("false", False), ("one.0", 1.0)):
+            await lake.store_value({"x": x}, name=name)
+
+        async def names(*where) -> list[str]:
+            return sorted([a["name"] async for page in lake.query_assets(*where) for a in page])
+
+        assert await names(value("x").is_in(options)) == ["false", "one", "one.0", "true", "zero"]
+        assert await names(value("x").is_in([True])) == ["true"]
+        assert await names(value("x").is_in([1])) == ["one", "one.0"]  # one number, however written
+        assert await names(value("x").is_in([1, False])) == ["false", "one", "one.0"]
+        assert await names(value("x").not_in([True, 0])) == ["false", "one", "one.0"]
+        assert await names(value("x") == False) == ["false"]  # noqa: E712 (a predicate, not a test)
+        assert await names(value("x").is_in((0.0,))) == ["zero"]
 
 
 async def test_save_to_writes_values_texts_and_files(served: Served, contributor: str, s3: S3Service,
@@ -496,7 +557,9 @@ async def test_the_log_handler_ships_records_as_events(served: Served, api: Api,
     handler = GraphlakeLogHandler(served.base_url, contributor, source={"nodeId": "reader-1"}, flush_interval=0.05)
     logger = logger_with(handler)
     try:
-        logger.info("plate %s read", 7, extra={"plate": 7, "odd": object(), "nan": float("nan"), "nested": {1: (2, 3)}})
+        taken = datetime(2026, 1, 1, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+        logger.info("plate %s read", 7, extra={"plate": 7, "odd": object(), "nan": float("nan"), "nested": {1: (2, 3)},
+                                               "taken": taken})
         logger.log(25, "a custom level rounds down")
         try:
             1 / 0  # noqa: B018
@@ -512,6 +575,10 @@ async def test_the_log_handler_ships_records_as_events(served: Served, api: Api,
     assert read["level"] == "INFO" and read["source"]["nodeId"] == "reader-1"
     assert read["data"]["plate"] == 7 and read["data"]["nan"] == "nan" and read["data"]["odd"].startswith("<object")
     assert read["data"]["nested"] == {"1": [2, 3]}
+    assert read["data"]["taken"] == "2026-01-01T09:30:00+00:00"  # as a predicate compares a time: was its repr
+    filtered = {"eventTypes": ["PYTHON_LOG"], "data": [(data("taken") >= taken).as_input()]}
+    assert [e["node"]["message"] for e in (await api.data("Events", {"filter": filtered}, token=contributor))["events"]["edges"]] \
+        == ["plate 7 read"]
     assert read["data"]["log"]["logger"] == logger.name and read["data"]["log"]["function"].startswith("test_the_log")
     custom = by_message["a custom level rounds down"]
     assert custom["level"] == "INFO" and (custom["data"]["log"]["levelno"], custom["data"]["log"]["levelname"]) == (25, "Level 25")

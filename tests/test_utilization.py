@@ -138,3 +138,22 @@ async def test_days_weeks_and_months_follow_a_time_zones_calendar(api: Api, cont
     error = await api.error("UtilizationDetail", {**window, "bucket": "DAY", "timeZone": "Mars/Olympus"}, token=viewer)
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "timeZone"} and "Mars/Olympus" in error["message"]
 
+
+
+async def test_groups_of_long_names_page_past_them(api: Api, contributor: str, viewer: str) -> None:
+    """A group's name comes from an event's source, of any length: a cursor holding a name of over 2,048
+    characters was refused (longer than any cursor), so the list could not be paged past it. Such a
+    cursor holds a prefix and a digest; names sharing the prefix still page one by one, in order."""
+    shared = "é" * 3000
+    users = sorted([shared + "1", shared + "2", "a" * 2100, "b", shared[:1024]])
+    await api.data("LogEvents", {"inputs": [workflow("WORKFLOW_START", f"w{i}", 0, user=u) for i, u in enumerate(users)]},
+                   token=contributor)
+    seen, after = [], None
+    for _ in range(len(users) + 1):
+        data = (await api.data("Utilization", {"from": at(0), "to": at(120), "groupBy": "USER", "first": 1, "after": after},
+                               token=viewer))["utilization"]
+        seen += [e["node"]["group"] for e in data["edges"]]
+        if not data["pageInfo"]["hasNextPage"]:
+            break
+        after = data["pageInfo"]["endCursor"]
+    assert seen == users
