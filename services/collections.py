@@ -370,7 +370,10 @@ async def _settle(collection_id: ObjectId, asset_ids: Sequence[ObjectId], actor:
     deleted it from under its collection until it learnt to pin such an asset again). So each looks again after its own last write (the add at its pins, the removal
     at the items) and settles here what it finds disagreeing, then looks again at all three, since
     the other may have written meanwhile; whoever writes last looks last, so what stays agrees. An
-    item wins over a release that did not see it, as it would had the add come second."""
+    item wins over a release that did not see it, as it would had the add come second. A re-pin that
+    lands after the collection's delete released its pins needs no check for the delete's mark: the
+    delete took the items out before their pins, so the look after the re-pin finds no item and
+    releases it again (tests/test_collections.py, a re-pin racing the delete)."""
     assets = Asset.get_pymongo_collection()
     for _ in range(SETTLE_ROUNDS):
         held = await _items_of(collection_id, asset_ids)

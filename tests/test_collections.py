@@ -482,6 +482,46 @@ async def test_an_add_and_a_removal_of_one_asset_at_once_leave_its_item_pin_and_
     assert disagreements == [], "\n".join(map(str, disagreements))
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_re_pin_racing_the_collections_delete_leaves_no_pin(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """An add finds its pin released (a removal of the same asset raced it) and settles it: it pins
+    the asset again. The collection's delete runs whole just before (or just after) that re-pin: its
+    release of every pin of the collection came first. What stays is no pin, no item, no membership."""
+    asset = await factories.value_asset(api, contributor)
+    doomed = await factories.collection(api, contributor, "doomed")
+    collection_id, asset_id = object_id(doomed["id"]), object_id(asset["id"])
+    pinned_by, pin = retention.pinned_by, retention.pin
+    state = {"released": False, "deleted": False}
+
+    async def released_first(*args: Any) -> set[ObjectId]:  # the removal's release, landing before the add's look
+        if not state["released"]:
+            state["released"] = True
+            await AssetRetention.get_pymongo_collection().delete_many({"owner_id": collection_id})
+        return await pinned_by(*args)
+
+    async def delete_around(*args: Any, **kwargs: Any) -> None:
+        if args[2] == collection_id and state["released"] and not state["deleted"]:
+            state["deleted"] = True
+            if when == "before":
+                await collections.delete_collection(collection_id)
+            await pin(*args, **kwargs)
+            if when == "after":
+                await collections.delete_collection(collection_id)
+            return
+        await pin(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "pinned_by", released_first)
+    monkeypatch.setattr(retention, "pin", delete_around)
+    await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+    assert state["deleted"]
+    assert await Collection.get(collection_id) is None
+    assert await CollectionItem.find({"collection_id": collection_id}).count() == 0
+    assert await AssetRetention.find({"owner_id": collection_id}).count() == 0
+    stored = await Asset.get(asset_id)
+    assert stored.collection_ids == [] and stored.unpinned_at is not None
+
+
 @pytest.mark.parametrize("dies", ["before the items", "after the items"])
 async def test_an_add_cut_short_before_its_items_is_settled_by_the_maintenance(
         api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, dies: str) -> None:
