@@ -19,6 +19,7 @@ from graphlake import app as app_module
 from resolvers.context import AppState
 from services import bulk_deletes, collections, retention
 from services.assets import collect_unpinned
+from services.errors import GraphlakeError
 from services.schedules import SCHEDULES
 from tests import factories
 from tests.conftest import Served
@@ -482,12 +483,13 @@ async def test_an_add_and_a_removal_of_one_asset_at_once_leave_its_item_pin_and_
     assert disagreements == [], "\n".join(map(str, disagreements))
 
 
-@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("when", ["before its pin", "before the re-pin", "after the re-pin"])
 async def test_a_re_pin_racing_the_collections_delete_leaves_no_pin(
         api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
     """An add finds its pin released (a removal of the same asset raced it) and settles it: it pins
-    the asset again. The collection's delete runs whole just before (or just after) that re-pin: its
-    release of every pin of the collection came first. What stays is no pin, no item, no membership."""
+    the asset again. The collection's delete runs whole just before (or just after) that re-pin, or
+    before the add's own pin (the add had checked the collection): its release of every pin of the
+    collection came first. What stays is no pin, no item, no membership."""
     asset = await factories.value_asset(api, contributor)
     doomed = await factories.collection(api, contributor, "doomed")
     collection_id, asset_id = object_id(doomed["id"]), object_id(asset["id"])
@@ -500,20 +502,24 @@ async def test_a_re_pin_racing_the_collections_delete_leaves_no_pin(
             await AssetRetention.get_pymongo_collection().delete_many({"owner_id": collection_id})
         return await pinned_by(*args)
 
-    async def delete_around(*args: Any, **kwargs: Any) -> None:
-        if args[2] == collection_id and state["released"] and not state["deleted"]:
-            state["deleted"] = True
-            if when == "before":
-                await collections.delete_collection(collection_id)
-            await pin(*args, **kwargs)
-            if when == "after":
-                await collections.delete_collection(collection_id)
-            return
-        await pin(*args, **kwargs)
+    async def delete_around(*args: Any, **kwargs: Any) -> list[ObjectId]:
+        due = state["released"] != (when == "before its pin")  # the add's own pin comes before its look
+        if args[2] != collection_id or state["deleted"] or not due:
+            return await pin(*args, **kwargs)
+        state["deleted"] = True
+        if when != "after the re-pin":
+            await collections.delete_collection(collection_id)
+        made = await pin(*args, **kwargs)
+        if when == "after the re-pin":
+            await collections.delete_collection(collection_id)
+        return made
 
     monkeypatch.setattr(retention, "pinned_by", released_first)
     monkeypatch.setattr(retention, "pin", delete_around)
-    await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+    try:
+        await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+    except GraphlakeError as error:  # the add saw the delete: NOT_FOUND, its writes taken back
+        assert when == "before its pin" and error.extensions["code"] == "NOT_FOUND", error
     assert state["deleted"]
     assert await Collection.get(collection_id) is None
     assert await CollectionItem.find({"collection_id": collection_id}).count() == 0
