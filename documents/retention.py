@@ -20,6 +20,10 @@ class AssetRetention(Document):
     owner_id: PydanticObjectId
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # When an addToCollection made this pin, until its item is written (services/collections.add_items):
+    # one still set long after marks an add cut short between the two, which the maintenance settles
+    # (settle_cut_short_adds). Missing or null otherwise (a range on it passes over both).
+    adding_at: datetime | None = None
 
     class Settings:
         name = "retentions"
@@ -31,4 +35,6 @@ class AssetRetention(Document):
             # An asset's pins, and which of some assets are pinned, on the embedded default (MongoDB
             # reads them from the unique index above; on our FerretDB build a unique index serves no query).
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset", on=On.EMBEDDED),
+            # The marks of adds cut short, oldest first (services/collections.settle_cut_short_adds).
+            Index([("adding_at", ASCENDING), ("_id", ASCENDING)], name="adding_at"),
         ]

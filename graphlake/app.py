@@ -39,7 +39,7 @@ from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
 from resolvers.schema import build_schema
-from services import lineage, unfinished_deletes
+from services import collections, lineage, unfinished_deletes
 from services.asset_users import remove_orphaned_uses
 from services.assets import unpinned_rounds
 from services.auth import ensure_bootstrap_admin
@@ -92,6 +92,8 @@ CONTENT_FILES_SECONDS = 60  # none begun after this long
 # LINKS_SETTLED may still be in the middle of a write (services/lineage.remove_stale_links).
 STALE_LINKS_EVERY = timedelta(days=1)
 UNFINISHED_DELETES_EVERY = timedelta(hours=1)  # a version a dead delete hid stays hidden at most this (and 30 min)
+# An addToCollection cut short between its pins and its items left them (collections.settle_cut_short_adds).
+CUT_SHORT_ADDS_EVERY = timedelta(hours=1)
 LINKS_SETTLED = timedelta(hours=1)
 SCHEMA_CHECK_SECONDS = 2.0  # how soon a schema changed under the server (a forced migration) stops its writes
 SHUTDOWN_WAIT_SECONDS = 10  # for the workers and event writes still running when the server stops
@@ -276,6 +278,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
         "content-files": lambda: run_due(state.db, "content-files", CONTENT_FILES_EVERY, lambda: _write_content_files(state)),
         "unfinished-deletes": lambda: run_due(state.db, "unfinished-deletes", UNFINISHED_DELETES_EVERY,
                                               lambda: _finish_deletes(state)),
+        "cut-short-adds": lambda: run_due(state.db, "cut-short-adds", CUT_SHORT_ADDS_EVERY, _settle_cut_short_adds),
         "event archive": lambda: _archive_events(state),
         "anonymization": lambda: _anonymize(state),
         "asset collection": lambda: _collect_assets(state),
@@ -348,6 +351,11 @@ async def _write_content_files(state: AppState) -> None:
         written = await write_missing_contents(store, most=CONTENT_FILES_PER_ROUND, seconds=CONTENT_FILES_SECONDS)
         if written:
             log.info("wrote the content files of %d version(s) that had none", written)
+
+
+async def _settle_cut_short_adds() -> None:
+    if settled := await collections.settle_cut_short_adds():
+        log.warning("settled the pins of %d collection item(s) an add cut short had left", settled)
 
 
 async def _finish_deletes(state: AppState) -> None:

@@ -77,7 +77,8 @@ async def _first_datums(asset_id: ObjectId) -> list[ObjectId]:
 
 async def remove_orphaned_uses() -> int:
     """Remove every use whose datum is gone (_orphaned), reading every use once (services/field_pages.py);
-    how many. A use an asset's `datums` meets is removed then, but its count (`totalCount`) counts them all."""
+    how many. Until then an asset's `datums` skips them, and so does its `totalCount` within the uses it checks
+    (resolvers/pagination.linked_connection), not past them."""
     removed = 0
     async for page in field_pages(DatumAsset.get_pymongo_collection(), {}, "asset_id", USES_SWEPT,
                                   projection=_USE_FIELDS):

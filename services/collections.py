@@ -1,14 +1,16 @@
 """Collection business steps. Writes are ordered so a crash only ever leaves extra pins:
 adding pins (and writes the collection into its assets) before it writes items; removing drops
-items before it releases pins. An add and a removal of the same asset at once each look again
-after their writes and settle what the other's writes left (_settle)."""
+items before it releases pins; an add's pins are marked until its items are written, and the
+maintenance settles the pins of an add cut short in between (settle_cut_short_adds). An add and a
+removal of the same asset at once each look again after their writes and settle what the other's
+writes left (_settle)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -21,6 +23,7 @@ from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType, Split
 from documents.duplicates import duplicates_only, is_duplicate_key
 from documents.json_value import StoredJson
+from documents.retention import AssetRetention
 from services import bulk_deletes, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.checks import check_metadata, check_name, check_no_controls, get_or_not_found
@@ -248,7 +251,16 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
         seen.add(item.asset_id)
     asset_ids = [item.asset_id for item in items]
     created = await existing_assets(asset_ids, [f"items[{i}].assetId" for i in range(len(items))], known=read)
-    await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor, never_unpinned=made_here)
+    # A crash between these writes and the items' leaves pins, and the collection in the assets, with
+    # no item: the asset kept for good, listed in the collection by what reads `collection_ids` (and
+    # refused a plain deleteAsset), though not by its items. No reader meets it: the collector reads
+    # only unpinned assets. So the pins this call makes are marked until the items are written, and
+    # the maintenance settles a mark left long after (settle_cut_short_adds). Not a completion's
+    # (`joined`) or an ingest's (`made_here`): their uploads' `to_file` mark has the reconciler file
+    # them again after a crash (services/uploads/finishing.file_completed).
+    marked = not (joined or made_here)
+    made = await retention.pin(asset_ids, RetentionOwnerType.COLLECTION, collection_id, actor,
+                               never_unpinned=made_here, adding=marked)
     # The collection goes into the assets with their pins, before the items (as a completion's does,
     # `joined`): a removal racing this add then takes both out after the item, or neither.
     if not (joined or made_here):
@@ -256,6 +268,8 @@ async def add_items(collection_id: ObjectId, items: Sequence[NewItem], actor: st
                                                          {"$addToSet": {"collection_ids": collection_id}})
     now = utcnow()
     await _write_items(collection_id, items, created, actor, now)
+    if marked:
+        await retention.added(made)
     # Matched only while no delete has started: one marked since the check above may have passed these
     # items in its rounds (delete_collection), so they go, not the delete. Unmarked now, the delete's
     # rounds, which follow its mark, find them.
@@ -356,7 +370,10 @@ async def _settle(collection_id: ObjectId, asset_ids: Sequence[ObjectId], actor:
     deleted it from under its collection until it learnt to pin such an asset again). So each looks again after its own last write (the add at its pins, the removal
     at the items) and settles here what it finds disagreeing, then looks again at all three, since
     the other may have written meanwhile; whoever writes last looks last, so what stays agrees. An
-    item wins over a release that did not see it, as it would had the add come second."""
+    item wins over a release that did not see it, as it would had the add come second. A re-pin that
+    lands after the collection's delete released its pins needs no check for the delete's mark: the
+    delete took the items out before their pins, so the look after the re-pin finds no item and
+    releases it again (tests/test_collections.py, a re-pin racing the delete)."""
     assets = Asset.get_pymongo_collection()
     for _ in range(SETTLE_ROUNDS):
         held = await _items_of(collection_id, asset_ids)
@@ -376,6 +393,35 @@ async def _settle(collection_id: ObjectId, asset_ids: Sequence[ObjectId], actor:
     # garbage collector pins an item's asset again before it deletes (services/assets._in_collections).
     log.warning("collection %s: items of %d asset(s) kept changing while their pins were settled", collection_id,
                 len(asset_ids))
+
+
+# How old an add's mark on its pins is before the add counts as cut short (it writes its items
+# within a request), and how many marked pins a round of settle_cut_short_adds reads.
+ADD_CUT_SHORT = timedelta(minutes=30)
+CUT_SHORT_ROUND = 500
+
+
+async def settle_cut_short_adds() -> int:
+    """Settle (_settle) the assets of pins an add marked and never cleared (add_items): it died
+    between its pins and its items, leaving the pins and the collection in the assets without an
+    item, which are taken out; where an item was written after all, all stays. Then the marks go.
+    Safe beside an add of the same asset still running: that add looks at its pins after its item
+    write and pins again what this released. Returns how many marks were settled."""
+    pins = AssetRetention.get_pymongo_collection()
+    cutoff, settled = utcnow() - ADD_CUT_SHORT, 0
+    while found := await pins.find({"adding_at": {"$lt": cutoff}}, {"asset_id": 1, "owner_id": 1},
+                                   sort=[("adding_at", 1), ("_id", 1)], limit=CUT_SHORT_ROUND,
+                                   batch_size=CUT_SHORT_ROUND + 1).to_list():
+        by_collection: dict[ObjectId, list[ObjectId]] = {}
+        for pin in found:
+            by_collection.setdefault(pin["owner_id"], []).append(pin["asset_id"])
+        for collection_id, asset_ids in by_collection.items():
+            await _settle(collection_id, asset_ids, None)
+        await retention.added([pin["_id"] for pin in found])  # those _settle released are gone already
+        settled += len(found)
+        if len(found) < CUT_SHORT_ROUND:
+            break
+    return settled
 
 
 def _leaving(collection_id: ObjectId) -> dict[str, Any]:

@@ -38,22 +38,34 @@ def holder_id(owner_type: RetentionOwnerType, owner_id: ObjectId) -> str:
 
 
 async def pin(asset_ids: Sequence[ObjectId], owner_type: RetentionOwnerType, owner_id: ObjectId,
-              actor: str | None, *, never_unpinned: bool = False) -> None:
-    """Pin each asset for the owner; pins that exist already are kept as they are.
-    `never_unpinned`: the assets were never flagged unpinned (just made), so none needs clearing."""
+              actor: str | None, *, never_unpinned: bool = False, adding: bool = False) -> list[ObjectId]:
+    """Pin each asset for the owner; pins that exist already are kept as they are. Returns the ids
+    of the pins made. `never_unpinned`: the assets were never flagged unpinned (just made), so none
+    needs clearing. `adding`: the pins made carry `adding_at` (documents/retention.py), which the
+    caller clears (added) once what they pin for is written."""
     if not asset_ids:
-        return
+        return []
     now = utcnow()
     docs = [
-        {"asset_id": a, "owner_type": owner_type.value, "owner_id": owner_id, "created_at": now, "created_by": actor}
+        {"_id": ObjectId(), "asset_id": a, "owner_type": owner_type.value, "owner_id": owner_id, "created_at": now,
+         "created_by": actor, **({"adding_at": now} if adding else {})}
         for a in dict.fromkeys(asset_ids)
     ]
+    present: set[int] = set()
     try:
         await AssetRetention.get_pymongo_collection().insert_many(docs, ordered=False)
     except BulkWriteError as error:  # re-pinning is idempotent: ignore duplicates only
-        duplicates_only(error)
+        present = set(duplicates_only(error))
     if not never_unpinned:
         await _unflag(list(dict.fromkeys(asset_ids)))
+    return [doc["_id"] for i, doc in enumerate(docs) if i not in present]
+
+
+async def added(pin_ids: Sequence[ObjectId]) -> None:
+    """Clear the `adding_at` mark of these pins (pin's `adding`): what they pin for is written."""
+    if pin_ids:  # by `_id` alone (services/id_reads.py)
+        await AssetRetention.get_pymongo_collection().update_many({"_id": {"$in": list(pin_ids)}},
+                                                                  {"$unset": {"adding_at": ""}})
 
 
 async def _unflag(asset_ids: list[ObjectId]) -> None:

@@ -13,6 +13,7 @@ from documents.clock import utcnow
 from graphlake.app import _maintenance_round
 from migrations.liveness import this_process
 from resolvers import loaders as loaders_module
+from resolvers import pagination
 from resolvers.context import AppState
 from services import asset_users, lineage
 from services.batches import LEASE
@@ -102,8 +103,9 @@ async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
     # A batch of 9 links (3 parents x a page of 3) in source order reads a's 6, b's 1 and 2 of c's: only c,
     # where it stopped, reads its own page.
     finds = [coll for c, coll in zip(served.commands.commands, served.commands.collections, strict=True) if c == "find"]
-    assert finds.count("asset_lineage") == 1 + 1, finds  # the batch, and c
-    assert finds.count("assets") == 1 + 1, finds  # the page of sources, then every derived asset at once
+    # Their totalCount reads the first LINKS_COUNTED links of every source at once, to count what is listed.
+    assert finds.count("asset_lineage") == 1 + 1 + 1, finds  # the batch, c, and the count's
+    assert finds.count("assets") == 1 + 1 + 1, finds  # the page of sources, every derived asset at once, the count's
 
 
 async def test_a_datums_uses_come_and_go_with_it(api: Api, state: AppState, contributor: str) -> None:
@@ -142,9 +144,9 @@ async def test_lineage_follows_updates_and_deletes(api: Api, state: AppState, co
     second = await factories.value_asset(api, contributor, "second")
     child = await factories.value_asset(api, contributor, "child", derivedFrom=[first["id"]])
 
-    async def derived(source: dict, counted: bool = True) -> list[str]:
+    async def derived(source: dict) -> list[str]:
         page = (await api.data("AssetReferrers", {"id": source["id"]}, token=contributor))["asset"]["derivedAssets"]
-        assert page["totalCount"] == len(page["edges"]) or not counted  # a count counts links
+        assert page["totalCount"] == len(page["edges"])  # counts what is listed, not the links
         return [e["node"]["name"] for e in page["edges"]]
 
     assert (await derived(first), await derived(second)) == (["child"], [])
@@ -156,8 +158,8 @@ async def test_lineage_follows_updates_and_deletes(api: Api, state: AppState, co
     # asset's next write settles its links.
     await state.db.asset_lineage.insert_many([{"source_id": object_id(second["id"]), "asset_id": object_id(first["id"])},
                                               {"source_id": object_id(first["id"]), "asset_id": object_id(child["id"])}])
-    assert await derived(second, counted=False) == ["child"]
-    assert await derived(first, counted=False) == ["child"]  # its link doubled: listed once
+    assert await derived(second) == ["child"]
+    assert await derived(first) == ["child"]  # its link doubled: listed, and counted, once
     await api.data("UpdateAsset", {"input": {"id": first["id"], "derivedFrom": []}}, token=contributor)
     await api.data("UpdateAsset", {"input": {"id": child["id"], "derivedFrom": [first["id"], second["id"]]}}, token=contributor)
     assert await state.db.asset_lineage.count_documents({}) == 2
@@ -204,8 +206,8 @@ async def test_a_batch_ending_while_a_delete_reads_its_use_keeps_the_asset(
 async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(api: Api, state: AppState,
                                                                              contributor: str, page: int | None,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """An asset's `datums` and `derivedAssets` skip uses and links nothing backs, but their
-    `totalCount` counts them. The daily maintenance removes those a crash left behind, and keeps
+    """An asset's `datums` and `derivedAssets` skip uses and links nothing backs, and so does their
+    `totalCount` (it counted them, while the pages left them out). The daily maintenance removes those a crash left behind, and keeps
     what may be in the middle of a write: a use whose batch is being written, a link younger than an
     hour (a create writes it before the asset names its source), the links of an asset deleted in the
     last hour (its delete may yet be undone). With pages of 2, an asset's uses and a pair's doubled
@@ -249,12 +251,36 @@ async def test_the_daily_sweep_removes_the_uses_and_links_a_crash_left_behind(ap
         derived = (await api.data("AssetReferrers", {"id": source["id"], "first": 1}, token=contributor))["asset"]
         return datums["totalCount"], derived["derivedAssets"]["totalCount"]
 
-    assert await counts() == (4, 7)
+    # What the pages list: the datum; the child (not the links of the DELETED assets, nor the others).
+    assert await counts() == (1, 1)
+    stored = ({"asset_id": object_id(image["id"])}, {"source_id": object_id(source["id"])})
+    assert (await state.db.datum_assets.count_documents(stored[0]), await state.db.asset_lineage.count_documents(stored[1])) == (4, 7)
     await state.db[SCHEDULES].delete_one({"_id": "stale-links"})  # due now, whenever the server last ran it
     await _maintenance_round(state, time.monotonic())
     # The datum, and the use being written; the child, the young link, the links of the asset deleted just now.
-    assert await counts() == (2, 3)
+    assert (await state.db.datum_assets.count_documents(stored[0]), await state.db.asset_lineage.count_documents(stored[1])) == (2, 3)
+    assert await counts() == (1, 1)
     page = (await api.data("AssetReferrers", {"id": source["id"], "first": 10}, token=contributor))["asset"]["derivedAssets"]
     assert [e["node"]["name"] for e in page["edges"]] == ["child"]
     assert await state.db.datum_assets.count_documents({"datum_id": object_id(datum["id"])}) == 1
     await state.db.write_batches.delete_one({"_id": writing})  # the journal is not among the collections emptied between tests
+
+
+async def test_a_count_checks_the_first_links_and_counts_the_rest(api: Api, state: AppState, contributor: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`totalCount` of `datums` checks the datums of the first LINKS_COUNTED uses, as a page does, so
+    a use a crash left behind there is not counted; past them, the uses are counted from their index
+    (a count reads a bounded number of uses, whatever the asset holds), the crash's among them."""
+    monkeypatch.setattr(pagination, "LINKS_COUNTED", 3)
+    image = await factories.value_asset(api, contributor, "image")
+    for _ in range(2):
+        await make_datum(api, contributor, {"image": image["id"]})
+    await state.db.datum_assets.insert_one({"asset_id": object_id(image["id"]), "datum_id": ObjectId()})  # third: checked
+
+    async def count() -> int:
+        return (await api.data("AssetReferrers", {"id": image["id"], "first": 1}, token=contributor))["asset"]["datums"]["totalCount"]
+
+    assert await count() == 2
+    await make_datum(api, contributor, {"image": image["id"]})
+    await state.db.datum_assets.insert_one({"asset_id": object_id(image["id"]), "datum_id": ObjectId()})  # fifth: past them
+    assert await count() == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +15,12 @@ from documents.clock import utcnow
 from documents.collection import Collection, CollectionItem
 from documents.common import RetentionOwnerType
 from documents.retention import AssetRetention
+from graphlake import app as app_module
 from resolvers.context import AppState
 from services import bulk_deletes, collections, retention
 from services.assets import collect_unpinned
+from services.errors import GraphlakeError
+from services.schedules import SCHEDULES
 from tests import factories
 from tests.conftest import Served
 from tests.operations import Api, object_id
@@ -477,3 +481,95 @@ async def test_an_add_and_a_removal_of_one_asset_at_once_leave_its_item_pin_and_
             disagreements.append((round_, add_wait, remove_wait, {"item": item, "pin": pin, "member": member,
                                                                   "flagged": flagged}))
     assert disagreements == [], "\n".join(map(str, disagreements))
+
+
+@pytest.mark.parametrize("when", ["before its pin", "before the re-pin", "after the re-pin"])
+async def test_a_re_pin_racing_the_collections_delete_leaves_no_pin(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """An add finds its pin released (a removal of the same asset raced it) and settles it: it pins
+    the asset again. The collection's delete runs whole just before (or just after) that re-pin, or
+    before the add's own pin (the add had checked the collection): its release of every pin of the
+    collection came first. What stays is no pin, no item, no membership."""
+    asset = await factories.value_asset(api, contributor)
+    doomed = await factories.collection(api, contributor, "doomed")
+    collection_id, asset_id = object_id(doomed["id"]), object_id(asset["id"])
+    pinned_by, pin = retention.pinned_by, retention.pin
+    state = {"released": False, "deleted": False}
+
+    async def released_first(*args: Any) -> set[ObjectId]:  # the removal's release, landing before the add's look
+        if not state["released"]:
+            state["released"] = True
+            await AssetRetention.get_pymongo_collection().delete_many({"owner_id": collection_id})
+        return await pinned_by(*args)
+
+    async def delete_around(*args: Any, **kwargs: Any) -> list[ObjectId]:
+        due = state["released"] != (when == "before its pin")  # the add's own pin comes before its look
+        if args[2] != collection_id or state["deleted"] or not due:
+            return await pin(*args, **kwargs)
+        state["deleted"] = True
+        if when != "after the re-pin":
+            await collections.delete_collection(collection_id)
+        made = await pin(*args, **kwargs)
+        if when == "after the re-pin":
+            await collections.delete_collection(collection_id)
+        return made
+
+    monkeypatch.setattr(retention, "pinned_by", released_first)
+    monkeypatch.setattr(retention, "pin", delete_around)
+    try:
+        await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+    except GraphlakeError as error:  # the add saw the delete: NOT_FOUND, its writes taken back
+        assert when == "before its pin" and error.extensions["code"] == "NOT_FOUND", error
+    assert state["deleted"]
+    assert await Collection.get(collection_id) is None
+    assert await CollectionItem.find({"collection_id": collection_id}).count() == 0
+    assert await AssetRetention.find({"owner_id": collection_id}).count() == 0
+    stored = await Asset.get(asset_id)
+    assert stored.collection_ids == [] and stored.unpinned_at is not None
+
+
+@pytest.mark.parametrize("dies", ["before the items", "after the items"])
+async def test_an_add_cut_short_before_its_items_is_settled_by_the_maintenance(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch, dies: str) -> None:
+    """An add that dies after its pins (and the collection's place in the assets) and before its items
+    left the asset pinned for good and listed by `collection_ids`, with no item: the collector reads only
+    unpinned assets, and nothing else met it. Its pins carry a mark until the items are written; the
+    maintenance settles an old one: taken out where no item came, left whole where one did."""
+    kept = await factories.value_asset(api, contributor, "kept")
+    asset = await factories.value_asset(api, contributor, "cut")
+    collection = await factories.collection(api, contributor, "cut")
+    collection_id, asset_id = object_id(collection["id"]), object_id(asset["id"])
+    await add(api, contributor, collection["id"], [{"assetId": kept["id"]}])  # an add that ended: no mark left
+    assert await AssetRetention.find({"adding_at": {"$ne": None}}).count() == 0
+    write_items = collections._write_items
+
+    async def crash(*args: Any) -> None:
+        if dies == "after the items":
+            await write_items(*args)
+        raise ConnectionError("the server died here")
+
+    monkeypatch.setattr(collections, "_write_items", crash)
+    with pytest.raises(ConnectionError):
+        await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
+    monkeypatch.setattr(collections, "_write_items", write_items)
+    stored = await Asset.get(asset_id)
+    assert collection_id in stored.collection_ids and stored.unpinned_at is None
+    assert await AssetRetention.find({"owner_id": collection_id, "asset_id": asset_id}).count() == 1
+    held = await CollectionItem.find({"collection_id": collection_id, "asset_id": asset_id}).count()
+    assert held == (dies == "after the items")
+
+    await collect_unpinned(timedelta(seconds=1), state.stores)  # the collector never meets a pinned asset
+    assert await AssetRetention.find({"owner_id": collection_id, "asset_id": asset_id}).count() == 1
+    young = await collections.settle_cut_short_adds()  # an add may still be writing: left alone
+    assert young == 0 and await AssetRetention.find({"owner_id": collection_id, "asset_id": asset_id}).count() == 1
+
+    await AssetRetention.get_pymongo_collection().update_many(  # as if the add died an hour ago
+        {"adding_at": {"$ne": None}}, {"$set": {"adding_at": utcnow() - timedelta(hours=1)}})
+    await state.db[SCHEDULES].delete_one({"_id": "cut-short-adds"})  # due now, whenever the server last ran it
+    await app_module._maintenance_round(state, time.monotonic())
+    stored = await Asset.get(asset_id)
+    pins = await AssetRetention.find({"owner_id": collection_id, "asset_id": asset_id}).count()
+    assert await CollectionItem.find({"collection_id": collection_id, "asset_id": asset_id}).count() == held
+    assert (pins, collection_id in stored.collection_ids, stored.unpinned_at is None) == (held, bool(held), bool(held))
+    assert await AssetRetention.find({"adding_at": {"$ne": None}}).count() == 0
+    assert await collections.settle_cut_short_adds() == 0

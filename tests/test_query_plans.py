@@ -389,6 +389,21 @@ async def test_the_daily_sweep_reads_uses_and_links_through_their_indexes(api: A
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
 
+async def test_the_sweep_of_adds_cut_short_reads_their_marks_through_an_index(
+        api: Api, served: Served, state: AppState, contributor: str, lake: dict[str, Any]) -> None:
+    """The hourly settling of adds cut short (services/collections.settle_cut_short_adds) reads the
+    pins still marked, oldest first, through the index on their mark: never a walk of every pin."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    from services import collections
+
+    served.commands.clear()
+    await collections.settle_cut_short_adds()
+    reads = [f for f in served.commands.finds if f["find"] == "retentions" and "adding_at" in f["filter"]]
+    assert reads, served.commands.finds
+    await assert_paged_through_indexes(state, reads)
+
+
 async def test_deletes_read_each_round_through_an_index(api: Api, served: Served, state: AppState, contributor: str,
                                                         admin: str, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Deleting a collection, a dataset version and annotation sets reads what it removes a round at a

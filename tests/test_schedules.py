@@ -27,7 +27,8 @@ class Broken(Exception):
 @pytest.fixture(autouse=True)
 async def no_schedules(state: AppState) -> None:
     """The schedules collection is not among those emptied between tests (the app's own jobs use it)."""
-    jobs = ["nightly", "often", "stray-copies", "stale-links", "content-files", "unfinished-deletes", "event-archive"]
+    jobs = ["nightly", "often", "stray-copies", "stale-links", "content-files", "unfinished-deletes", "cut-short-adds",
+            "event-archive"]
     await state.db[SCHEDULES].delete_many({"$or": [{"_id": {"$in": jobs}}, {"job": {"$in": jobs}}]})  # and their claims
 
 

@@ -22,7 +22,7 @@ from documents.roles import Role
 from resolvers.common import Ownership, who_did
 from resolvers.context import Info
 from resolvers.enums import described_enum
-from resolvers.pagination import child_connection, linked_connection, map_nodes
+from resolvers.pagination import LINKS_COUNTED, child_connection, linked_connection, map_nodes
 from resolvers.permissions import has_role
 from resolvers.relay import After, Before, Connection, First, Last, Node
 from resolvers.scalars import JSON, BigInt
@@ -226,7 +226,9 @@ class Asset(Node):
     @strawberry.field(description=(
         "The assets derived from this one (whose `derivedFrom` names it), in the order they came to name it "
         "(oldest first; what a database upgrade or a restore linked, in the order those assets were made); "
-        "DELETED ones left out. Lineage downstream, where `derivedFrom` is upstream."))
+        "DELETED ones left out. Lineage downstream, where `derivedFrom` is upstream. `totalCount` counts what the "
+        f"pages list, checking the first {LINKS_COUNTED:,} links; past them, a link a crash left behind may be counted until the "
+        "daily maintenance removes it."))
     async def derived_assets(self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None) -> Connection[Asset]:
         # Through the links to it (services/lineage.py); a link alone is not trusted: `backs` says if it stands.
         return await linked_connection(
@@ -237,7 +239,8 @@ class Asset(Node):
 
     @strawberry.field(description=(
         "The datums that use this asset in one of their roles, oldest first (as they are now; a dataset version "
-        "keeps its own copy). `annotations` lists the records on it."))
+        "keeps its own copy). `annotations` lists the records on it. `totalCount` counts what the pages list, checking "
+        f"the first {LINKS_COUNTED:,} uses; past them, a use a crash left behind may be counted until the daily maintenance removes it."))
     async def datums(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> Connection[Annotated[Datum, strawberry.lazy("resolvers.datums.types")]]:
