@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import inspect
 import os
@@ -1660,6 +1661,18 @@ async def test_an_asset_settled_in_the_millisecond_a_writer_read_it_moves_update
     assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
 
 
+def _noted_on_the_loop(on_the_loop: list[str], name: str, call):  # type: ignore[no-untyped-def]
+    """`call`, noting `name` in `on_the_loop` each time it is called on the event loop (not in a worker thread)."""
+    def calling(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            on_the_loop.append(name)
+        except RuntimeError:  # a worker thread runs no loop
+            pass
+        return call(*args, **kwargs)
+    return calling
+
+
 async def test_a_put_to_a_local_mount_touches_its_files_off_the_event_loop(api: Api, contributor: str, state: AppState,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A signed PUT staged its file, looked at the key's place, linked the file there and closed it on
@@ -1667,16 +1680,7 @@ async def test_a_put_to_a_local_mount_touches_its_files_off_the_event_loop(api: 
     it is back, and every request of the process waited with it. Each is made in a worker thread."""
     store = state.stores["local"]
     on_the_loop: list[str] = []
-
-    def watched(name: str, call):  # type: ignore[no-untyped-def]
-        def calling(*args, **kwargs):  # type: ignore[no-untyped-def]
-            try:
-                asyncio.get_running_loop()
-                on_the_loop.append(name)
-            except RuntimeError:  # a worker thread runs no loop
-                pass
-            return call(*args, **kwargs)
-        return calling
+    watched = functools.partial(_noted_on_the_loop, on_the_loop)
 
     data = payload(3_000, seed=51)
     session = await start(api, contributor, data, "local")
@@ -1699,16 +1703,7 @@ async def test_an_upload_to_a_local_mount_touches_its_files_off_the_event_loop(
     a direct write."""
     store = state.stores["local"]
     on_the_loop: list[str] = []
-
-    def watched(name: str, call):  # type: ignore[no-untyped-def]
-        def calling(*args, **kwargs):  # type: ignore[no-untyped-def]
-            try:
-                asyncio.get_running_loop()
-                on_the_loop.append(name)
-            except RuntimeError:  # a worker thread runs no loop
-                pass
-            return call(*args, **kwargs)
-        return calling
+    watched = functools.partial(_noted_on_the_loop, on_the_loop)
 
     # Every file-system call of the store goes through one of these (a key's path checked, a folder opened).
     for name in ("path", "_entry", "_open_directory"):
