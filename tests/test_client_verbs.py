@@ -850,7 +850,10 @@ from graphlake_client import GraphlakeLogHandler
 
 url, token = sys.argv[1:3]
 logging.basicConfig(level=logging.INFO)  # so httpx logs the sender's own requests, through the root logger
-logging.getLogger().addHandler(GraphlakeLogHandler(url, token))
+# 20 s to send them at exit, not the default 5: on a busy machine four batches of 500 into the test's
+# server (on the test's own loop) took longer, and the test failed at random. The hang it catches
+# waited close_timeout three times over: past the test's 60 s all the same.
+logging.getLogger().addHandler(GraphlakeLogHandler(url, token, close_timeout=20))
 for i in range(2000):
     logging.getLogger("burst").warning("record %d", i)
 # The script ends here: logging.shutdown flushes and closes the handler.
