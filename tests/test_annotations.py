@@ -21,6 +21,7 @@ from services.assets import collect_unpinned, delete_asset
 from services.node_ids import NodeType, encode_id
 from tests import factories
 from tests.conftest import Served
+from tests.fault_injection import once_after
 from tests.operations import Api, object_id
 
 
@@ -722,18 +723,13 @@ async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_mea
     not as the delete had read it."""
     s = setup
     labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-    records_on, calls = datums_service._records_on, []
 
-    async def updated_and_labelled_after_the_look(*args: Any, **kwargs: Any) -> Any:
-        found = await records_on(*args, **kwargs)
-        if not calls:
-            calls.append(True)
-            await api.data("UpdateDatum", {"input": {"id": s["datum"]["id"], "split": "TRAIN",
-                                                     "metadata": {"checked": True}}}, token=contributor)
-            await api.data("AddAnnotations", labelled, token=contributor)
-        return found
+    async def updated_and_labelled() -> None:
+        await api.data("UpdateDatum", {"input": {"id": s["datum"]["id"], "split": "TRAIN",
+                                                 "metadata": {"checked": True}}}, token=contributor)
+        await api.data("AddAnnotations", labelled, token=contributor)
 
-    monkeypatch.setattr(datums_service, "_records_on", updated_and_labelled_after_the_look)
+    once_after(monkeypatch, datums_service, "_records_on", updated_and_labelled)  # after the delete's look
     error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
     monkeypatch.undo()
     assert error["extensions"]["code"] == "CONFLICT", error

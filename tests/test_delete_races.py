@@ -20,6 +20,7 @@ from services import annotations, bulk_deletes, datasets, delete_marks, unfinish
 from services import collections as collections_service
 from services.errors import Conflict
 from tests import factories
+from tests.fault_injection import once_before
 from tests.operations import Api, object_id
 
 
@@ -254,14 +255,8 @@ async def test_a_version_from_a_collection_deleted_while_it_is_read_fails(
                                                  "items": [{"assetId": a["id"]} for a in assets]}}, token=contributor)
     dataset = await factories.dataset(api, contributor)
     monkeypatch.setattr(datasets, "ITEMS_PER_BATCH", 2)
-    insert, deleted = datasets.insert_datums, []
-
-    async def delete_after_the_first_page(*args: Any, **kwargs: Any) -> Any:
-        if not deleted:
-            deleted.append(await api.run("DeleteCollection", {"id": doomed["id"]}, token=contributor))
-        return await insert(*args, **kwargs)
-
-    monkeypatch.setattr(datasets, "insert_datums", delete_after_the_first_page)
+    deleted = once_before(monkeypatch, datasets, "insert_datums",  # as the first page is written
+                          lambda: api.run("DeleteCollection", {"id": doomed["id"]}, token=contributor))
     error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
                                                                "fromCollection": doomed["id"]}}, token=contributor)
     assert not deleted[0].get("errors"), deleted

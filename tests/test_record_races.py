@@ -6,7 +6,6 @@ runs there, and checks that no name, item, pin or write is left on what is gone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -21,20 +20,14 @@ from services import collections as collections_service
 from services import datums as datums_service
 from services import retention
 from tests import factories
+from tests.fault_injection import once_after, once_before
 from tests.operations import Api, object_id
 
 
 def _delete_first(monkeypatch: pytest.MonkeyPatch, name: str, asset_id: str, state: AppState) -> None:
     """Have services.assets.`name` delete the asset (once) before it runs: the delete lands there."""
-    original, done = getattr(assets_service, name), []
-
-    async def deleting(*args: Any, **kwargs: Any) -> Any:
-        if not done:
-            done.append(True)
-            await assets_service.delete_asset(object_id(asset_id), False, state.stores)
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(assets_service, name, deleting)
+    once_before(monkeypatch, assets_service, name,
+                lambda: assets_service.delete_asset(object_id(asset_id), False, state.stores))
 
 
 async def _named(api: Api, token: str, alias: str) -> str | None:
@@ -79,17 +72,8 @@ async def test_aliases_added_to_an_asset_being_deleted_are_taken_back(
 
 def _add_after(monkeypatch: pytest.MonkeyPatch, name: str, collection_id: str, asset_id: str) -> None:
     """Have services.assets.`name` put the asset into the collection (once) after it has run: the add lands there."""
-    original, done = getattr(assets_service, name), []
-
-    async def adding(*args: Any, **kwargs: Any) -> Any:
-        answer = await original(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await collections_service.add_items(object_id(collection_id), [collections_service.NewItem(
-                object_id(asset_id), "late.json", None)], None, 100)
-        return answer
-
-    monkeypatch.setattr(assets_service, name, adding)
+    once_after(monkeypatch, assets_service, name, lambda: collections_service.add_items(
+        object_id(collection_id), [collections_service.NewItem(object_id(asset_id), "late.json", None)], None, 100))
 
 
 @pytest.mark.parametrize("gap", ["_holding", "_leave_collections"])
@@ -128,16 +112,7 @@ async def test_an_update_landing_on_an_asset_deleted_meanwhile_is_refused(
 async def test_an_update_of_a_datum_deleted_meanwhile_is_not_found(
         api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     (datum,) = await factories.datums(api, contributor, 1)
-    original, done = Datum.get, []
-
-    async def deleted_after_the_look(*args: Any, **kwargs: Any) -> Any:
-        found = await original(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await datums_service.delete_datum(object_id(datum["id"]))
-        return found
-
-    monkeypatch.setattr(Datum, "get", deleted_after_the_look)
+    once_after(monkeypatch, Datum, "get", lambda: datums_service.delete_datum(object_id(datum["id"])))  # after the look
     error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "split": "TRAIN"}}, token=contributor)
     assert error["extensions"] == {"code": "NOT_FOUND", "field": "id"}, error  # was INTERNAL
 
@@ -156,15 +131,8 @@ async def test_two_writers_changing_metadata_they_read_never_lose_a_change_unnot
     assert again["metadata"] == {"lr": 0.1, "epochs": 5}
     # The other writer's change landing between the check and the write (as the lineage is checked).
     source = await factories.value_asset(api, contributor, name="raw")
-    original, done = assets_service.existing_assets, []
-
-    async def other_writer_first(*args: Any, **kwargs: Any) -> Any:
-        if not done:
-            done.append(True)
-            await assets_service.update_asset(object_id(asset["id"]), {"labels": ["checked"]})
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(assets_service, "existing_assets", other_writer_first)
+    once_before(monkeypatch, assets_service, "existing_assets",
+                lambda: assets_service.update_asset(object_id(asset["id"]), {"labels": ["checked"]}))
     error = await api.error("UpdateAsset", {"input": {"id": asset["id"], "metadata": {}, "derivedFrom": [source["id"]],
                                                       "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
     assert error["extensions"] == {"code": "CONFLICT", "field": "expectedUpdatedAt"}, error
@@ -186,20 +154,12 @@ async def test_an_asset_readded_while_another_writer_removes_it_is_never_collect
     asset = await factories.value_asset(api, contributor, name="kept")
     item = {"collectionId": collection["id"], "items": [{"assetId": asset["id"]}]}
     await api.data("AddToCollection", {"input": item}, token=contributor)
-    original, done = retention.pin, []
-
-    async def removed_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        answer = await original(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
-        return answer
-
-    monkeypatch.setattr(retention, "pin", removed_meanwhile)
+    removed = once_after(monkeypatch, retention, "pin", lambda: collections_service.remove_items(
+        object_id(collection["id"]), [object_id(asset["id"])]))
     await api.data("AddToCollection", {"input": {**item, "items": [{"assetId": asset["id"], "split": "TRAIN"}]}},
                    token=contributor)
     monkeypatch.undo()
-    assert done
+    assert removed
     db = state.db
     assert await db.collection_items.count_documents({"asset_id": object_id(asset["id"])}) == 1
     raw = await db.assets.find_one({"_id": object_id(asset["id"])})
@@ -234,16 +194,8 @@ async def test_a_write_without_expected_updated_at_in_the_same_millisecond_still
 async def test_a_write_without_expected_updated_at_meeting_another_is_made_on_what_the_asset_holds(
         api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asset = await factories.value_asset(api, contributor, name="run")
-    real_get, done = assets_service.get_asset, []
-
-    async def get_then_other_write(*args: Any, **kwargs: Any) -> Any:  # another write lands after the read
-        found = await real_get(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await assets_service.update_asset(object_id(asset["id"]), {"name": "renamed"})
-        return found
-
-    monkeypatch.setattr(assets_service, "get_asset", get_then_other_write)
+    once_after(monkeypatch, assets_service, "get_asset",  # another write lands after the read
+               lambda: assets_service.update_asset(object_id(asset["id"]), {"name": "renamed"}))
     updated = (await api.data("UpdateAsset", {"input": {"id": asset["id"], "labels": ["x"]}}, token=contributor))["updateAsset"]
     assert updated["labels"] == ["x"] and updated["name"] == "renamed"
     assert updated["updatedAt"] > asset["updatedAt"]
@@ -261,18 +213,11 @@ async def test_an_item_removed_while_the_collector_pins_it_again_leaves_no_pin_b
     db = state.db
     await db.retentions.delete_many({"asset_id": object_id(asset["id"])})  # as a removal racing an add leaves it
     await db.assets.update_one({"_id": object_id(asset["id"])}, {"$set": {"unpinned_at": utcnow() - timedelta(days=2)}})
-    original, done = retention.pin, []
-
-    async def removed_first(*args: Any, **kwargs: Any) -> Any:
-        if not done:
-            done.append(True)
-            await collections_service.remove_items(object_id(collection["id"]), [object_id(asset["id"])])
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(retention, "pin", removed_first)
+    removed = once_before(monkeypatch, retention, "pin", lambda: collections_service.remove_items(
+        object_id(collection["id"]), [object_id(asset["id"])]))
     assert await assets_service.collect_unpinned(timedelta(days=1), state.stores) == []  # held when read: kept
     monkeypatch.undo()
-    assert done
+    assert removed
     assert await db.retentions.count_documents({"asset_id": object_id(asset["id"])}) == 0
     raw = await db.assets.find_one({"_id": object_id(asset["id"])})
     assert raw["status"] == "ACTIVE" and raw.get("unpinned_at") is not None  # flagged, for a later round
@@ -310,16 +255,8 @@ async def test_two_writers_changing_datum_metadata_they_read_never_lose_a_change
     assert again["metadata"] == {"lr": 0.1, "epochs": 5} and again["updatedAt"] == first["updatedAt"]
 
     # The other writer's change landing between the check and the write.
-    original, done = Datum.get, []
-
-    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
-        found = await original(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await datums_service.update_datum(object_id(datum["id"]), {"split": Split.TRAIN})
-        return found
-
-    monkeypatch.setattr(Datum, "get", other_writer_after_the_look)
+    once_after(monkeypatch, Datum, "get",
+               lambda: datums_service.update_datum(object_id(datum["id"]), {"split": Split.TRAIN}))
     error = await api.error("UpdateDatum", {"input": {"id": datum["id"], "metadata": {},
                                                       "expectedUpdatedAt": again["updatedAt"]}}, token=contributor)
     monkeypatch.undo()
@@ -353,16 +290,8 @@ async def test_two_writers_changing_collection_metadata_they_read_never_lose_a_c
     assert error["extensions"] == {"code": "CONFLICT", "field": "expectedEditedAt"}, error
 
     # The other writer's change landing between the check and the write.
-    original, done = collections_service.get_collection, []
-
-    async def other_writer_after_the_look(*args: Any, **kwargs: Any) -> Any:
-        found = await original(*args, **kwargs)
-        if not done:
-            done.append(True)
-            await collections_service.update_collection(object_id(collection["id"]), {"description": "theirs"})
-        return found
-
-    monkeypatch.setattr(collections_service, "get_collection", other_writer_after_the_look)
+    once_after(monkeypatch, collections_service, "get_collection",
+               lambda: collections_service.update_collection(object_id(collection["id"]), {"description": "theirs"}))
     error = await api.error("UpdateCollection", {"input": {"id": collection["id"], "metadata": {},
                                                            "expectedEditedAt": first["editedAt"]}}, token=contributor)
     monkeypatch.undo()
