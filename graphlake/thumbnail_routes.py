@@ -2,8 +2,8 @@
 
 The URL comes from `Asset.thumbnailUrl` and carries all the route needs (the image's key, SHA-256
 and the size), signed, so serving one costs no database read. The first request makes the
-thumbnail (services/thumbnails.py); later ones serve the stored one: from the local mount itself,
-or by a redirect to a signed GET on an S3 mount.
+thumbnail (services/thumbnails.py); later ones serve the stored one: from the local mount itself
+(with a strong ETag, a revalidation answered 304), or by a redirect to a signed GET on an S3 mount.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from graphlake.object_files import content_etag, not_modified, not_modified_response
 from graphlake.user_content import user_content
 from services.thumbnails import (
     CACHE_CONTROL,
@@ -23,6 +24,7 @@ from services.thumbnails import (
     URL_SECONDS,
     ImageRefused,
     ThumbnailTooLarge,
+    thumbnail_etag_basis,
 )
 from storage import LocalStore
 from storage.local import UnsafeKey
@@ -53,8 +55,7 @@ async def get_thumbnail(request: Request) -> Response:
         return _error(400, "the URL's size or sha is not one the server signs")
     try:
         if isinstance(store, LocalStore):
-            content = await state.thumbnailer.local_bytes(store, key, sha256, int(size))
-            return Response(content, media_type=MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
+            return _served(request, await state.thumbnailer.local_bytes(store, key, sha256, int(size)), sha256, int(size))
         thumbnail = await state.thumbnailer.ensure(store, key, sha256, int(size))
     except FileNotFoundError:
         return _error(404, "the image's object does not exist")
@@ -69,6 +70,19 @@ async def get_thumbnail(request: Request) -> Response:
     # The signed GET lives URL_SECONDS: the redirect may be cached for less than that.
     return RedirectResponse(await state.thumbnailer.serve_url(store, thumbnail), status_code=302,
                             headers={"Cache-Control": f"private, max-age={URL_SECONDS // 2}"})
+
+
+def _served(request: Request, content: bytes, sha256: str, size: int) -> Response:
+    """A thumbnail from a local mount, or 304 when the client holds it already (If-None-Match, as the
+    content route answers: graphlake/object_files.py). Looked at once the thumbnail is read, so that an
+    image deleted meanwhile is 404, not a copy said to be current. (On S3 the redirect's signed GET
+    answers revalidations with the store's own ETag.)"""
+    response = Response(content, media_type=MEDIA_TYPE, headers={"Cache-Control": CACHE_CONTROL})
+    etag = content_etag(thumbnail_etag_basis(sha256, size), response.headers)
+    if not_modified(request.headers, etag):
+        return not_modified_response(etag, **{"Cache-Control": CACHE_CONTROL})
+    response.headers["ETag"] = etag
+    return response
 
 
 def thumbnail_routes(prefix: str = "/thumbnails") -> list[Route]:

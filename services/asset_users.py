@@ -19,17 +19,12 @@ from documents.dataset import Datum, DatumAsset
 from services.batches import still_written
 from services.field_pages import field_pages
 from services.node_ids import NodeType, encode_id
+from services.use_fields import USE_FIELDS
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
 USES_PAGE = 100  # an asset's uses checked at once for a datum that is gone
 USES_SWEPT = 1000  # uses checked at once by remove_orphaned_uses
 _USE_FIELDS = {"asset_id": 1, "datum_id": 1, "batch": 1}
-
-_QUERIES = (  # (collection, filter field) of each kind of use
-    (DatumAsset, "asset_id"),
-    (AnnotationRecord, "asset_id"),
-    (AnnotationRecord, "geometry.asset_id"),
-)
 
 
 async def used(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
@@ -37,7 +32,7 @@ async def used(asset_ids: Sequence[ObjectId]) -> set[ObjectId]:
     use whose datum is gone still counts here (the asset is kept, never lost); users_of clears it."""
     wanted = set(asset_ids)
     found: set[ObjectId] = set()
-    for model, field in _QUERIES:
+    for model, field in USE_FIELDS:
         if wanted - found:
             values = await model.get_pymongo_collection().distinct(field, {field: {"$in": list(wanted - found)}})
             found |= wanted & set(values)

@@ -36,7 +36,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.clock import utcnow
 from migrations.liveness import gone, this_process
+from services import retention
 from services.availability import no_time_limit
+from services.use_fields import USE_FIELDS
 
 JOURNAL = "write_batches"
 REAPED = "write_batches_reaped"  # the ids of batches a reaper claimed (see above), kept REAPED_KEPT
@@ -135,9 +137,35 @@ async def remove_abandoned(db: AsyncDatabase) -> int:
         # `reaping` too: the claim a writer of an earlier Graphlake looks for.
         if (await db[JOURNAL].update_one({"_id": entry["_id"]}, {"$set": {"reaping": True}})).matched_count == 0:
             continue
-        for name in reversed(entry.get("collections") or [entry["collection"]]):
+        names = entry.get("collections") or [entry["collection"]]
+        # Perhaps the last use of an asset goes with the batch: its grace period counts from now, as
+        # after a datum's or record's delete (retention.flag_anew). Before the documents go: a reaper
+        # cut short after them would find no use left to read when it runs again.
+        used = await _assets_used(db, names, entry["_id"])
+        for start in range(0, len(used), CHUNK):
+            await retention.flag_anew(used[start:start + CHUNK])
+        for name in reversed(names):
             await db[name].delete_many({"batch": entry["_id"]})
         await db[JOURNAL].delete_one({"_id": entry["_id"]})
         removed += 1
     await db[REAPED].delete_many({"at": {"$lt": utcnow() - REAPED_KEPT}})
     return removed
+
+
+async def _assets_used(db: AsyncDatabase, names: Sequence[str], batch_id: ObjectId) -> list[ObjectId]:
+    """The assets that the batch's documents use (services/use_fields.py), each once."""
+    fields: dict[str, list[str]] = {}
+    for model, field in USE_FIELDS:
+        fields.setdefault(model.Settings.name, []).append(field)
+    found: dict[ObjectId, None] = {}
+    for name in names:
+        if name not in fields:
+            continue
+        async for document in db[name].find({"batch": batch_id}, dict.fromkeys(fields[name], 1)):
+            for field in fields[name]:
+                value: Any = document
+                for part in field.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                if isinstance(value, ObjectId):
+                    found[value] = None
+    return list(found)

@@ -1,12 +1,13 @@
 """Jobs a cluster runs once per period (scheduled backups, automatic anonymization, the daily
-sweeps): which process takes each run, and when a run that failed is tried again."""
+sweeps): which process takes each run, when a run that failed is tried again, and when the next run
+is due once the period changed (_due)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
@@ -45,7 +46,7 @@ async def failed(db: AsyncDatabase, job: str, every: timedelta, claim: ObjectId)
     database the work failed on may still be away (then the run waits its period, as logged)."""
     retry = min(every, RETRY_AFTER)
     try:
-        await db[SCHEDULES].update_one({"_id": job, "claim": claim}, {"$set": {"next_at": utcnow() + retry}})
+        await db[SCHEDULES].update_one({"_id": job, "claim": claim}, {"$set": {"next_at": utcnow() + retry, "retry": True}})
     except Exception:
         log.warning("%s failed, and its next run could not be brought forward to %s from now: it runs "
                     "again %s from its start", job, retry, every, exc_info=True)
@@ -84,7 +85,7 @@ async def _claim(db: AsyncDatabase, job: str, every: timedelta) -> ObjectId | No
         except DuplicateKeyError:
             pass
         record = await db[SCHEDULES].find_one({"_id": job})
-    if record is None or _millis(record["next_at"]) > _millis(now):
+    if record is None or _due(record, every) > _millis(now):
         return None
     # Named by the due time and the claim before (the record's two changes), so by no other state of the record.
     name = f"{job} due {_millis(record['next_at'])} after {record.get('claim')}"
@@ -97,9 +98,26 @@ async def _claim(db: AsyncDatabase, job: str, every: timedelta) -> ObjectId | No
             if taken is not None and _millis(taken["claimed_at"]) > _millis(now - CLAIM_ABANDONED_AFTER):
                 return None
             name = f"{name} taken over"  # one process takes the abandoned claim over, by the same rule
-    await db[SCHEDULES].update_one({"_id": job}, {"$set": {"next_at": now + every, "claimed_at": now, "claim": claim}})
+    await db[SCHEDULES].update_one({"_id": job}, {"$set": {"next_at": now + every, "claimed_at": now, "claim": claim,
+                                                           "every_seconds": every.total_seconds()},
+                                                  "$unset": {"retry": ""}})
     await db[SCHEDULES].delete_many({"job": job, "claimed_at": {"$lt": now - CLAIMS_KEPT}})
     return claim
+
+
+def _due(record: dict[str, Any], every: timedelta) -> int:
+    """When the job of `record` is due (milliseconds since the epoch) under the period `every` in force
+    now. Its `next_at` was set under the period of its last run (`every_seconds`): that one, while
+    the period is the same. Once it changed (the settings say so at a restart), a period after the
+    last run began: going from weekly to hourly waited a week otherwise, and from hourly to weekly
+    ran once more an hour on. A failed run's retry (`retry`, see `failed`) still stands if it comes
+    sooner; so does `next_at` of a record an older Graphlake wrote (no `every_seconds`), as the
+    period it was set under is not known."""
+    next_at = _millis(record["next_at"])
+    if "claimed_at" not in record or record.get("every_seconds") == every.total_seconds():
+        return next_at
+    regular = _millis(record["claimed_at"]) + every // timedelta(milliseconds=1)
+    return min(next_at, regular) if record.get("retry") or "every_seconds" not in record else regular
 
 
 def _millis(value: datetime) -> int:

@@ -47,6 +47,11 @@ EAGER_SIZE = 256  # what the web app's grid asks for: made as an upload complete
 # for 4-8% more bytes (0 was faster still but 50-70% larger). An import makes one per image, on the
 # CPU the server and the embedded database share: encoding was a third of the server's CPU then.
 WEBP_METHOD = 2
+WEBP_QUALITY = 80
+# How a thumbnail's bytes are made from its image, named in its ETag (thumbnail_etag_basis): a
+# change here makes thumbnails made from then on other bytes. One kept from before is not made again,
+# and is sent under the new ETag: a client holding it fetches it once more, never keeps other bytes.
+RENDERING = f"webp quality {WEBP_QUALITY} method {WEBP_METHOD}"
 
 log = logging.getLogger("graphlake.thumbnails")
 
@@ -80,6 +85,14 @@ def max_thumbnail_bytes(size: int) -> int:
 def thumbnail_key(sha256: str, size: int) -> str:
     """Where a thumbnail is kept in its image's mount."""
     return f"thumbnails/{sha256}/{size}.webp"
+
+
+def thumbnail_etag_basis(sha256: str, size: int) -> str:
+    """What decides a thumbnail's bytes, for its ETag (graphlake/object_files.content_etag): its image's
+    bytes (their SHA-256), its size and RENDERING; its format is its media type, which the ETag names
+    too. All of it is in the signed URL, as the stored thumbnail's key is: no hash of the file to
+    compute at each request."""
+    return f"thumbnail:{sha256}:{size}:{RENDERING}"
 
 
 def check_size(size: int) -> None:
@@ -178,7 +191,7 @@ def make_thumbnail(source: Path | BinaryIO, target: Path | BinaryIO, size: int, 
             if upright.mode not in ("RGB", "RGBA"):
                 alpha = upright.mode in ("LA", "PA") or "transparency" in upright.info
                 upright = upright.convert("RGBA" if alpha else "RGB")
-            upright.save(target, "WEBP", quality=80, method=WEBP_METHOD)
+            upright.save(target, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise ImageRefused(f"no thumbnail can be made of these bytes: {error}") from error
 

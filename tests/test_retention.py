@@ -16,7 +16,7 @@ from documents.event import AUDIT, Event
 from graphlake.app import _collect_assets, _maintenance_round
 from resolvers.context import AppState
 from services import assets as assets_service
-from services import retention
+from services import batches, retention
 from services.schedules import SCHEDULES
 from storage import LocalStore
 from tests import factories
@@ -260,6 +260,40 @@ async def test_a_used_asset_gets_its_grace_period_from_when_its_datum_goes(
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
     await _age_flag(asset["id"], 8)
     assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late-use"]
+
+
+@pytest.mark.parametrize("use", ["datum", "record"])
+async def test_a_use_whose_batch_is_abandoned_gives_its_asset_a_grace_period_from_its_removal(
+        use: str, api: Api, contributor: str, state: AppState) -> None:
+    """A batch whose writer died is removed by the next maintenance round (services/batches.remove_abandoned):
+    its datums' uses and its records went with a plain delete, the flags of their assets left as the
+    collector's last round set them, so an asset whose last use that was could go at once, not a
+    grace period after its use went, as it does when its datum or record is deleted."""
+    asset, datum = await _used_and_flagged(api, contributor, f"abandoned-{use}")
+    if use == "record":  # the datum goes; a record of an addAnnotations batch uses the asset instead
+        schema = await factories.schema(api, contributor)
+        labels = await factories.annotation_set(api, contributor, schema["id"])
+        await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+            {"assetId": asset["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor)
+        await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
+        written = state.db.annotation_records
+        found = {"asset_id": object_id(asset["id"])}
+        collections = ["annotation_records"]
+    else:
+        written = state.db.datums
+        found = {"_id": object_id(datum["id"])}
+        collections = ["datum_assets", "datums"]
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept
+    await _age_flag(asset["id"], 8)  # that round was 8 days ago
+    # What a writer that died before dropping its journal entry leaves: the entry, its lease lapsed.
+    batch = (await written.find_one(found))["batch"]
+    await state.db[batches.JOURNAL].insert_one({"_id": batch, "collection": collections[-1], "collections": collections,
+                                                "expires_at": utcnow() - timedelta(minutes=1)})
+    assert await batches.remove_abandoned(state.db) == 1
+    assert await written.count_documents(found) == 0 and await state.db.datum_assets.count_documents({}) == 0
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [f"abandoned-{use}"]
 
 
 async def test_a_deleted_use_never_flags_an_asset_never_pinned(api: Api, contributor: str, state: AppState) -> None:

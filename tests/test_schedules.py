@@ -121,6 +121,45 @@ async def test_a_run_that_fails_is_due_again_an_hour_later_not_a_period_later(st
     assert _about(await _next_at(state, "often"), utcnow() + timedelta(minutes=10))
 
 
+async def _time_passes(state: AppState, job: str, passed: timedelta) -> None:
+    """What `passed` of waiting does to the job's record (tests cannot wait for hours)."""
+    record = await state.db[SCHEDULES].find_one({"_id": job})
+    await state.db[SCHEDULES].update_one({"_id": job}, {"$set": {
+        "next_at": record["next_at"] - passed, "claimed_at": record["claimed_at"] - passed}})
+
+
+async def test_a_changed_period_applies_from_the_last_run_not_after_the_next(state: AppState) -> None:
+    """A job's period comes from the settings (scheduled backups, the maintenance interval): the next
+    run was due a whole old period after the last, so going from weekly to hourly waited a week.
+    The period in force now counts from the last run, whichever way it changed."""
+    week, hour = timedelta(days=7), timedelta(hours=1)
+    runs: list[str] = []
+
+    async def work() -> str:
+        runs.append("ran")
+        return "done"
+
+    assert await run_due(state.db, "nightly", week, work) == "done"
+    assert await run_due(state.db, "nightly", hour, work) is None  # the last run was just now
+    await _time_passes(state, "nightly", 2 * hour)
+    assert await run_due(state.db, "nightly", hour, work) == "done"  # not six days and more on
+    assert _about(await _next_at(state, "nightly"), utcnow() + hour) and runs == ["ran", "ran"]
+
+    await _time_passes(state, "nightly", 2 * hour)  # hourly, due an hour ago, and now weekly
+    assert await run_due(state.db, "nightly", week, work) is None and runs == ["ran", "ran"]
+    await _time_passes(state, "nightly", week)
+    assert await run_due(state.db, "nightly", week, work) == "done"
+
+    async def failing() -> None:
+        raise Broken("the disk is full")
+
+    await _time_passes(state, "nightly", week)
+    with pytest.raises(Broken):
+        await run_due(state.db, "nightly", week, failing)
+    await _time_passes(state, "nightly", 2 * hour)  # the hour's retry is due, and the period is now two weeks
+    assert await run_due(state.db, "nightly", 2 * week, work) == "done"  # a failed run's retry stands
+
+
 async def test_a_failed_run_leaves_the_claim_another_process_took_since_alone(state: AppState) -> None:
     async def slow_then_failing() -> None:
         # The run outlasts its period: the job falls due and another process takes the next run.

@@ -126,6 +126,28 @@ async def test_a_thumbnail_is_made_once_and_fits_its_size(api: Api, contributor:
         assert image.size == (256, 192)
 
 
+async def test_a_local_thumbnail_has_a_strong_etag_and_a_revalidation_gets_304(api: Api, contributor: str) -> None:
+    """Served from a local mount, a thumbnail carried no ETag: a browser or cache revalidating it
+    (If-None-Match) got the whole image again. Its strong ETag names what decides its bytes (the
+    image's SHA-256, the size, how thumbnails are rendered), as a content download's does."""
+    asset = await uploaded(api, contributor, png(800, 600), "local", "image/png")
+    url = await thumbnail_url(api, contributor, asset["id"], 128)
+    assert url is not None
+    first = await fetch(url)
+    assert first.status_code == 200 and first.content
+    etag = first.headers.get("etag")
+    assert etag is not None and re.fullmatch(r'"[^"]+"', etag)  # strong: no W/
+    async with httpx.AsyncClient(timeout=60) as http:
+        again = await http.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == etag and "immutable" in again.headers["cache-control"]
+        assert (await http.get(url, headers={"If-None-Match": f'"other", W/{etag}'})).status_code == 304  # weak comparison
+        other = await http.get(url, headers={"If-None-Match": '"other"'})
+        assert other.status_code == 200 and other.content == first.content and other.headers["etag"] == etag
+    bigger = await fetch(await thumbnail_url(api, contributor, asset["id"], 256) or "")
+    assert bigger.status_code == 200 and bigger.headers["etag"] not in (None, etag)
+
+
 async def test_on_a_local_mount_a_thumbnail_is_written_in_place_not_in_the_temporary_directory(
         api: Api, contributor: str, state: AppState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beside its place, then renamed there: no copy, and the server's temporary directory unused."""
