@@ -1,5 +1,6 @@
 """Taking back documents that use assets (services/use_fields.py) outside their own deletes: a batch
-whose writer died (services/batches.remove_abandoned), a batch its writer rolls back.
+whose writer died (services/batches.remove_abandoned), a batch its writer rolls back, the records an
+addAnnotations takes back when their set, asset or datum went meanwhile.
 
 Such documents are visible once written, and the garbage collector counts them as uses: a round that
 finds a flagged asset used keeps its flag, from that round (services/assets._flag_again). Perhaps

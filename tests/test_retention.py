@@ -344,6 +344,28 @@ async def test_a_batch_its_writer_takes_back_gives_its_assets_a_grace_period_fro
     await _collected_after_a_grace_period_from_now(asset, state)
 
 
+async def test_records_taken_back_for_a_set_deleted_meanwhile_give_their_assets_a_grace_period_from_then(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """addAnnotations takes back the records it wrote when their set, asset or datum went meanwhile
+    (here: a delete of the set marked it). Written, they were uses a collector's round could find,
+    keeping their assets' flags from that round; a plain delete left those flags so, as the writer's
+    rollback did."""
+    asset = await _flagged(api, contributor, "taken-back-late")
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+
+    async def a_round_then_the_set_marked() -> None:
+        assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept
+        await _age_flag(asset["id"], 8)  # that round was 8 days ago
+        await state.db.annotation_sets.update_one({"_id": object_id(labels["id"])}, {"$set": {"deleting_at": utcnow()}})
+
+    once_after(monkeypatch, batches, "insert_all", a_round_then_the_set_marked)
+    error = await api.error("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": asset["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert await state.db.annotation_records.count_documents({"set_id": object_id(labels["id"])}) == 0
+    await _collected_after_a_grace_period_from_now(asset, state)
+
+
 async def test_a_deleted_use_never_flags_an_asset_never_pinned(api: Api, contributor: str, state: AppState) -> None:
     """An asset no collection, version or pin ever held is never collected, datums or none."""
     asset = await factories.value_asset(api, contributor, name="loose")
