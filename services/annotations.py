@@ -19,7 +19,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches, bulk_deletes, delete_marks, record_keys, retention
+from services import batches, bulk_deletes, delete_marks, record_keys, retention, use_removal
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import (
@@ -320,23 +320,28 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     else:
         await batches.insert_all(collection, new)
         stored = new
-    made = [d["_id"] for d, n in zip(stored, new, strict=True) if d is n]  # not those the set held already
+    made = [d for d, n in zip(stored, new, strict=True) if d is n]  # not those the set held already
+
+    async def take_back() -> None:
+        # Committed and visible, they may be the uses the collector's last round found: taken back,
+        # they restart their assets' grace period (services/use_removal.py).
+        if made:
+            await use_removal.remove_uses([collection], {"_id": {"$in": [d["_id"] for d in made]}},
+                                          written={collection.name: made})
+
     # A delete of the set marked since the check above may have passed these records in its rounds
     # (delete_set): they go, not the delete. Unmarked now, the delete's rounds, which follow its mark, find them.
     if await docs.AnnotationSet.get_pymongo_collection().count_documents({"_id": set_id, "deleting_at": None}) == 0:
-        if made:
-            await collection.delete_many({"_id": {"$in": made}})
+        await take_back()
         raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
-        if made:
-            await collection.delete_many({"_id": {"$in": made}})
+        await take_back()
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
     # So did a datum's delete, unless it sees these records when it looks again (services/datums.delete_datum).
     if datum_ids and (gone := datum_ids - set(await fields_by_ids(Datum, datum_ids, ["_id"]))):
-        if made:
-            await collection.delete_many({"_id": {"$in": made}})
+        await take_back()
         raise Conflict(f"datum(s) deleted meanwhile: {', '.join(encode_id(NodeType.DATUM, d) for d in gone)}",
                        field="records")
     return Added(stored, len(stored) - len(made))

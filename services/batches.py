@@ -36,9 +36,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.clock import utcnow
 from migrations.liveness import gone, this_process
-from services import retention
+from services import use_removal
 from services.availability import no_time_limit
-from services.use_fields import USE_FIELDS
 
 JOURNAL = "write_batches"
 REAPED = "write_batches_reaped"  # the ids of batches a reaper claimed (see above), kept REAPED_KEPT
@@ -79,6 +78,9 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
     await journal.insert_one({"_id": batch_id, "collection": names[-1], "collections": names, "documents": counts,
                               **this_process(), "expires_at": utcnow() + LEASE})
     leased = time.monotonic()
+    # What may be in the database, by collection: every chunk sent (one whose answer never came may
+    # have landed), less what a refusal stopped. The rollback takes back the uses of assets among them.
+    sent: dict[str, list[dict[str, Any]]] = {}
     try:
         for collection, documents in writes:
             for document in documents:
@@ -89,18 +91,23 @@ async def _insert_all(writes: list[tuple[AsyncCollection, list[dict[str, Any]]]]
                     if renewed.matched_count == 0:
                         raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
                     leased = time.monotonic()
+                chunk = documents[start:start + CHUNK]
+                landed = sent.setdefault(collection.name, [])
+                landed += chunk
                 try:
-                    await collection.insert_many(documents[start:start + CHUNK])
+                    await collection.insert_many(chunk)
                 except BulkWriteError as error:  # ordered: the first refusal stops it (scripts/ferretdb/patch.py, 11)
-                    refused = error.details.get("writeErrors") or [{}]
-                    error.position = start + refused[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
+                    if refused := error.details.get("writeErrors"):  # none: a write concern's error, all of it landed
+                        del landed[len(landed) - len(chunk) + refused[0].get("index", 0):]
+                    error.position = start + (refused or [{}])[0].get("index", 0)  # type: ignore[attr-defined]  # of `documents`
                     raise
         if ((await journal.delete_one(_unclaimed(batch_id))).deleted_count == 0
                 or await journal.database[REAPED].find_one({"_id": batch_id}, {"_id": 1})):
             raise BatchLost("the batch's journal entry lapsed while it was written; nothing of it is kept")
     except BaseException:
-        for collection, _ in reversed(writes):
-            await collection.delete_many({"batch": batch_id})
+        # Visible once written, its uses may be the ones the collector's last round found (see
+        # services/use_removal.py): taken back, they restart their assets' grace period.
+        await use_removal.remove_uses([c for c, _ in writes], {"batch": batch_id}, written=sent)
         await journal.delete_one({"_id": batch_id})
         raise
 
@@ -138,34 +145,11 @@ async def remove_abandoned(db: AsyncDatabase) -> int:
         if (await db[JOURNAL].update_one({"_id": entry["_id"]}, {"$set": {"reaping": True}})).matched_count == 0:
             continue
         names = entry.get("collections") or [entry["collection"]]
-        # Perhaps the last use of an asset goes with the batch: its grace period counts from now, as
-        # after a datum's or record's delete (retention.flag_anew). Before the documents go: a reaper
-        # cut short after them would find no use left to read when it runs again.
-        used = await _assets_used(db, names, entry["_id"])
-        for start in range(0, len(used), CHUNK):
-            await retention.flag_anew(used[start:start + CHUNK])
-        for name in reversed(names):
-            await db[name].delete_many({"batch": entry["_id"]})
+        # Perhaps the last use of an asset goes with the batch: its grace period counts from now
+        # (services/use_removal.py). Its documents are read for it: the reaper does not know them.
+        await use_removal.remove_uses([db[name] for name in names], {"batch": entry["_id"]})
         await db[JOURNAL].delete_one({"_id": entry["_id"]})
         removed += 1
     await db[REAPED].delete_many({"at": {"$lt": utcnow() - REAPED_KEPT}})
     return removed
 
-
-async def _assets_used(db: AsyncDatabase, names: Sequence[str], batch_id: ObjectId) -> list[ObjectId]:
-    """The assets that the batch's documents use (services/use_fields.py), each once."""
-    fields: dict[str, list[str]] = {}
-    for model, field in USE_FIELDS:
-        fields.setdefault(model.Settings.name, []).append(field)
-    found: dict[ObjectId, None] = {}
-    for name in names:
-        if name not in fields:
-            continue
-        async for document in db[name].find({"batch": batch_id}, dict.fromkeys(fields[name], 1)):
-            for field in fields[name]:
-                value: Any = document
-                for part in field.split("."):
-                    value = value.get(part) if isinstance(value, dict) else None
-                if isinstance(value, ObjectId):
-                    found[value] = None
-    return list(found)

@@ -1,6 +1,7 @@
 """Where the documents that use an asset without pinning it name it (services/asset_users.py): one
-place, read by the queries for an asset's users and by the removal of an abandoned batch, which must
-find the assets its documents used (services/batches.remove_abandoned)."""
+place, read by the queries for an asset's users and by the removal of documents taken back (a batch
+rolled back or abandoned, records an addAnnotations takes back), which must find the assets they used
+(services/use_removal.py)."""
 
 from __future__ import annotations
 

@@ -8,10 +8,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from pymongo.errors import AutoReconnect
 
+from documents.annotation import AnnotationRecord
 from documents.asset import Alias, Asset
 from documents.clock import utcnow
 from documents.common import RetentionOwnerType
+from documents.dataset import DatumAsset
 from documents.event import AUDIT, Event
 from graphlake.app import _collect_assets, _maintenance_round
 from resolvers.context import AppState
@@ -21,6 +24,7 @@ from services.schedules import SCHEDULES
 from storage import LocalStore
 from tests import factories
 from tests.conftest import Served
+from tests.fault_injection import once_after
 from tests.operations import Api, object_id
 from tests.test_content_route import uploaded
 from tests.test_query_plans import assert_paged_through_indexes
@@ -194,16 +198,22 @@ async def test_one_process_of_a_cluster_collects_each_round(api: Api, contributo
     assert len([f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in f["filter"]]) == 1
 
 
-async def _used_and_flagged(api: Api, token: str, name: str) -> tuple[dict, dict]:
-    """An asset a datum uses, released by its only collection (so flagged) a month ago: (asset, datum)."""
+async def _flagged(api: Api, token: str, name: str) -> dict:
+    """An asset released by its only collection (so flagged) a month ago."""
     asset = await factories.value_asset(api, token, name=name)
     coll = await factories.collection(api, token, name=f"held-{name}")
     await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [{"assetId": asset["id"]}]}},
                    token=token)
-    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
-                            token=token))["createDatums"][0]
     await api.data("DeleteCollection", {"id": coll["id"]}, token=token)
     await _age_flag(asset["id"], 30)
+    return asset
+
+
+async def _used_and_flagged(api: Api, token: str, name: str) -> tuple[dict, dict]:
+    """An asset a datum uses, released by its only collection (so flagged) a month ago: (asset, datum)."""
+    asset = await _flagged(api, token, name)
+    datum = (await api.data("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                            token=token))["createDatums"][0]
     return asset, datum
 
 
@@ -294,6 +304,66 @@ async def test_a_use_whose_batch_is_abandoned_gives_its_asset_a_grace_period_fro
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
     await _age_flag(asset["id"], 8)
     assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [f"abandoned-{use}"]
+
+
+async def _collected_after_a_grace_period_from_now(asset: dict, state: AppState) -> None:
+    """The asset is not collected now, and is a grace period (7 days here) later."""
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [asset["name"]]
+
+
+@pytest.mark.parametrize("use", ["datum", "record"])
+async def test_a_batch_its_writer_takes_back_gives_its_assets_a_grace_period_from_then(
+        use: str, api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is visible while it is written, and a collector's round then finds its assets used:
+    it keeps their flags, from that round. The writer's rollback (here: the answer to an insert that
+    landed never came) took the uses back with a plain delete, so an asset whose last use that was
+    had its grace period from that round, not from the rollback: a writer that long in its batch left
+    the asset to go at the collector's next round."""
+    asset = await _flagged(api, contributor, f"taken-back-{use}")
+
+    async def a_round_then_a_lost_answer() -> None:
+        assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept
+        await _age_flag(asset["id"], 8)  # that round was 8 days ago (tests cannot wait for a slow writer)
+        raise AutoReconnect("connection closed")  # the chunk landed; its answer did not come
+
+    if use == "datum":
+        written, found = state.db.datum_assets, {"asset_id": object_id(asset["id"])}
+        once_after(monkeypatch, DatumAsset.get_pymongo_collection(), "insert_many", a_round_then_a_lost_answer)
+        error = await api.error("CreateDatums", {"inputs": [{"roles": [{"role": "image", "assetId": asset["id"]}]}]},
+                                token=contributor, status=503)
+    else:
+        labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+        written, found = state.db.annotation_records, {"set_id": object_id(labels["id"])}
+        once_after(monkeypatch, AnnotationRecord.get_pymongo_collection(), "insert_many", a_round_then_a_lost_answer)
+        error = await api.error("AddAnnotations", {"setId": labels["id"], "records": [
+            {"assetId": asset["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor, status=503)
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert await written.count_documents(found) == 0 and await state.db[batches.JOURNAL].count_documents({}) == 0
+    await _collected_after_a_grace_period_from_now(asset, state)
+
+
+async def test_records_taken_back_for_a_set_deleted_meanwhile_give_their_assets_a_grace_period_from_then(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """addAnnotations takes back the records it wrote when their set, asset or datum went meanwhile
+    (here: a delete of the set marked it). Written, they were uses a collector's round could find,
+    keeping their assets' flags from that round; a plain delete left those flags so, as the writer's
+    rollback did."""
+    asset = await _flagged(api, contributor, "taken-back-late")
+    labels = await factories.annotation_set(api, contributor, (await factories.schema(api, contributor))["id"])
+
+    async def a_round_then_the_set_marked() -> None:
+        assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # used: kept
+        await _age_flag(asset["id"], 8)  # that round was 8 days ago
+        await state.db.annotation_sets.update_one({"_id": object_id(labels["id"])}, {"$set": {"deleting_at": utcnow()}})
+
+    once_after(monkeypatch, batches, "insert_all", a_round_then_the_set_marked)
+    error = await api.error("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": asset["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor)
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert await state.db.annotation_records.count_documents({"set_id": object_id(labels["id"])}) == 0
+    await _collected_after_a_grace_period_from_now(asset, state)
 
 
 async def test_a_deleted_use_never_flags_an_asset_never_pinned(api: Api, contributor: str, state: AppState) -> None:

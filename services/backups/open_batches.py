@@ -78,6 +78,13 @@ async def keep_whole_or_none(db: AsyncDatabase, manifest: Manifest, derived: fro
             if whole and name not in derived:
                 whole = await db[name].count_documents({"batch": batch_id}) == count
         if not whole:
+            # A plain delete, not use_removal.remove_uses (which restarts the grace period of the assets a
+            # removed use held): the restored lake holds none of the batch, as if it was never written,
+            # and no server has run on it yet (none starts on a database being restored), so no reader
+            # or collector of it met the part. Its assets' flags stay as the backup holds them, as every
+            # restored asset's: one a round of the old lake found used by the part keeps that round's
+            # time, one none did the time from before the batch. (Nor are the part's datums' uses there
+            # to read: datum_assets is made again after this.)
             for name in reversed(batch.collections):
                 if name not in derived:
                     await db[name].delete_many({"batch": batch_id})
