@@ -326,8 +326,7 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         # Committed and visible, they may be the uses the collector's last round found: taken back,
         # they restart their assets' grace period (services/use_removal.py).
         if made:
-            await use_removal.remove_uses([collection], {"_id": {"$in": [d["_id"] for d in made]}},
-                                          written={collection.name: made})
+            await use_removal.remove_uses([collection], {}, written={collection.name: made})
 
     # A delete of the set marked since the check above may have passed these records in its rounds
     # (delete_set): they go, not the delete. Unmarked now, the delete's rounds, which follow its mark, find them.

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from documents.api_token import hash_secret, new_secret
 from documents.roles import Role
@@ -162,3 +163,44 @@ async def test_a_writer_finishing_as_a_reaper_claims_its_entry_keeps_all_or_noth
         kept = await scratch_db.items.count_documents({"round": round_})
         assert kept == (5 if written is None else 0), (round_, written, kept)
     assert await scratch_db[JOURNAL].count_documents({}) == 0
+
+
+class _DeletesSeen:
+    """A collection that notes the filter of each delete_many sent to it."""
+
+    def __init__(self, inner: AsyncCollection) -> None:
+        self.inner, self.name, self.database = inner, inner.name, inner.database
+        self.deletes: list[dict] = []
+
+    async def insert_many(self, documents: list[dict], **options: object) -> object:
+        return await self.inner.insert_many(documents, **options)
+
+    async def delete_many(self, query: dict) -> object:
+        self.deletes.append(query)
+        return await self.inner.delete_many(query)
+
+
+async def test_a_batch_its_writer_rolls_back_is_deleted_by_its_ids(scratch_db: AsyncDatabase,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch refused part way (a unique key taken) is taken back by the ids its writer sent, which
+    the `_id` index finds: by `batch` alone, which no index holds, each rollback read the whole
+    collection (on the embedded default, every record of the lake for a keyed import's race)."""
+    monkeypatch.setattr(batches, "CHUNK", 4)  # several chunks landed before the refused one
+    await scratch_db.items.create_index("key", unique=True)
+    await scratch_db.items.insert_many([{"key": f"old{n}"} for n in range(30)] + [{"key": "taken"}])
+    items = _DeletesSeen(scratch_db.items)
+    documents = [{"key": f"new{n}"} for n in range(10)] + [{"key": "taken"}] + [{"key": f"late{n}"} for n in range(5)]
+    with pytest.raises(BulkWriteError) as refused:
+        await batches.insert_all(items, documents)  # type: ignore[arg-type]
+    assert refused.value.position == 10  # type: ignore[attr-defined]
+    assert await scratch_db.items.count_documents({}) == 31  # the batch is gone, what was there stays
+    assert await scratch_db.items.count_documents({"key": "taken", "batch": {"$exists": False}}) == 1
+    assert items.deletes, "the rollback deleted nothing"
+    sent = {document["_id"] for document in documents if "_id" in document}  # the driver names what it sends
+    for query in items.deletes:
+        assert set(query["_id"]["$in"]) <= sent, query
+    if "ferretdbVersion" in await scratch_db.client.admin.command("buildInfo"):
+        for query in items.deletes:
+            plan = await scratch_db.command("explain", {"find": "items", "filter": query})
+            steps = plan["queryPlanner"]["Plan"]
+            assert any("_id_" in step for step in steps) and not any(" SCAN items" in s and "INDEX" not in s for s in steps), steps
