@@ -19,7 +19,7 @@ from documents.dataset import DatasetVersion, Datum
 from documents.json_value import JsonText
 from documents.lean import lean
 from documents.sparse import cleared, setting, sparse
-from services import batches, bulk_deletes, delete_marks, record_keys, retention, use_removal
+from services import batches, bulk_deletes, delete_marks, record_keys, retention, use_fields, use_removal
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import (
@@ -41,6 +41,7 @@ SHAPE_OF_KIND: dict[Kind, type] = {
     Kind.BBOX: docs.BBoxShape, Kind.ROTATED_BBOX: docs.RotatedBBoxShape, Kind.POLYGON: docs.PolygonShape,
     Kind.POLYLINE: docs.PolylineShape, Kind.KEYPOINTS: docs.KeypointsShape, Kind.MASK: docs.MaskShape,
 }
+RECORDS = docs.AnnotationRecord.Settings.name  # the collection's name, as services/use_fields.py knows it
 MIN_POINTS = {docs.PolygonShape: 3, docs.PolylineShape: 2, docs.KeypointsShape: 1}
 
 
@@ -519,7 +520,7 @@ async def delete_record(record_id: ObjectId) -> None:
     if record.supersedes is not None:
         await docs.AnnotationRecord.get_pymongo_collection().update_one(
             {"_id": record.supersedes, "superseded_by": record_id}, cleared("superseded_by", "superseded_at"))
-    await retention.flag_anew(_assets_of([record.model_dump()]))  # perhaps their last use: a grace period from now
+    await retention.flag_anew(use_fields.assets_named(RECORDS, [record.model_dump()]))  # perhaps their last use: a grace period from now
 
 
 async def delete_set(set_id: ObjectId) -> int:
@@ -547,18 +548,12 @@ async def delete_set(set_id: ObjectId) -> int:
         await delete_marks.take_back(sets, set_id, token, {"$unset": {"deleting_at": ""}})
         raise
     async def flag_anew(records: list[dict[str, Any]]) -> None:  # perhaps their last use: a grace period from now
-        await retention.flag_anew(_assets_of(records))
+        await retention.flag_anew(use_fields.assets_named(RECORDS, records))
 
     removed = await bulk_deletes.delete_all(docs.AnnotationRecord.get_pymongo_collection(), {"set_id": set_id},
-                                            fields=["asset_id", "geometry.asset_id"], then=flag_anew)
+                                            fields=use_fields.fields_of(RECORDS), then=flag_anew)
     await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": set_id})
     return removed
-
-
-def _assets_of(records: list[dict[str, Any]]) -> set[ObjectId]:
-    """The assets these records use (services/asset_users.py): the one each annotates, and its mask."""
-    found = {r["asset_id"] for r in records if r.get("asset_id") is not None}
-    return found | {r["geometry"]["asset_id"] for r in records if (r.get("geometry") or {}).get("asset_id") is not None}
 
 
 async def delete_schema(schema_id: ObjectId) -> None:

@@ -19,7 +19,7 @@ from documents.dataset import Datum, DatumAsset
 from services.batches import still_written
 from services.field_pages import field_pages
 from services.node_ids import NodeType, encode_id
-from services.use_fields import USE_FIELDS
+from services.use_fields import USE_FIELDS, fields_of
 
 NAMED = 5  # a refusal names this many users of each kind, and counts them all
 USES_PAGE = 100  # an asset's uses checked at once for a datum that is gone
@@ -47,8 +47,8 @@ async def users_of(asset_id: ObjectId) -> dict[NodeType, tuple[int, list[str]]]:
     if datums := await _first_datums(asset_id):
         count = await DatumAsset.get_pymongo_collection().count_documents({"asset_id": asset_id})
         users[NodeType.DATUM] = (count, [encode_id(NodeType.DATUM, d) for d in datums])
-    query = {"$or": [{"asset_id": asset_id}, {"geometry.asset_id": asset_id}]}
     collection = AnnotationRecord.get_pymongo_collection()
+    query = {"$or": [{field: asset_id} for field in fields_of(collection.name)]}
     if count := await collection.count_documents(query):
         first = await collection.find(query, {"_id": 1}, sort=[("_id", 1)], limit=NAMED).to_list()
         users[NodeType.ANNOTATION_RECORD] = (count, [encode_id(NodeType.ANNOTATION_RECORD, doc["_id"]) for doc in first])

@@ -17,8 +17,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services import retention
-from services.use_fields import USE_FIELDS
+from services import retention, use_fields
 
 FLAGGED_AT_ONCE = 1000  # assets whose flags one retention.flag_anew reads and moves
 DELETED_AT_ONCE = 1000  # ids one delete names (SQLite takes at most 32,766 variables a statement)
@@ -33,19 +32,15 @@ async def remove_uses(collections: Sequence[AsyncCollection], query: Mapping[str
     ids, `query` a condition beside them. A writer taking its own back knows them; a query on `batch`
     alone, which no index holds, reads a whole collection: rolling back ten records in a lake of a
     million read the million, holding the embedded database meanwhile."""
-    fields: dict[str, list[str]] = {}
-    for model, field in USE_FIELDS:
-        fields.setdefault(model.Settings.name, []).append(field)
     used: dict[ObjectId, None] = {}  # each once, in the order met
     if written is None:
         for collection in collections:
-            if collection.name in fields:
-                async for document in collection.find(dict(query), dict.fromkeys(fields[collection.name], 1)):
-                    _add_named(document, fields[collection.name], used)
+            if fields := use_fields.fields_of(collection.name):
+                found = [document async for document in collection.find(dict(query), dict.fromkeys(fields, 1))]
+                used.update(dict.fromkeys(use_fields.assets_named(collection.name, found)))
     else:
         for name, documents in written.items():
-            for document in documents:
-                _add_named(document, fields.get(name, []), used)
+            used.update(dict.fromkeys(use_fields.assets_named(name, documents)))
     assets = list(used)
     for start in range(0, len(assets), FLAGGED_AT_ONCE):
         await retention.flag_anew(assets[start:start + FLAGGED_AT_ONCE])
@@ -57,12 +52,3 @@ async def remove_uses(collections: Sequence[AsyncCollection], query: Mapping[str
         for start in range(0, len(ids), DELETED_AT_ONCE):
             await collection.delete_many({"_id": {"$in": ids[start:start + DELETED_AT_ONCE]}, **query})
 
-
-def _add_named(document: Mapping[str, Any], fields: list[str], found: dict[ObjectId, None]) -> None:
-    """Add to `found` the assets that `document` names in `fields` (dotted paths)."""
-    for field in fields:
-        value: Any = document
-        for part in field.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if isinstance(value, ObjectId):
-            found[value] = None
