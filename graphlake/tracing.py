@@ -78,13 +78,25 @@ class Tracing:
         return lambda: WithoutArguments(tracer_provider=provider)
 
     def database_listener(self) -> CommandListener:
+        from opentelemetry.instrumentation._semconv import (
+            _get_schema_url_for_signal_types,
+            _OpenTelemetrySemanticConventionStability,
+            _OpenTelemetryStabilitySignalType,
+        )
         from opentelemetry.instrumentation.pymongo import CommandTracer
         from opentelemetry.instrumentation.pymongo.version import __version__ as instrumentation_version
 
         # The instrumentor's own listener, given to our client (PymongoInstrumentor registers it
-        # process-wide instead, which reaches only clients made after it).
-        return _InTraces(CommandTracer(self.provider.get_tracer("opentelemetry.instrumentation.pymongo",
-                                                                instrumentation_version)))
+        # process-wide instead, which reaches only clients made after it), made as the instrumentor
+        # makes it: with the conventions OTEL_SEMCONV_STABILITY_OPT_IN asks for (`database` or
+        # `database/dup`: db.system.name, db.namespace, db.collection.name, server.address), which
+        # a tracer made without them ignored, and their schema URL.
+        signal = _OpenTelemetryStabilitySignalType.DATABASE
+        _OpenTelemetrySemanticConventionStability._initialize()
+        mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(signal)
+        tracer = self.provider.get_tracer("opentelemetry.instrumentation.pymongo", instrumentation_version,
+                                          schema_url=_get_schema_url_for_signal_types([signal]))
+        return _InTraces(CommandTracer(tracer, semconv_opt_in_mode=mode))
 
     def s3_observer(self, mount: str) -> Callable[[str, float, bool], None]:
         """A span for each S3 request, told of it as it ends (storage.s3.Observer)."""
