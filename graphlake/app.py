@@ -121,6 +121,8 @@ def create_app(
         async with open_state(settings, command_listeners, serving=True, tracing=tracing,
                               quiet=admission.quiet) as state:
             app.state.graphlake = state
+            if state.metrics is not None:
+                state.metrics.watch_admission(admission)
             with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
                 await ensure_feed(state.db, settings.event_feed_bytes)

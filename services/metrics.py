@@ -18,12 +18,14 @@ import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from documents.asset import Asset
@@ -115,6 +117,10 @@ class Metrics:
             "graphlake_mount_changes_refused", "Writes and deletes this process left undone on a mount another lake "
             "owns (storage/ownership.py), by mount and action.", ["mount", "action"], registry=registry)
 
+    def watch_admission(self, admission: Admitting) -> None:
+        """Expose the request slots' state (graphlake/admission.py), read as each scrape comes."""
+        self.registry.register(_AdmissionCollector(admission))
+
     def operation_label(self, name: str | None, *, may_add: bool = True) -> str:
         """The label of an operation's name: names are the client's choice, so at most
         `max_operation_names` distinct ones are kept per process; later ones (and anything that is
@@ -156,6 +162,32 @@ class Metrics:
 
     def s3_observer(self, mount: str) -> S3Observer:
         return S3Observer(self.s3_seconds, mount)
+
+
+class Admitting(Protocol):
+    """What the metrics read of the request slots (graphlake/admission.Admission)."""
+
+    waiting: int
+    running: int
+    timed_out: int
+
+
+class _AdmissionCollector(Collector):
+    """Requests waiting for a slot, holding one, and refused for want of one. Overload showed
+    nowhere else: a request refused before it runs is no GraphQL operation answered."""
+
+    def __init__(self, admission: Admitting) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        admission = self._admission
+        yield GaugeMetricFamily("graphlake_requests_waiting", "GraphQL requests (over HTTP, and queries and mutations "
+                                "on a WebSocket) waiting for a request slot.", value=admission.waiting)
+        yield GaugeMetricFamily("graphlake_requests_running", "GraphQL requests holding a request slot.",
+                                value=admission.running)
+        yield CounterMetricFamily("graphlake_request_slot_timeouts", "GraphQL requests answered UNAVAILABLE (the "
+                                  "server is busy) after waiting GRAPHLAKE_REQUEST_QUEUE_SECONDS for a slot.",
+                                  value=admission.timed_out)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from documents.roles import Role
+from graphlake.admission import Admission
 from graphlake.app import create_app
 from graphlake.settings import Settings
 from graphlake_client import Client
@@ -25,8 +26,9 @@ from resolvers.context import AppState
 from services.schedules import SCHEDULES
 from tests.conftest import MakeToken, Served
 from tests.factories import value_asset
-from tests.operations import Api
+from tests.operations import Api, document
 from tests.processes import serving
+from tests.test_admission import every_slot_taken
 from tests.waiting import wait_for
 from tests.ws_client import Subscriber
 
@@ -249,3 +251,25 @@ async def test_background_tasks_count_their_outcomes(settings: Settings, state: 
     assert total(samples, "graphlake_background_runs_total", outcome="error") == 0
     assert [p.name.startswith("scheduled-") for p in tmp_path.iterdir()] == [True]
 
+
+
+async def test_requests_waiting_for_a_slot_and_refused_for_want_of_one_are_shown(app: Starlette,
+                                                                                  http: httpx.AsyncClient,
+                                                                                  viewer: str) -> None:
+    """A request refused as the server is busy (GRAPHLAKE_REQUEST_QUEUE_SECONDS) never runs, so it is
+    no operation answered: overload showed in no metric at all."""
+    admission: Admission = app.state.admission
+    status = {"query": document("Status"), "operationName": "Status"}
+    before = await scrape(http)
+    async with every_slot_taken(admission, wait_seconds=0.5):
+        sent = asyncio.create_task(http.post("/graphql", json=status, headers={"Authorization": f"Bearer {viewer}"}))
+        await wait_for(lambda: admission.waiting == 1, what="the request to queue for a slot")
+        during = await scrape(http)  # /metrics takes no slot
+        refused = await sent
+    assert refused.status_code == 503
+    after = await scrape(http)
+    assert value(during, "graphlake_requests_waiting") == 1
+    assert value(during, "graphlake_requests_running") == admission.concurrent
+    assert value(after, "graphlake_requests_waiting") == value(after, "graphlake_requests_running") == 0
+    assert value(after, "graphlake_request_slot_timeouts_total") == \
+        value(before, "graphlake_request_slot_timeouts_total") + 1
