@@ -104,7 +104,8 @@ class Metrics:
         self.events = Counter("graphlake_events_ingested", "Events logged through the API, by level.", ["level"],
                               registry=registry)
         self.tasks = Counter(
-            "graphlake_background_runs", "Runs of the background tasks (reconcile, maintenance, backup), by outcome.",
+            "graphlake_background_runs", "Runs of the background tasks (a maintenance round, each of its steps, the "
+            "scheduled backup's check), by outcome (ok, error).",
             ["task", "outcome"], registry=registry)
         self.expired_uploads = Counter("graphlake_uploads_expired", "Upload sessions the reconciler expired.",
                                        registry=registry)
