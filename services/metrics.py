@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -68,6 +68,11 @@ class Metrics:
     """The metrics of one app, in `registry` (what /metrics exposes)."""
 
     def __init__(self, *, max_operation_names: int = 500, process: bool = True) -> None:
+        # No `<name>_created` series: in Prometheus' text format each counter and histogram child
+        # got a gauge of its creation time beside it, which doubled the series of every counter
+        # (the operations': up to 500 names by outcome) and which no alert or dashboard reads.
+        # prometheus-client's switch is process-wide; every registry here is Graphlake's.
+        disable_created_metrics()
         self.registry = registry = CollectorRegistry(auto_describe=True)
         if process:  # CPU, memory, open files, GC: what the default registry would show
             ProcessCollector(registry=registry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -273,3 +274,14 @@ async def test_requests_waiting_for_a_slot_and_refused_for_want_of_one_are_shown
     assert value(after, "graphlake_requests_waiting") == value(after, "graphlake_requests_running") == 0
     assert value(after, "graphlake_request_slot_timeouts_total") == \
         value(before, "graphlake_request_slot_timeouts_total") + 1
+
+
+async def test_the_readme_lists_every_metric_the_server_exposes(http: httpx.AsyncClient) -> None:
+    """The README's table of metrics is what operators write their alerts and dashboards from. And
+    no `_created` gauge beside each counter and histogram child, doubling the counters' series."""
+    response = await http.get("/metrics")
+    exposed = {line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE graphlake_")}
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("Each process keeps its own counts"):readme.index("### Tracing")]
+    listed = set(re.findall(r"`(graphlake_[a-z0-9_]+)`", table))
+    assert exposed == listed, f"exposed, not in the README: {exposed - listed}; listed, not exposed: {listed - exposed}"
