@@ -28,6 +28,7 @@ from graphlake.compression import compression
 from graphlake.content_routes import content_routes
 from graphlake.graphiql import graphiql_asset_route, graphiql_installed, not_installed
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.http_metrics import HttpRequests
 from graphlake.logs import json_line
 from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
@@ -168,7 +169,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
-    middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    # The count outside the request id: it sees the answer that middleware gives an unexpected error.
+    middleware = [Middleware(HttpRequests), Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
     if settings.cors_origins:
         # Outside the body limit, so a 413 reaches a page of another origin as a 413 (inside, it came
         # without CORS headers, and the browser reported a network error instead).

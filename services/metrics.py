@@ -88,6 +88,9 @@ class Metrics:
         self.operation_seconds = Histogram(
             "graphlake_operation_seconds", "Time to answer a GraphQL query or mutation, parsing and validation included.",
             ["type", "name"], buckets=REQUEST_BUCKETS, registry=registry)
+        self.http_requests = Counter(
+            "graphlake_http_requests", "HTTP requests answered, by method, route (its template: a set the server "
+            "defines) and status (none: no answer was started).", ["method", "route", "status"], registry=registry)
         self.websockets = Gauge("graphlake_websockets_open", "WebSockets open on this process.", registry=registry)
         self.subscriptions = Gauge("graphlake_subscriptions_active", "Subscriptions running on this process.",
                                    registry=registry)

@@ -285,3 +285,27 @@ async def test_the_readme_lists_every_metric_the_server_exposes(http: httpx.Asyn
     table = readme[readme.index("Each process keeps its own counts"):readme.index("### Tracing")]
     listed = set(re.findall(r"`(graphlake_[a-z0-9_]+)`", table))
     assert exposed == listed, f"exposed, not in the README: {exposed - listed}; listed, not exposed: {listed - exposed}"
+
+
+async def test_http_requests_are_counted_by_route_template_and_status(http: httpx.AsyncClient, viewer: str) -> None:
+    """Requests outside GraphQL (signed URLs, content, probes) and GraphQL requests refused before
+    they ran (a body too large) were counted nowhere."""
+    before = await scrape(http)
+    assert (await http.get("/healthz")).status_code == 200
+    forged = await http.get("/blobs/local/a/secret-key?exp=9999999999&sig=forged")
+    unreadable = await http.post("/graphql", content=b"{not json", headers={"Content-Type": "application/json",
+                                                                            "Authorization": f"Bearer {viewer}"})
+    assert unreadable.status_code == 400
+    await http.get("/no/such/path/a-client-chose")
+    after = await scrape(http)
+
+    def moved(**labels: str) -> float:
+        return total(after, "graphlake_http_requests_total", **labels) - \
+            total(before, "graphlake_http_requests_total", **labels)
+
+    assert moved(method="GET", route="/healthz", status="200") == 1
+    assert moved(method="GET", route="/blobs/{mount}/{key:path}", status=str(forged.status_code)) == 1
+    assert moved(method="POST", route="/graphql", status="400") == 1
+    assert moved(route="none") == 1
+    routes = {dict(labels)["route"] for (name, labels) in after if name == "graphlake_http_requests_total"}
+    assert not any("secret-key" in route or "a-client-chose" in route for route in routes)  # templates only
