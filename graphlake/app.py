@@ -35,7 +35,7 @@ from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.thumbnail_routes import thumbnail_routes
-from graphlake.tracing import start_tracing
+from graphlake.tracing import RouteNames, start_tracing
 from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
@@ -180,7 +180,7 @@ def create_app(
         ))
     if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace
         instrumentation, options = tracing.asgi_middleware()
-        middleware.insert(0, Middleware(instrumentation, **options))
+        middleware[:0] = [Middleware(instrumentation, **options), Middleware(RouteNames)]
     compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
         # Every method reaches the view, which answers the ones GraphQL over HTTP has no use for (HEAD,

@@ -145,3 +145,23 @@ async def test_database_spans_follow_the_conventions_asked_for(settings: Setting
     assert all(span.attributes.get("db.namespace") == settings.database for span in finds)
     assert any(span.attributes.get("db.collection.name") for span in finds)
     assert not any("db.mongodb.collection" in span.attributes for span in finds)
+
+
+async def test_server_spans_are_named_by_route_not_by_path(settings: Settings, viewer: str) -> None:
+    """The server span was named by the path as sent (`GET /blobs/local/assets/<id>/...`): a name per
+    object, where the conventions want `{method} {http.route}`, few names a backend can group by."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await http.get("/blobs/local/assets/object-7/scan.tif?exp=9999999999&sig=forged")
+        await post(http, "Me", {}, viewer)
+        await http.get("/no/such/path-3")
+    provider.shutdown()
+    servers = [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER
+               and not span.name.startswith("GraphQL")]  # Strawberry's operation span is a server span too
+    names = sorted(span.name for span in servers)
+    assert names == ["GET", "GET /blobs/{mount}/{key:path}", "POST /graphql"], names
+    blob = next(span for span in servers if span.name.startswith("GET /blobs"))
+    assert blob.attributes["http.route"] == "/blobs/{mount}/{key:path}"
