@@ -44,6 +44,7 @@ class Admission:
         self._quiet.set()
         self._quiet_since = time.monotonic()  # when the last one ended
         self._admitted = 0  # requests that took a slot, ever
+        self.timed_out = 0  # requests answered UNAVAILABLE for want of a slot, ever (in the metrics)
 
     async def quiet(self) -> None:
         """Return once no request has held a slot for QUIET_SECONDS. Background work that no one
@@ -64,6 +65,7 @@ class Admission:
             async with asyncio.timeout(self.wait_seconds):
                 await self._slots.acquire()
         except TimeoutError:
+            self.timed_out += 1
             raise Unavailable(f"the server is busy: this request waited {self.wait_seconds:g} s for one of its "
                               f"{self.concurrent} request slots (GRAPHLAKE_MAX_CONCURRENT_REQUESTS)") from None
         finally:

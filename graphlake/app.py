@@ -28,13 +28,14 @@ from graphlake.compression import compression
 from graphlake.content_routes import content_routes
 from graphlake.graphiql import graphiql_asset_route, graphiql_installed, not_installed
 from graphlake.http_limits import BodySizeLimit, RequestId
+from graphlake.http_metrics import HttpRequests
 from graphlake.logs import json_line
 from graphlake.metrics_route import metrics_route
 from graphlake.mounts import local_roots
 from graphlake.runtime import open_state
 from graphlake.settings import Settings
 from graphlake.thumbnail_routes import thumbnail_routes
-from graphlake.tracing import start_tracing
+from graphlake.tracing import RouteNames, start_tracing
 from graphlake.view import GraphQLView
 from graphlake.webapp import not_built, webapp_built, webapp_fallback, webapp_routes
 from resolvers.context import AppState
@@ -50,7 +51,7 @@ from services.events import audit
 from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
 from services.health import FailureLog
-from services.metrics import task_outcome
+from services.metrics import Metrics, task_outcome
 from services.mount_owners import settle_owners
 from services.node_ids import NodeType, encode_id
 from services.privacy.aging import scheduled_anonymization
@@ -121,6 +122,8 @@ def create_app(
         async with open_state(settings, command_listeners, serving=True, tracing=tracing,
                               quiet=admission.quiet) as state:
             app.state.graphlake = state
+            if state.metrics is not None:
+                state.metrics.watch_admission(admission)
             with no_time_limit():  # startup: no client waits on it
                 secret = await ensure_bootstrap_admin(state.feed, settings) if settings.bootstrap_admin_token else None
                 await ensure_feed(state.db, settings.event_feed_bytes)
@@ -166,7 +169,8 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503)
 
     view = GraphQLView(build_schema(settings, [tracing.schema_extension()] if tracing else []), settings, admission)
-    middleware = [Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
+    # The count outside the request id: it sees the answer that middleware gives an unexpected error.
+    middleware = [Middleware(HttpRequests), Middleware(RequestId), Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, paths=("/graphql",))]
     if settings.cors_origins:
         # Outside the body limit, so a 413 reaches a page of another origin as a 413 (inside, it came
         # without CORS headers, and the browser reported a network error instead).
@@ -176,7 +180,7 @@ def create_app(
         ))
     if tracing is not None:  # outermost: the server span covers everything below, and carries the client's trace
         instrumentation, options = tracing.asgi_middleware()
-        middleware.insert(0, Middleware(instrumentation, **options))
+        middleware[:0] = [Middleware(instrumentation, **options), Middleware(RouteNames)]
     compressed = [compression(settings.compression_min_bytes)] if settings.compression else []
     routes = [
         # Every method reaches the view, which answers the ones GraphQL over HTTP has no use for (HEAD,
@@ -219,7 +223,7 @@ async def _maintain(state: AppState) -> None:
     died half done: services/unfinished_deletes.py), archive old events, and (when
     configured) anonymize what is old enough (daily) and delete assets nothing has pinned for long
     enough. Each round counts in the metrics as ok or error (an error when any of its steps failed,
-    the others having run), and the reconcile step on its own too."""
+    the others having run), and each step on its own too."""
     in_background.set(True)  # this task's own context
     with no_time_limit():  # no client waits on this task: its operations have no time limit
         swept_at = -math.inf
@@ -252,8 +256,7 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
             log.warning("removed the documents of %d batch write(s) whose writer died", abandoned)
 
     async def uploads() -> None:
-        with task_outcome(state.metrics, "reconcile"):
-            expired = await reconcile(state.stores, state.feed)
+        expired = await reconcile(state.stores, state.feed)
         if expired:
             log.info("expired %d upload session(s)", expired)
             if state.metrics is not None:
@@ -267,23 +270,24 @@ async def _maintenance_round(state: AppState, swept_at: float) -> float:
             if swept:
                 log.info("removed %d temp file(s) of uploads that died", swept)
 
+    # Each step's name is its `task` in the metrics (graphlake_background_runs_total) and in the log.
     steps = {
         # First: a mount another lake adopted since the last round is left alone by the steps after this.
-        "mount owners": lambda: settle_owners(state.db, state.stores),
-        "abandoned batches": abandoned_batches,
+        "mount-owners": lambda: settle_owners(state.db, state.stores),
+        "abandoned-batches": abandoned_batches,
         "reconcile": uploads,
-        "temp files": temp_files,
+        "temp-files": temp_files,
         "stray-copies": lambda: run_due(state.db, "stray-copies", STRAY_SWEEP_EVERY, lambda: sweep_stray_copies(state.stores)),
         "stale-links": lambda: run_due(state.db, "stale-links", STALE_LINKS_EVERY, _remove_stale_links),
         "content-files": lambda: run_due(state.db, "content-files", CONTENT_FILES_EVERY, lambda: _write_content_files(state)),
         "unfinished-deletes": lambda: run_due(state.db, "unfinished-deletes", UNFINISHED_DELETES_EVERY,
                                               lambda: _finish_deletes(state)),
         "cut-short-adds": lambda: run_due(state.db, "cut-short-adds", CUT_SHORT_ADDS_EVERY, _settle_cut_short_adds),
-        "event archive": lambda: _archive_events(state),
+        "event-archive": lambda: _archive_events(state),
         "anonymization": lambda: _anonymize(state),
-        "asset collection": lambda: _collect_assets(state),
+        "asset-gc": lambda: _collect_assets(state),
     }
-    failed = [name for name, step in steps.items() if not await _on_its_own(name, step)]
+    failed = [name for name, step in steps.items() if not await _on_its_own(name, step, state.metrics)]
     if failed:
         raise StepsFailed(f"{', '.join(failed)} failed (logged above); the round's other steps ran", swept_at)
     return swept_at
@@ -310,10 +314,13 @@ class StepsFailed(Exception):
         self.swept_at = swept_at
 
 
-async def _on_its_own(name: str, step: Callable[[], Awaitable[object]]) -> bool:
-    """Run one step of the round; whether it succeeded (its error logged if not)."""
+async def _on_its_own(name: str, step: Callable[[], Awaitable[object]], metrics: Metrics | None) -> bool:
+    """Run one step of the round; whether it succeeded (its error logged if not). Counted in the
+    metrics under its name: a round's `error` said that some step failed, not which (the asset
+    collection, the event archive and the anonymization among them), short of reading the log."""
     try:
-        await step()
+        with task_outcome(metrics, name):
+            await step()
     except Exception:
         log.exception("maintenance: %s failed", name)
         return False

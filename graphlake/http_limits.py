@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -10,6 +11,8 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphlake.logs import request_id_var
+
+log = logging.getLogger("graphlake.errors")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
@@ -26,15 +29,32 @@ class RequestId:
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else os.urandom(16).hex()  # uuid4().hex's randomness, cheaper
         token = request_id_var.set(request_id)
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            # An error no route answered (GraphQL masks and logs its own: resolvers/errors.py). Left to
+            # Starlette and uvicorn, its client got a plain 500 without this id, and the traceback was
+            # logged after the id was reset, as `[-]`: nothing tied the two. Logged once here instead
+            # (the path without its query, which may carry a signature), and answered as GraphQL's are.
+            log.error("unexpected error in %s %s", scope.get("method"), scope.get("path"), exc_info=True)
+            if not started:  # else the response is cut short: the server closes the connection
+                await send_with_id({"type": "http.response.start", "status": 500,
+                                    "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": orjson.dumps({"errors": [{
+                    "message": f"Internal server error; quote request id {request_id} to the operator.",
+                    "extensions": {"code": "INTERNAL", "requestId": request_id}}]})})
         finally:
             request_id_var.reset(token)
 

@@ -10,15 +10,27 @@ from datetime import UTC, datetime
 
 import orjson
 
+try:  # the `tracing` extra's API: with it, a line written inside a traced request names its trace
+    from opentelemetry.trace import get_current_span
+except ImportError:  # pragma: no cover - installed without the extra
+    get_current_span = None  # type: ignore[assignment]
+
 # Set by the request-id middleware; read by the log formatters and the error masker, so an
 # INTERNAL error a client sees can be found in the server log by its id.
 request_id_var: ContextVar[str | None] = ContextVar("graphlake_request_id", default=None)
 
 
 class _RequestIdFilter(logging.Filter):
+    """The request's id, and with tracing on the trace and span the line was written in (as
+    OpenTelemetry's log records carry them), so a JSON line leads to its trace and back."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
+        if get_current_span is not None and not hasattr(record, "trace_id"):
+            context = get_current_span().get_span_context()
+            if context.is_valid:  # never when tracing is off: the current span is then the invalid one
+                record.trace_id, record.span_id = format(context.trace_id, "032x"), format(context.span_id, "016x")
         return True
 
 
@@ -72,6 +84,8 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None),
             **getattr(record, "fields", {}),
         }
+        if trace_id := getattr(record, "trace_id", None):
+            entry["trace_id"], entry["span_id"] = trace_id, getattr(record, "span_id", None)
         if record.exc_info:
             entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:  # asked for with stack_info=True: the plain format prints it, it was dropped here

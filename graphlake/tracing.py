@@ -56,12 +56,14 @@ class Tracing:
             self.provider.shutdown()  # type: ignore[attr-defined]
 
     def asgi_middleware(self) -> tuple[type, dict[str, Any]]:
-        """The ASGI instrumentation and its options, for Starlette's Middleware (outermost)."""
+        """The ASGI instrumentation and its options, for Starlette's Middleware (outermost). Its
+        server span is named by RouteNames, which goes just inside it."""
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
         # Without exclude_spans every body chunk sent or received becomes a span of its own.
         return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
                                          "exclude_spans": ["receive", "send"], "server_request_hook": _redact_query,
+                                         "default_span_details": _span_details,
                                          "http_capture_headers_sanitize_fields": _sanitized_headers()}
 
     def schema_extension(self) -> Callable[[], Any]:
@@ -78,13 +80,25 @@ class Tracing:
         return lambda: WithoutArguments(tracer_provider=provider)
 
     def database_listener(self) -> CommandListener:
+        from opentelemetry.instrumentation._semconv import (
+            _get_schema_url_for_signal_types,
+            _OpenTelemetrySemanticConventionStability,
+            _OpenTelemetryStabilitySignalType,
+        )
         from opentelemetry.instrumentation.pymongo import CommandTracer
         from opentelemetry.instrumentation.pymongo.version import __version__ as instrumentation_version
 
         # The instrumentor's own listener, given to our client (PymongoInstrumentor registers it
-        # process-wide instead, which reaches only clients made after it).
-        return _InTraces(CommandTracer(self.provider.get_tracer("opentelemetry.instrumentation.pymongo",
-                                                                instrumentation_version)))
+        # process-wide instead, which reaches only clients made after it), made as the instrumentor
+        # makes it: with the conventions OTEL_SEMCONV_STABILITY_OPT_IN asks for (`database` or
+        # `database/dup`: db.system.name, db.namespace, db.collection.name, server.address), which
+        # a tracer made without them ignored, and their schema URL.
+        signal = _OpenTelemetryStabilitySignalType.DATABASE
+        _OpenTelemetrySemanticConventionStability._initialize()
+        mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(signal)
+        tracer = self.provider.get_tracer("opentelemetry.instrumentation.pymongo", instrumentation_version,
+                                          schema_url=_get_schema_url_for_signal_types([signal]))
+        return _InTraces(CommandTracer(tracer, semconv_opt_in_mode=mode))
 
     def s3_observer(self, mount: str) -> Callable[[str, float, bool], None]:
         """A span for each S3 request, told of it as it ends (storage.s3.Observer)."""
@@ -105,6 +119,49 @@ class Tracing:
             span.end(end_time=end)
 
         return observe
+
+
+def _span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A server span's first name: its method alone. The instrumentation's own default is the method
+    and the path as sent (`GET /blobs/local/assets/<id>/<file>`): a name per object, where the
+    conventions want a name of low cardinality, `{method} {http.route}`, which RouteNames gives it
+    once the router has chosen the route."""
+    return (scope.get("method") or "HTTP") if scope["type"] == "http" else "WebSocket", {}
+
+
+class RouteNames:
+    """Names the server span after the route its request took (`GET /blobs/{mount}/{key:path}`) and
+    sets `http.route`, as the conventions ask; a path no route has keeps the method alone. Just
+    inside the ASGI instrumentation, whose span is then the current one. Named as the answer starts:
+    the router has chosen by then, and the instrumentation ends an HTTP span with the answer's body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        from opentelemetry import trace
+
+        span = trace.get_current_span()
+        named = False
+
+        def name() -> None:
+            nonlocal named
+            route = getattr(scope.get("route"), "path", None)
+            if not named and route is not None and span.is_recording():
+                named = True
+                span.set_attribute("http.route", route)
+                span.update_name(f"{scope['method']} {route}" if scope["type"] == "http" else f"WebSocket {route}")
+
+        async def naming_send(message: Any) -> None:
+            name()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, naming_send)
+        finally:
+            name()  # nothing was sent (the client went away)
 
 
 def _redact_query(span: Any, scope: dict[str, Any]) -> None:

@@ -18,12 +18,14 @@ import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from documents.asset import Asset
@@ -66,6 +68,11 @@ class Metrics:
     """The metrics of one app, in `registry` (what /metrics exposes)."""
 
     def __init__(self, *, max_operation_names: int = 500, process: bool = True) -> None:
+        # No `<name>_created` series: in Prometheus' text format each counter and histogram child
+        # got a gauge of its creation time beside it, which doubled the series of every counter
+        # (the operations': up to 500 names by outcome) and which no alert or dashboard reads.
+        # prometheus-client's switch is process-wide; every registry here is Graphlake's.
+        disable_created_metrics()
         self.registry = registry = CollectorRegistry(auto_describe=True)
         if process:  # CPU, memory, open files, GC: what the default registry would show
             ProcessCollector(registry=registry)
@@ -81,6 +88,9 @@ class Metrics:
         self.operation_seconds = Histogram(
             "graphlake_operation_seconds", "Time to answer a GraphQL query or mutation, parsing and validation included.",
             ["type", "name"], buckets=REQUEST_BUCKETS, registry=registry)
+        self.http_requests = Counter(
+            "graphlake_http_requests", "HTTP requests answered, by method, route (its template: a set the server "
+            "defines) and status (none: no answer was started).", ["method", "route", "status"], registry=registry)
         self.websockets = Gauge("graphlake_websockets_open", "WebSockets open on this process.", registry=registry)
         self.subscriptions = Gauge("graphlake_subscriptions_active", "Subscriptions running on this process.",
                                    registry=registry)
@@ -102,7 +112,8 @@ class Metrics:
         self.events = Counter("graphlake_events_ingested", "Events logged through the API, by level.", ["level"],
                               registry=registry)
         self.tasks = Counter(
-            "graphlake_background_runs", "Runs of the background tasks (reconcile, maintenance, backup), by outcome.",
+            "graphlake_background_runs", "Runs of the background tasks (a maintenance round, each of its steps, the "
+            "scheduled backup's check), by outcome (ok, error).",
             ["task", "outcome"], registry=registry)
         self.expired_uploads = Counter("graphlake_uploads_expired", "Upload sessions the reconciler expired.",
                                        registry=registry)
@@ -114,6 +125,10 @@ class Metrics:
         self.mount_changes_refused = Counter(
             "graphlake_mount_changes_refused", "Writes and deletes this process left undone on a mount another lake "
             "owns (storage/ownership.py), by mount and action.", ["mount", "action"], registry=registry)
+
+    def watch_admission(self, admission: Admitting) -> None:
+        """Expose the request slots' state (graphlake/admission.py), read as each scrape comes."""
+        self.registry.register(_AdmissionCollector(admission))
 
     def operation_label(self, name: str | None, *, may_add: bool = True) -> str:
         """The label of an operation's name: names are the client's choice, so at most
@@ -156,6 +171,32 @@ class Metrics:
 
     def s3_observer(self, mount: str) -> S3Observer:
         return S3Observer(self.s3_seconds, mount)
+
+
+class Admitting(Protocol):
+    """What the metrics read of the request slots (graphlake/admission.Admission)."""
+
+    waiting: int
+    running: int
+    timed_out: int
+
+
+class _AdmissionCollector(Collector):
+    """Requests waiting for a slot, holding one, and refused for want of one. Overload showed
+    nowhere else: a request refused before it runs is no GraphQL operation answered."""
+
+    def __init__(self, admission: Admitting) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        admission = self._admission
+        yield GaugeMetricFamily("graphlake_requests_waiting", "GraphQL requests (over HTTP, and queries and mutations "
+                                "on a WebSocket) waiting for a request slot.", value=admission.waiting)
+        yield GaugeMetricFamily("graphlake_requests_running", "GraphQL requests holding a request slot.",
+                                value=admission.running)
+        yield CounterMetricFamily("graphlake_request_slot_timeouts", "GraphQL requests answered UNAVAILABLE (the "
+                                  "server is busy) after waiting GRAPHLAKE_REQUEST_QUEUE_SECONDS for a slot.",
+                                  value=admission.timed_out)
 
 
 @contextmanager

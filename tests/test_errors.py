@@ -8,7 +8,9 @@ import logging
 import httpx
 import pytest
 
+from graphlake.logs import request_id_var
 from resolvers.context import AppState
+from tests.conftest import Served
 from tests.operations import document
 
 
@@ -164,3 +166,35 @@ async def test_a_document_of_several_operations_needs_their_name(http: httpx.Asy
     assert unnamed["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "operationName"}
     named = (await http.post("/graphql", json={"query": document, "operationName": "B"}, headers=headers)).json()
     assert named == {"data": {"health": {"ok": True}}}
+
+
+async def test_an_unexpected_error_outside_graphql_is_logged_once_with_its_request_id(
+    served: Served, state: AppState, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route outside GraphQL (/readyz here; the signed blob routes, the content route) that failed
+    unexpectedly answered a plain `Internal Server Error` without X-Request-ID, and uvicorn logged the
+    traceback after the request's id was gone: its line said `[-]`, and nothing tied it to the call."""
+    async def broken_probe(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(state.health, "report", broken_probe)
+    seen: list[str | None] = []
+
+    class RequestIdAtEmit(logging.Filter):  # as the server's own handler reads it (graphlake/logs.py)
+        def filter(self, record: logging.LogRecord) -> bool:
+            seen.append(getattr(record, "request_id", None) or request_id_var.get())
+            return True
+
+    caplog.handler.addFilter(RequestIdAtEmit())
+    with caplog.at_level(logging.ERROR):
+        async with httpx.AsyncClient(base_url=served.base_url) as http:
+            response = await http.get("/readyz", headers={"X-Request-ID": "trace-me-2"})
+    assert response.status_code == 500
+    assert response.headers.get("x-request-id") == "trace-me-2"
+    assert response.json()["errors"][0]["extensions"] == {"code": "INTERNAL", "requestId": "trace-me-2"}
+    assert "secret internals" not in response.text
+    tracebacks = [(r, at) for r, at in zip(caplog.records, seen, strict=True) if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]  # once, not again by uvicorn
+    record, request_id = tracebacks[0]
+    assert request_id == "trace-me-2" and "secret internals" in str(record.exc_info[1])
+    assert "GET /readyz" in record.getMessage()

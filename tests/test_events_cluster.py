@@ -6,6 +6,7 @@ stream of single writes shares its questions to the other processes without losi
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
@@ -14,13 +15,17 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
 from documents.event import FEED_COLLECTION, Event
+from graphlake.local_services import free_port
 from graphlake.settings import Settings
 from resolvers.context import AppState
-from services.events.feed import ASK_EVERY_SECONDS, WRITERS_COLLECTION, FeedWriter, ensure_feed
+from services.broadcast import Broadcast
+from services.events import feed as feed_module
+from services.events.feed import ASK_EVERY_SECONDS, WRITERS_COLLECTION, FeedTail, FeedWriter, ensure_feed
 from tests.conftest import Served
 from tests.operations import Api, document
 from tests.processes import start_server_process
@@ -201,3 +206,27 @@ async def test_a_stream_of_writes_shares_each_question_and_the_feed_loses_nothin
     # One feed document per round, since the other process listens; each event once, in order.
     assert [[event["message"] for event in doc["events"]] for doc in copies] == [
         ["0"], [str(i) for i in range(1, writes)]]
+
+
+async def test_a_feed_reader_that_keeps_failing_says_so_once_then_each_minute(state: AppState,
+                                                                              monkeypatch: pytest.MonkeyPatch,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """With the database away, the reader logged a traceback at every attempt (each waits out the
+    time limit, then a second): an hour's outage wrote hundreds. Once now, and again each minute."""
+    monkeypatch.setattr(feed_module, "RETRY_SECONDS", 0.01)
+    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=20,
+                                                connectTimeoutMS=20)
+    tail = FeedTail(client["unreachable"], Broadcast(10))
+    with caplog.at_level(logging.INFO, logger=feed_module.log.name):
+        reading = asyncio.create_task(tail.run())
+        try:
+            await wait_for(lambda: tail.failures >= 5, what="the reader to fail again and again")
+            said = [record for record in caplog.records if record.name == feed_module.log.name]
+            assert len(said) == 1 and said[0].exc_info, [record.getMessage() for record in said]
+            tail.db = state.db  # the database is back
+            await wait_for(lambda: tail.failures == 0, what="the reader to work again")
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+            await client.close()
+    assert "works again after" in caplog.text

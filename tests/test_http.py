@@ -138,3 +138,24 @@ def test_a_text_another_handler_formatted_first_and_a_stack_hold_no_signature(js
     logged = stream.getvalue()
     assert "c2VjcmV0LXNpZw" not in logged and "STACK-SIG" not in logged and "RuntimeError" in logged, logged
     assert "sig=REDACTED" in logged.split("Stack (most recent call last)", 1)[1], logged  # the stack's line, kept
+
+
+def test_json_logs_name_the_trace_they_were_written_in() -> None:
+    """With tracing on, a line could not be matched to its trace (nor a trace to its lines) but by time."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    configure_logging("INFO", json=True)
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    provider = TracerProvider()
+    try:
+        with provider.get_tracer("test").start_as_current_span("request") as span:
+            logging.getLogger("graphlake.test").warning("inside a trace")
+        logging.getLogger("graphlake.test").warning("outside any")
+    finally:
+        configure_logging("INFO", json=False)
+        provider.shutdown()
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines()[-2:])
+    context = span.get_span_context()
+    assert inside["trace_id"] == format(context.trace_id, "032x") and inside["span_id"] == format(context.span_id, "016x")
+    assert "trace_id" not in outside and "span_id" not in outside

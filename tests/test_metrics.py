@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from documents.roles import Role
+from graphlake.admission import Admission
 from graphlake.app import create_app
 from graphlake.settings import Settings
 from graphlake_client import Client
@@ -25,8 +27,9 @@ from resolvers.context import AppState
 from services.schedules import SCHEDULES
 from tests.conftest import MakeToken, Served
 from tests.factories import value_asset
-from tests.operations import Api
+from tests.operations import Api, document
 from tests.processes import serving
+from tests.test_admission import every_slot_taken
 from tests.waiting import wait_for
 from tests.ws_client import Subscriber
 
@@ -249,3 +252,60 @@ async def test_background_tasks_count_their_outcomes(settings: Settings, state: 
     assert total(samples, "graphlake_background_runs_total", outcome="error") == 0
     assert [p.name.startswith("scheduled-") for p in tmp_path.iterdir()] == [True]
 
+
+
+async def test_requests_waiting_for_a_slot_and_refused_for_want_of_one_are_shown(app: Starlette,
+                                                                                  http: httpx.AsyncClient,
+                                                                                  viewer: str) -> None:
+    """A request refused as the server is busy (GRAPHLAKE_REQUEST_QUEUE_SECONDS) never runs, so it is
+    no operation answered: overload showed in no metric at all."""
+    admission: Admission = app.state.admission
+    status = {"query": document("Status"), "operationName": "Status"}
+    before = await scrape(http)
+    async with every_slot_taken(admission, wait_seconds=0.5):
+        sent = asyncio.create_task(http.post("/graphql", json=status, headers={"Authorization": f"Bearer {viewer}"}))
+        await wait_for(lambda: admission.waiting == 1, what="the request to queue for a slot")
+        during = await scrape(http)  # /metrics takes no slot
+        refused = await sent
+    assert refused.status_code == 503
+    after = await scrape(http)
+    assert value(during, "graphlake_requests_waiting") == 1
+    assert value(during, "graphlake_requests_running") == admission.concurrent
+    assert value(after, "graphlake_requests_waiting") == value(after, "graphlake_requests_running") == 0
+    assert value(after, "graphlake_request_slot_timeouts_total") == \
+        value(before, "graphlake_request_slot_timeouts_total") + 1
+
+
+async def test_the_readme_lists_every_metric_the_server_exposes(http: httpx.AsyncClient) -> None:
+    """The README's table of metrics is what operators write their alerts and dashboards from. And
+    no `_created` gauge beside each counter and histogram child, doubling the counters' series."""
+    response = await http.get("/metrics")
+    exposed = {line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE graphlake_")}
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("Each process keeps its own counts"):readme.index("### Tracing")]
+    listed = set(re.findall(r"`(graphlake_[a-z0-9_]+)`", table))
+    assert exposed == listed, f"exposed, not in the README: {exposed - listed}; listed, not exposed: {listed - exposed}"
+
+
+async def test_http_requests_are_counted_by_route_template_and_status(http: httpx.AsyncClient, viewer: str) -> None:
+    """Requests outside GraphQL (signed URLs, content, probes) and GraphQL requests refused before
+    they ran (a body too large) were counted nowhere."""
+    before = await scrape(http)
+    assert (await http.get("/healthz")).status_code == 200
+    forged = await http.get("/blobs/local/a/secret-key?exp=9999999999&sig=forged")
+    unreadable = await http.post("/graphql", content=b"{not json", headers={"Content-Type": "application/json",
+                                                                            "Authorization": f"Bearer {viewer}"})
+    assert unreadable.status_code == 400
+    await http.get("/no/such/path/a-client-chose")
+    after = await scrape(http)
+
+    def moved(**labels: str) -> float:
+        return total(after, "graphlake_http_requests_total", **labels) - \
+            total(before, "graphlake_http_requests_total", **labels)
+
+    assert moved(method="GET", route="/healthz", status="200") == 1
+    assert moved(method="GET", route="/blobs/{mount}/{key:path}", status=str(forged.status_code)) == 1
+    assert moved(method="POST", route="/graphql", status="400") == 1
+    assert moved(route="none") == 1
+    routes = {dict(labels)["route"] for (name, labels) in after if name == "graphlake_http_requests_total"}
+    assert not any("secret-key" in route or "a-client-chose" in route for route in routes)  # templates only

@@ -182,6 +182,14 @@ async def test_a_failing_step_of_the_maintenance_leaves_the_others_to_run(state:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(app_module, "sweep_stray_copies", sweep_fails)
+    assert state.metrics is not None
+
+    def runs(task: str, outcome: str) -> float:
+        return state.metrics.registry.get_sample_value(  # type: ignore[union-attr]
+            "graphlake_background_runs_total", {"task": task, "outcome": outcome}) or 0.0
+
+    counted = {(task, outcome): runs(task, outcome) for task in ("stray-copies", "stale-links", "asset-gc")
+               for outcome in ("ok", "error")}
     before = time.monotonic()
     with pytest.raises(app_module.StepsFailed, match="stray-copies failed") as failure:
         await app_module._maintenance_round(state, -math.inf)  # the hourly temp sweep due too
@@ -190,3 +198,7 @@ async def test_a_failing_step_of_the_maintenance_leaves_the_others_to_run(state:
     assert _about(await _next_at(state, "stale-links"), utcnow() + DAY)  # the step after it ran
     assert _about(await _next_at(state, "content-files"), utcnow() + app_module.CONTENT_FILES_EVERY)  # and the next
     assert _about(await _next_at(state, "unfinished-deletes"), utcnow() + app_module.UNFINISHED_DELETES_EVERY)
+    # The metrics say which step failed (a round's `error` alone did not), and that the others ran.
+    moved = {key: runs(*key) - n for key, n in counted.items()}
+    assert moved == {("stray-copies", "ok"): 0, ("stray-copies", "error"): 1, ("stale-links", "ok"): 1,
+                     ("stale-links", "error"): 0, ("asset-gc", "ok"): 1, ("asset-gc", "error"): 0}

@@ -119,3 +119,49 @@ async def test_spans_carry_no_signature_and_no_token(settings: Settings, viewer:
     assert any("url.query" in span for span in spans), said  # the stable conventions were on
     assert "SIGNATURE-VALUE" not in said and "sig=REDACTED" in said, said
     assert viewer not in said, said
+
+
+async def test_database_spans_follow_the_conventions_asked_for(settings: Settings, viewer: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database listener was made without OTEL_SEMCONV_STABILITY_OPT_IN: asked for the stable
+    database conventions, its spans kept the old names (db.mongodb.collection, db.name), which a
+    backend reading the stable ones does not know."""
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "database")
+    monkeypatch.setattr(Stability, "_initialized", False)  # read once per process: read again with this
+    monkeypatch.setattr(Stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await post(http, "Assets", {"first": 1}, viewer, traceparent=TRACEPARENT)
+    provider.shutdown()
+    database = [span for span in of_trace(exporter.get_finished_spans()) if span.kind is SpanKind.CLIENT
+                and span.attributes.get("db.system.name") == "mongodb"]
+    finds = [span for span in database if span.name.endswith(".find")]
+    assert finds, [(span.name, dict(span.attributes)) for span in exporter.get_finished_spans()]
+    assert all(span.attributes.get("db.namespace") == settings.database for span in finds)
+    assert any(span.attributes.get("db.collection.name") for span in finds)
+    assert not any("db.mongodb.collection" in span.attributes for span in finds)
+
+
+async def test_server_spans_are_named_by_route_not_by_path(settings: Settings, viewer: str) -> None:
+    """The server span was named by the path as sent (`GET /blobs/local/assets/<id>/...`): a name per
+    object, where the conventions want `{method} {http.route}`, few names a backend can group by."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await http.get("/blobs/local/assets/object-7/scan.tif?exp=9999999999&sig=forged")
+        await post(http, "Me", {}, viewer)
+        await http.get("/no/such/path-3")
+    provider.shutdown()
+    servers = [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER
+               and not span.name.startswith("GraphQL")]  # Strawberry's operation span is a server span too
+    names = sorted(span.name for span in servers)
+    assert names == ["GET", "GET /blobs/{mount}/{key:path}", "POST /graphql"], names
+    blob = next(span for span in servers if span.name.startswith("GET /blobs"))
+    assert blob.attributes["http.route"] == "/blobs/{mount}/{key:path}"

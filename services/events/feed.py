@@ -61,6 +61,8 @@ WRITERS_COLLECTION = SERVERS_COLLECTION
 CHUNK_EVENTS = 1000  # events per feed document
 POLL_SECONDS = 0.05  # between rounds when there was nothing new
 WRITERS_REFRESH_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # between the reader's attempts while the database fails it
+STILL_FAILING_EVERY = 60.0  # how often a failure that lasts is said again in the log
 CLOSE_WAIT_SECONDS = 30.0  # for the writes in flight as the server stops
 GROUP_EVENTS = 1000  # events of waiting writes inserted together at most (one write bigger than this goes alone)
 # At most one "does another process listen?" per this long, per process: a stream of writes (a client
@@ -414,6 +416,7 @@ class FeedTail:
         self.advertised: dict[str, int] = {}  # writer -> its latest number, as it last said
         self.alive: set[str] = set()  # writers whose process said it is alive lately
         self.started = utcnow()
+        self.failures = 0  # attempts failed in a row (the database away, say)
 
     async def _refresh_writers(self) -> None:
         if self.own is not None:
@@ -463,6 +466,7 @@ class FeedTail:
         """Read until cancelled."""
         refreshed = 0.0
         loop = asyncio.get_running_loop()
+        said_at = -STILL_FAILING_EVERY
         while True:
             try:
                 if loop.time() - refreshed >= WRITERS_REFRESH_SECONDS or self.broadcast.listening_changed.is_set():
@@ -475,10 +479,23 @@ class FeedTail:
                 for writer in polled:
                     found = await self._read_writer(writer) or found
                     await asyncio.sleep(0)  # let subscribers drain between writers
+                if self.failures:
+                    log.warning("event feed reader: works again after %d failed attempt(s)", self.failures)
+                    self.failures = 0
                 if not found:  # wait a round, or until this process gains its first or loses its last subscriber
                     await event_within(self.broadcast.listening_changed, POLL_SECONDS)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("event feed reader failed; retrying")
-                await asyncio.sleep(1)
+            except Exception as error:
+                # Said with its traceback as it starts, then once a minute while it lasts: the database
+                # away for an hour wrote a traceback every few seconds (each attempt waits out the time
+                # limit, then a second).
+                self.failures += 1
+                if self.failures == 1:
+                    log.exception("event feed reader failed; retrying every %g s", RETRY_SECONDS)
+                    said_at = loop.time()
+                elif loop.time() - said_at >= STILL_FAILING_EVERY:
+                    log.warning("event feed reader: still failing after %d attempts: %s: %s", self.failures,
+                                type(error).__name__, error)
+                    said_at = loop.time()
+                await asyncio.sleep(RETRY_SECONDS)
