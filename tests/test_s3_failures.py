@@ -1,6 +1,7 @@
 """An S3 mount that fails after the server started: its credentials rotated, its endpoint gone, its
 bucket deleted, or the store throttling (503 SlowDown). Each is a GraphQL error UNAVAILABLE naming
-the mount, never INTERNAL; nothing stored is lost (the upload completes once the store is back)."""
+the mount, never INTERNAL; nothing stored is lost (the upload completes once the store is back),
+and a batch the store refused half-way leaves no multipart upload open that no session names."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from graphlake.settings import Settings
 from resolvers.context import AppState
+from services.uploads import mounts as upload_mounts
 from storage import S3Store, StoreUnavailable
 from tests.conftest import S3Service
 from tests.operations import Api
@@ -61,6 +63,48 @@ async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
         state.stores["rotating"] = good  # the store is back: nothing was lost meanwhile
         asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
         assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+
+
+@pytest.fixture
+def checks_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount's reachability check is remembered for a while (services/uploads/mounts.py): here for
+    long enough that a bucket deleted after one is not seen by the next upload's check."""
+    monkeypatch.setattr(upload_mounts, "CHECK_SECONDS", 600.0)
+
+
+def open_uploads(s3: S3Service, prefix: str) -> set[str]:
+    """The keys under `prefix/` with a multipart upload open. The bucket's whole list, then filtered:
+    MinIO answers a listing by a prefix only for the prefix of a whole key."""
+    listed = s3.client().list_multipart_uploads(Bucket=s3.bucket, MaxUploads=1000)
+    assert not listed.get("IsTruncated"), "more open uploads in the test bucket than one listing holds"
+    return {u["Key"] for u in listed.get("Uploads", []) if u["Key"].startswith(prefix + "/")}
+
+
+async def test_a_batch_the_store_refuses_half_way_leaves_no_multipart_upload_open(
+        api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service, checks_remembered: None) -> None:
+    """createUploads starts each file's multipart upload before it stores the sessions: when one
+    mount refused (here its bucket was deleted since its check), the error was INTERNAL and the
+    other mount's upload, started already, stayed open in S3 with no session naming it, so no
+    reconciler ever aborted it (S3 bills its parts)."""
+    client = s3.client()
+    bucket = f"gone-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    prefix = f"batch-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "kept", prefix)), mounted(state, mount_at(s3, "gone", "", bucket=bucket)):
+        await start(api, contributor, b"checked", "gone")  # its check answered, and is remembered
+        await start(api, contributor, b"checked", "kept")
+        with multipart_from_one_mib(settings):  # an upload in parts on the mount that answers: seen open
+            await start(api, contributor, payload(2 * MIB), "kept")
+        before = open_uploads(s3, prefix)
+        assert len(before) == 1
+        client.delete_bucket(Bucket=bucket)  # an operator's mistake, or a lifecycle gone wrong
+        with multipart_from_one_mib(settings):
+            inputs = [{"name": f"{i}.bin", "sizeBytes": 2 * MIB, "mount": mount} for i, mount in enumerate(["kept", "gone"])]
+            error = await api.error("CreateUploads", {"inputs": inputs}, token=contributor, status=503)
+        assert error["extensions"]["code"] == "UNAVAILABLE", error
+        assert error["extensions"]["field"] == "inputs[1].mount", error
+        assert "s3 mount 'gone'" in error["message"] and "NoSuchBucket" in error["message"], error
+        assert open_uploads(s3, prefix) == before  # the batch's, started on the mount that answered, is aborted
 
 
 @contextlib.asynccontextmanager
