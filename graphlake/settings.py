@@ -78,6 +78,22 @@ class S3MountSettings(BaseModel):
                                                   "(at most an hour: a socket's timeout of ~1e15 s overflowed); a store "
                                                   "that accepts connections but never answers fails within it.")
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        # An endpoint without a scheme (`minio:9000`, the usual slip) passed, and botocore's ValueError
+        # ("Invalid endpoint") then stopped the server's start with a traceback naming no setting.
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            port_ok = parts.port is None or parts.port > 0  # .port raises ValueError for one that is not a port
+        except ValueError:
+            port_ok = False
+        if not port_ok or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"endpoint_url must be http(s)://host[:port], not {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _public_endpoint(self) -> S3MountSettings:
         # Checked here, where the setting is named: a URL without a scheme parsed to an empty host and

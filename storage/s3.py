@@ -15,8 +15,8 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # How long a multipart completion may take to answer (AWS documents "several minutes" for big objects).
 COMPLETION_READ_SECONDS = 900.0
 MAX_COPY_BYTES = 5 * 1024**3  # the largest object CopyObject copies in one request
+NO_SUCH_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
 
 # Told of every request to the store: its operation (GetObject, HeadObject, ...), seconds (retries
 # included) and whether it succeeded. The app shell passes one that records metrics and spans.
@@ -129,7 +130,9 @@ class S3Store:
             # request for botocore's 60 s read timeout, three attempts over (about 4 minutes).
             connect_timeout=timeout,
             read_timeout=timeout,
-            retries={"max_attempts": 3, "mode": "standard"},
+            # total_max_attempts counts the first request; botocore's max_attempts does not, so the
+            # "3" there made 4 requests, not the 3 that storage/retries.py states for every S3 request.
+            retries={"total_max_attempts": retries.STORE_ATTEMPTS, "mode": "standard"},
         )
         # Completing a multipart upload is the one call S3 may think over for minutes on a big object
         # (it keeps the connection alive with whitespace meanwhile; MinIO every 10 s): its answer may
@@ -177,6 +180,23 @@ class S3Store:
     def _call_failed(self, context: dict[str, Any], event_name: str, **_: Any) -> None:
         if "graphlake_started" in context:
             self._observe(event_name.rsplit(".", 1)[-1], time.perf_counter() - context.pop("graphlake_started"), False)
+
+    @contextmanager
+    def _asking(self, doing: str) -> Iterator[None]:
+        """Any failure of the requests made in the block as StoreUnavailable naming the mount and what
+        was asked: the store answered an error (its 503 SlowDown once botocore's retries are spent, a
+        bucket or credentials gone since the server started) or none at all. botocore's own errors
+        reached GraphQL's error policy as they were: a ClientError was INTERNAL, and a lost connection
+        UNAVAILABLE naming no mount. A method that expects an answer (NoSuchUpload, say) catches it
+        inside the block."""
+        try:
+            yield
+        except ClientError as error:
+            said = error.response.get("Error", {})
+            raise StoreUnavailable(f"s3 mount {self.name!r}: {doing}: the store answered {said.get('Code', '?')} "
+                                   f"({said.get('Message') or 'no message'})") from error
+        except (BotoCoreError, aiohttp.ClientError) as error:
+            raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {doing}: {error}") from error
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -267,8 +287,9 @@ class S3Store:
     # --- multipart
     async def start_multipart(self, key: str, *, content_type: str) -> str:
         self.ownership.require("upload", key)
-        answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=self.object_key(key),
-                                                           ContentType=content_type)
+        with self._asking(f"starting a multipart upload of {key!r}"):
+            answer = await self.client.create_multipart_upload(Bucket=self.bucket, Key=self.object_key(key),
+                                                               ContentType=content_type)
         return answer["UploadId"]
 
     async def sign_part(self, key: str, upload_id: str, number: int, *, size: int, offset: int,
@@ -282,13 +303,14 @@ class S3Store:
         parts: list[StoredPart] = []
         marker = 0
         while True:  # up to 1,000 parts an answer
-            try:
-                answer = await self.client.list_parts(Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
-                                                      PartNumberMarker=marker)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
-                    return []
-                raise
+            with self._asking(f"listing the parts of {key!r}"):
+                try:
+                    answer = await self.client.list_parts(Bucket=self.bucket, Key=self.object_key(key),
+                                                          UploadId=upload_id, PartNumberMarker=marker)
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                        return []
+                    raise
             parts += [StoredPart(number=p["PartNumber"], etag=p["ETag"], size=p["Size"]) for p in answer.get("Parts", [])]
             if not answer.get("IsTruncated"):
                 return parts
@@ -296,26 +318,28 @@ class S3Store:
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         self.ownership.require("complete", key)
-        try:
-            await self._completion_client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag}
-                                           for p in sorted(parts, key=lambda p: p.number)]},
-            )
-        except ClientError as error:
-            # An attempt whose answer was lost (botocore retries it, or the caller completes again
-            # after a crash) may have completed the upload: the object is there, the upload id gone.
-            if error.response.get("Error", {}).get("Code") != "NoSuchUpload" or await self.stat(key) is None:
-                raise
+        with self._asking(f"joining the parts of {key!r}"):
+            try:
+                await self._completion_client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag}
+                                               for p in sorted(parts, key=lambda p: p.number)]},
+                )
+            except ClientError as error:
+                # An attempt whose answer was lost (botocore retries it, or the caller completes again
+                # after a crash) may have completed the upload: the object is there, the upload id gone.
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload" or await self.stat(key) is None:
+                    raise
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         if not self.ownership.allows("abort the multipart upload", key):
             return
-        try:
-            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                raise
+        with self._asking(f"aborting the multipart upload of {key!r}"):
+            try:
+                await self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.object_key(key), UploadId=upload_id)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
 
     # --- objects
     async def stat(self, key: str) -> ObjectInfo | None:
@@ -351,10 +375,22 @@ class S3Store:
                 self._observe("HeadObject", time.perf_counter() - started, ok)
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        """FileNotFoundError when there is no such object, as on a local mount (an export or a
+        thumbnail tells a file deleted meanwhile from a store that failed by it)."""
+        with self._asking(f"reading {key!r}"):
+            try:
+                answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
+                    raise FileNotFoundError(f"s3 mount {self.name!r}: no object {key!r}") from None
+                raise
         body = answer["Body"]
         try:
-            async for chunk in body.iter_chunks(CHUNK):
+            while True:
+                with self._asking(f"reading {key!r}"):  # not around the yield: the caller's own errors pass as they are
+                    chunk = await body.read(CHUNK)  # as iter_chunks reads
+                if not chunk:
+                    return
                 yield chunk
         finally:
             body.close()
@@ -368,7 +404,8 @@ class S3Store:
     async def write(self, key: str, path: Path | StagedFile) -> None:
         assert isinstance(path, Path)  # stage makes none here
         self.ownership.require("write", key)
-        await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
+        with self._asking(f"writing {key!r}"):
+            await self.client.upload_file(str(path), self.bucket, self.object_key(key))  # multipart when large
 
     def stage(self, key: str) -> None:
         return None  # the bytes are sent anyway: staged in a temporary directory (ObjectStore.stage)
@@ -376,7 +413,8 @@ class S3Store:
     async def delete(self, key: str) -> None:
         if not self.ownership.allows("delete", key):
             return
-        await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        with self._asking(f"deleting {key!r}"):
+            await self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
     # --- the mount's owner (storage/ownership.py)
     async def read_owner_file(self) -> bytes | None:
@@ -384,7 +422,7 @@ class S3Store:
         try:
             answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
                 return None
             raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
         except BotoCoreError as error:
@@ -505,7 +543,7 @@ class S3Store:
             answer = await self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "?")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code in NO_SUCH_KEY:
                 return None
             raise StoreRefused(code) from None
         return {"ETag": answer.get("ETag"), "Size": answer.get("ContentLength")}

@@ -8,7 +8,7 @@ host, path prefix and signing region, which covers path and virtual-host address
 endpoints and AWS regions alike), and each URL is then signed here: a canonical request, an HMAC
 chain, about 20 microseconds. The algorithm is AWS's published one:
 https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
-`tests/test_sigv4.py` checks it signs exactly as botocore does; the upload tests check MinIO
+`tests/unit/test_sigv4.py` checks it signs exactly as botocore does; the upload tests check MinIO
 accepts what it signs.
 """
 

@@ -1,13 +1,17 @@
-"""The S3 store against MinIO behind a proxy that plays a slow S3: a multipart completion S3 thinks
-over for longer than the mount's timeout_seconds is waited for, and completing twice is harmless."""
+"""The S3 store against MinIO: behind a proxy that plays a slow S3, a multipart completion S3 thinks
+over for longer than the mount's timeout_seconds is waited for, and completing twice is harmless;
+the URLs it signs name the public endpoint, take only the signed size, and name a download's file
+as stored. (A store that fails: tests/test_s3_failures.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from email.message import Message
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -142,4 +146,39 @@ async def test_a_signed_put_takes_only_the_size_it_was_signed_for(s3: S3Service)
         await store.abort_multipart(key + "-parts", upload_id)
         await store.delete(key)
     finally:
+        await store.close()
+
+
+def saved_as(disposition: str) -> str:
+    """The name a browser saves an attachment under: RFC 5987's `filename*` where there is one, else
+    the plain `filename` (the email package reads the plain one first: it is the ASCII fallback)."""
+    header = Message()
+    header["content-disposition"] = disposition
+    assert header.get_content_disposition() == "attachment", disposition
+    exact = re.search(r"filename\*=utf-8''([^;\s]+)", disposition, re.IGNORECASE)
+    return unquote(exact.group(1)) if exact else str(header.get_filename())
+
+
+async def test_a_signed_get_names_the_file_as_stored_whatever_its_name_holds(s3: S3Service) -> None:
+    """The download's Content-Disposition and Content-Type are signed into the URL (S3 answers with
+    them): a name with quotes, a semicolon, a line break or letters outside ASCII reaches the header
+    encoded (RFC 6266 / 5987), so it can neither end the parameter nor add a header, and a client
+    saves the file under the exact name."""
+    store = S3Store("named", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+                    secret_access_key=s3.secret_key)
+    await store.open()
+    key = f"named/{uuid.uuid4().hex}"
+    s3.client().put_object(Bucket=s3.bucket, Key=key, Body=b"named")
+    try:
+        async with httpx.AsyncClient() as http:
+            for name in ('plain.txt', 'a "quoted"; filename=evil.sh résumé 日本.txt', "two\r\nX-Injected: 1.txt"):
+                url = await store.sign_get(key, filename=name, content_type="text/plain; charset=utf-8", expires_in=60)
+                answer = await http.get(url)
+                assert answer.status_code == 200 and answer.content == b"named", answer.text
+                assert "x-injected" not in answer.headers and answer.headers["content-type"] == "text/plain; charset=utf-8"
+                assert saved_as(answer.headers["content-disposition"]) == name, answer.headers
+                tampered = url.replace("response-content-disposition=attachment", "response-content-disposition=inline")
+                assert (await http.get(tampered)).status_code == 403  # the header is the signed one or none
+    finally:
+        await store.delete(key)
         await store.close()

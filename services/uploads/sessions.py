@@ -4,7 +4,8 @@ PENDING asset stored at once; and fresh signed URLs for what a session still nee
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Container, Iterable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,12 +28,14 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import claims, stat_hints
 from services.uploads.finishing import file_completed
-from services.uploads.mounts import choose_store
+from services.uploads.mounts import MountUnavailable, choose_store
 from services.uploads.verification import check_sha256
-from storage import LocalStore, ObjectStore
+from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.concurrency import bounded_gather
 from storage.local import UnsafeKey
 from storage.protocol import SignedRequest
+
+log = logging.getLogger("graphlake.uploads")
 
 MIB = 1024 * 1024
 
@@ -349,6 +352,9 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         except UnsafeKey as error:  # a link someone sharing the local mount put where its uploads' parts go
             raise Unavailable(f"mount {store.name!r} cannot take uploads in parts now: {error}",
                               field=f"{where(i)}mount") from None
+        except StoreUnavailable as error:  # failed since its check (a bucket deleted, a SlowDown): named as it would be
+            raise MountUnavailable(f"mount {store.name!r} cannot take uploads now: {error}",
+                                   field=f"{where(i)}mount") from None
         return UploadSession(
             id=asset_id, asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
             sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
@@ -362,18 +368,59 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         return [unchanged[i] for i in range(len(requests))]
     part_urls.check([(0 if r.direct else part_count(r.size_bytes, part_size_for(r.size_bytes, settings.multipart_threshold_bytes)),
                       f"{where(i)}sizeBytes") for i, r in enumerate(requests) if i not in unchanged])
-    sessions = await bounded_gather([lambda i=i, r=r: session_for(i, r) for i, r in fresh])
+    sessions = await _started([lambda i=i, r=r: session_for(i, r) for i, r in fresh], stores)
     assets = [file_asset(request, session.asset_id, chosen[request.mount], AssetStatus.PENDING, actor)
               for (_, request), session in zip(fresh, sessions, strict=True)]
     # Both at once: a crash between the two leaves a session with no asset, which expires, or a
     # PENDING asset with no session, which settle_stranded fails.
-    await asyncio.gather(
-        UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions]),
-        Asset.get_pymongo_collection().insert_many([stored(a) for a in assets]))
+    try:
+        await asyncio.gather(
+            UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in sessions]),
+            Asset.get_pymongo_collection().insert_many([stored(a) for a in assets]))
+    except Exception:
+        # The client hears of none of them, so no part can be sent. A session the database took all
+        # the same (an answer lost) expires, and finds its upload aborted already.
+        await _abort_quietly(sessions, stores)
+        raise
     for session in sessions:
         stat_hints.stored_here.remember(session)
     started = iter(Started(session, asset) for session, asset in zip(sessions, assets, strict=True))
     return [unchanged[i] if i in unchanged else next(started) for i in range(len(requests))]
+
+
+async def _started(jobs: Sequence[Callable[[], Awaitable[UploadSession]]],
+                   stores: Mapping[str, ObjectStore]) -> list[UploadSession]:
+    """The sessions `jobs` make (each starting its multipart upload in the store); if one fails, its
+    error, once every other has ended and the multipart uploads they started are aborted. Without
+    this, a batch one of whose uploads the store refused (a SlowDown, a mount gone) left the others'
+    multipart uploads open in S3, which no session names and so no reconciler aborts."""
+
+    async def outcome(job: Callable[[], Awaitable[UploadSession]]) -> UploadSession | Exception:
+        try:
+            return await job()
+        except Exception as error:  # raised below, once the others have ended
+            return error
+
+    outcomes = await bounded_gather([lambda job=job: outcome(job) for job in jobs])
+    failed = [o for o in outcomes if isinstance(o, Exception)]
+    if failed:
+        await _abort_quietly([o for o in outcomes if isinstance(o, UploadSession)], stores)
+        raise failed[0]
+    return outcomes  # type: ignore[return-value]
+
+
+async def _abort_quietly(sessions: Sequence[UploadSession], stores: Mapping[str, ObjectStore]) -> None:
+    """Abort the multipart uploads of sessions no client was told of; a store that fails this too is
+    logged (a bucket's lifecycle rule for incomplete multipart uploads takes those: README)."""
+    async def abort(session: UploadSession) -> None:
+        assert session.multipart_id is not None
+        try:
+            await stores[session.mount].abort_multipart(session.key, session.multipart_id)
+        except Exception:
+            log.warning("the multipart upload of %s on mount %s, started for a request that failed, stays open",
+                        session.key, session.mount, exc_info=True)
+
+    await bounded_gather([lambda s=s: abort(s) for s in sessions if s.multipart_id is not None])
 
 
 async def create_upload(request: UploadRequest, stores: dict[str, ObjectStore], settings: UploadSettings,

@@ -70,6 +70,11 @@ def test_mounts_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     ({"GRAPHLAKE_SUBSCRIBER_QUEUE_SIZE": "10000"}, "subscriber_queue_size: must be more than max_events_per_batch"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "localhost:9000"}}'},
      "public_endpoint_url must be http(s)://host[:port]"),
+    # Accepted, then botocore's "Invalid endpoint" stopped the server's start with a traceback naming no setting.
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "endpoint_url": "minio:9000"}}'},
+     "mounts.lab.s3.endpoint_url\n  Value error, endpoint_url must be http(s)://host[:port], not 'minio:9000'"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "endpoint_url": "http://[minio"}}'}, "endpoint_url must be"),
+    ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "endpoint_url": "http://minio:90a"}}'}, "endpoint_url must be"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "http://s3.lab/x", '
                           '"addressing_style": "path"}}'}, "public_endpoint_url must be"),
     ({"GRAPHLAKE_MOUNTS": '{"lab": {"backend": "s3", "bucket": "b", "public_endpoint_url": "https://s3.lab", '

@@ -1,0 +1,177 @@
+"""An S3 mount that fails after the server started: its credentials rotated, its endpoint gone, its
+bucket deleted, or the store throttling (503 SlowDown). Each is a GraphQL error UNAVAILABLE naming
+the mount, never INTERNAL; nothing stored is lost (the upload completes once the store is back),
+and a batch the store refused half-way leaves no multipart upload open that no session names."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.uploads import mounts as upload_mounts
+from storage import S3Store, StoreUnavailable
+from tests.conftest import S3Service
+from tests.operations import Api
+from tests.test_uploads import MIB, multipart_from_one_mib, payload, put, start
+
+
+def mount_at(s3: S3Service, name: str, prefix: str, **changed: object) -> S3Store:
+    """A store of the test MinIO's bucket under `prefix`, with `changed` settings (a wrong secret, ...)."""
+    return S3Store(name, **{"bucket": s3.bucket, "prefix": prefix, "endpoint_url": s3.endpoint,
+                            "access_key_id": s3.access_key, "secret_access_key": s3.secret_key, **changed})
+
+
+@contextlib.asynccontextmanager
+async def mounted(state: AppState, store: S3Store) -> AsyncIterator[S3Store]:
+    await store.open()
+    state.stores[store.name] = store
+    try:
+        yield store
+    finally:
+        if state.stores.get(store.name) is store:
+            del state.stores[store.name]
+        await store.close()
+
+
+@pytest.mark.parametrize("failure", ["credentials", "endpoint"])
+async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
+        api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service, failure: str) -> None:
+    """Completing a multipart upload lists and joins its parts through botocore: a secret rotated
+    since the server started (MinIO answers InvalidAccessKeyId... to it) was INTERNAL, a store that
+    stopped answering UNAVAILABLE naming no mount."""
+    prefix = f"failing-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "rotating", prefix)) as good:
+        with multipart_from_one_mib(settings):
+            data = payload(9 * MIB, seed=7)
+            session = await start(api, contributor, data, "rotating")
+        size = session["partSizeBytes"]
+        for part in session["parts"]:
+            offset = (part["partNumber"] - 1) * size
+            assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+        broken = (mount_at(s3, "rotating", prefix, secret_access_key="rotated-since") if failure == "credentials"
+                  else mount_at(s3, "rotating", prefix, endpoint_url="http://127.0.0.1:9", timeout=0.5))
+        async with mounted(state, broken):
+            error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor, status=503)
+            assert error["extensions"]["code"] == "UNAVAILABLE", error
+            assert "s3 mount 'rotating'" in error["message"] and "parts" in error["message"], error
+        state.stores["rotating"] = good  # the store is back: nothing was lost meanwhile
+        asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+        assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+
+
+@pytest.fixture
+def checks_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mount's reachability check is remembered for a while (services/uploads/mounts.py): here for
+    long enough that a bucket deleted after one is not seen by the next upload's check."""
+    monkeypatch.setattr(upload_mounts, "CHECK_SECONDS", 600.0)
+
+
+def open_uploads(s3: S3Service, prefix: str) -> set[str]:
+    """The keys under `prefix/` with a multipart upload open. The bucket's whole list, then filtered:
+    MinIO answers a listing by a prefix only for the prefix of a whole key."""
+    listed = s3.client().list_multipart_uploads(Bucket=s3.bucket, MaxUploads=1000)
+    assert not listed.get("IsTruncated"), "more open uploads in the test bucket than one listing holds"
+    return {u["Key"] for u in listed.get("Uploads", []) if u["Key"].startswith(prefix + "/")}
+
+
+async def test_a_batch_the_store_refuses_half_way_leaves_no_multipart_upload_open(
+        api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service, checks_remembered: None) -> None:
+    """createUploads starts each file's multipart upload before it stores the sessions: when one
+    mount refused (here its bucket was deleted since its check), the error was INTERNAL and the
+    other mount's upload, started already, stayed open in S3 with no session naming it, so no
+    reconciler ever aborted it (S3 bills its parts)."""
+    client = s3.client()
+    bucket = f"gone-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    prefix = f"batch-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "kept", prefix)), mounted(state, mount_at(s3, "gone", "", bucket=bucket)):
+        await start(api, contributor, b"checked", "gone")  # its check answered, and is remembered
+        await start(api, contributor, b"checked", "kept")
+        with multipart_from_one_mib(settings):  # an upload in parts on the mount that answers: seen open
+            await start(api, contributor, payload(2 * MIB), "kept")
+        before = open_uploads(s3, prefix)
+        assert len(before) == 1
+        client.delete_bucket(Bucket=bucket)  # an operator's mistake, or a lifecycle gone wrong
+        with multipart_from_one_mib(settings):
+            inputs = [{"name": f"{i}.bin", "sizeBytes": 2 * MIB, "mount": mount} for i, mount in enumerate(["kept", "gone"])]
+            error = await api.error("CreateUploads", {"inputs": inputs}, token=contributor, status=503)
+        assert error["extensions"]["code"] == "UNAVAILABLE", error
+        assert error["extensions"]["field"] == "inputs[1].mount", error
+        assert "s3 mount 'gone'" in error["message"] and "NoSuchBucket" in error["message"], error
+        assert open_uploads(s3, prefix) == before  # the batch's, started on the mount that answered, is aborted
+
+
+@contextlib.asynccontextmanager
+async def throttling(seen: list[bytes]) -> AsyncIterator[str]:
+    """An address answering every request with S3's 503 SlowDown, as a store under too much load
+    does, each request's line put in `seen`. Only requests a test sends there meet it: the store's
+    others go to the real MinIO."""
+    slow_down = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>"
+                 b"<Message>Please reduce your request rate.</Message></Error>")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b"\r\n", 1)[0])
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+                     b"Content-Length: " + str(len(slow_down)).encode() + b"\r\n\r\n" + slow_down)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def test_a_throttling_store_is_asked_a_bounded_number_of_times_then_unavailable(s3: S3Service) -> None:
+    """botocore retries a SlowDown (3 attempts in all, waits of a second or two); after that the
+    store's ClientError reached callers as it was (INTERNAL). It is StoreUnavailable naming the
+    mount and what was asked now."""
+    prefix, seen = f"busy-{uuid.uuid4().hex[:8]}", []
+    store = mount_at(s3, "busy", prefix)
+    await store.open()
+    try:
+        upload_id = await store.start_multipart("assets/x", content_type="application/octet-stream")
+        async with throttling(seen) as endpoint:
+            busy = mount_at(s3, "busy", prefix, endpoint_url=endpoint, timeout=2)
+            await busy.open()
+            try:
+                async with asyncio.timeout(30):  # bounded: no retrying without end
+                    with pytest.raises(StoreUnavailable,
+                                       match=r"s3 mount 'busy': listing the parts of 'assets/x': .*SlowDown"):
+                        await busy.list_parts("assets/x", upload_id)
+            finally:
+                await busy.close()
+        assert len(seen) == 3 and all(b"uploadId=" in line for line in seen), seen
+        await store.abort_multipart("assets/x", upload_id)
+    finally:
+        await store.close()
+
+
+async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:
+    """A read of a key with no object was botocore's NoSuchKey, which an export or a thumbnail (expecting
+    a local mount's FileNotFoundError for a file deleted meanwhile) reported as INTERNAL; and a store
+    refusing the read was INTERNAL too, where it is StoreUnavailable naming the mount."""
+    prefix = f"reads-{uuid.uuid4().hex[:8]}"
+    store, refused = mount_at(s3, "reads", prefix), mount_at(s3, "reads", prefix, secret_access_key="rotated-since")
+    await store.open()
+    await refused.open()
+    try:
+        with pytest.raises(FileNotFoundError):
+            async for _ in store.read("assets/none"):
+                pass
+        s3.client().put_object(Bucket=s3.bucket, Key=f"{prefix}/assets/one", Body=b"one")
+        assert [chunk async for chunk in store.read("assets/one")] == [b"one"]
+        with pytest.raises(StoreUnavailable, match=r"s3 mount 'reads': reading 'assets/one': .*SignatureDoesNotMatch"):
+            await refused.sha256("assets/one")
+        await store.delete("assets/one")
+    finally:
+        await store.close()
+        await refused.close()
