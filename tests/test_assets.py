@@ -68,7 +68,8 @@ async def test_a_text_media_type_is_one_a_content_type_header_can_carry(api: Api
     assert fine["storeText"]["mediaType"] == "text/csv; charset=utf-8"
     upload = await api.data("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": 'text/csv; header="present"'}},
                             token=contributor)
-    assert upload["createUpload"]["id"]
+    # Taken as given, quoted parameter and all: the header the upload's PUT is to carry.
+    assert upload["createUpload"]["headers"]["Content-Type"] == 'text/csv; header="present"', upload
     refused = await api.error("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": "a/b\nc: d"}},
                               token=contributor)
     assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "mediaType"}
