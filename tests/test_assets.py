@@ -323,7 +323,8 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
                                                         "metadata": {"k": 1}, "description": None}},
                               token=contributor))["updateAsset"]
     assert updated["name"] == "raw-v2" and updated["labels"] == ["b"] and updated["metadata"] == {"k": 1}
-    assert updated["updatedAt"] > raw["updatedAt"] or updated["updatedAt"] >= raw["updatedAt"]
+    # Moved on, even within the millisecond it was made in: expectedUpdatedAt compares it (compare-and-set).
+    assert updated["updatedAt"] > raw["updatedAt"], (updated["updatedAt"], raw["updatedAt"])
     assert updated["value"] == raw["value"]  # untouched fields stay
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [raw["id"]]}}, token=contributor)
     assert error["extensions"]["field"] == "derivedFrom[0]"
