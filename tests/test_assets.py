@@ -68,7 +68,8 @@ async def test_a_text_media_type_is_one_a_content_type_header_can_carry(api: Api
     assert fine["storeText"]["mediaType"] == "text/csv; charset=utf-8"
     upload = await api.data("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": 'text/csv; header="present"'}},
                             token=contributor)
-    assert upload["createUpload"]["id"]
+    # Taken as given, quoted parameter and all: the header the upload's PUT is to carry.
+    assert upload["createUpload"]["headers"]["Content-Type"] == 'text/csv; header="present"', upload
     refused = await api.error("CreateUpload", {"input": {"name": "t.csv", "sizeBytes": 3, "mediaType": "a/b\nc: d"}},
                               token=contributor)
     assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "mediaType"}
@@ -322,7 +323,8 @@ async def test_update_and_lineage(api: Api, contributor: str) -> None:
                                                         "metadata": {"k": 1}, "description": None}},
                               token=contributor))["updateAsset"]
     assert updated["name"] == "raw-v2" and updated["labels"] == ["b"] and updated["metadata"] == {"k": 1}
-    assert updated["updatedAt"] > raw["updatedAt"] or updated["updatedAt"] >= raw["updatedAt"]
+    # Moved on, even within the millisecond it was made in: expectedUpdatedAt compares it (compare-and-set).
+    assert updated["updatedAt"] > raw["updatedAt"], (updated["updatedAt"], raw["updatedAt"])
     assert updated["value"] == raw["value"]  # untouched fields stay
     error = await api.error("UpdateAsset", {"input": {"id": raw["id"], "derivedFrom": [raw["id"]]}}, token=contributor)
     assert error["extensions"]["field"] == "derivedFrom[0]"

@@ -549,7 +549,7 @@ async def test_an_add_cut_short_before_its_items_is_settled_by_the_maintenance(
         raise ConnectionError("the server died here")
 
     monkeypatch.setattr(collections, "_write_items", crash)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="the server died here"):  # ours, not a real connection's
         await collections.add_items(collection_id, [collections.NewItem(asset_id, None, None)], None, 10)
     monkeypatch.setattr(collections, "_write_items", write_items)
     stored = await Asset.get(asset_id)

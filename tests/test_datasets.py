@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -883,20 +884,41 @@ async def test_a_build_a_batch_at_a_time_holds_every_datum_in_order(api: Api, co
 async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: Api, contributor: str,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch that fails while the one before is being written: the build waits for those writes,
-    then removes all of it (members, copies, pins), and the name is free again. The writes are held
-    back a while, so the failure comes while they are under way."""
+    then removes all of it (members, copies, pins), and the name is free again. The second batch's
+    writes are held back until the third batch has failed, so the failure comes while they are under
+    way (held for a guessed 0.3 s alone, as before, a slow third batch came after them)."""
     monkeypatch.setattr(version_build, "BUILD_BATCH", 1)
-    write_batch, writes = snapshots.write_batch, {"begun": 0, "ended": 0}
+    write_batch, copy_batch, discard = snapshots.write_batch, snapshots.copy_batch, datasets._discard
+    writes: dict[str, Any] = {"begun": 0, "ended": 0, "held until the failure": None, "ended at the discard": None}
+    failed = asyncio.Event()
 
     async def held_back(batch: snapshots.CopiedBatch, content: Any = None) -> None:
         writes["begun"] += 1
         try:
-            await asyncio.sleep(0.3)
+            if writes["begun"] == 2:  # bounded: a build that waited for these writes first would never fail
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(failed.wait(), 10)
+                writes["held until the failure"] = failed.is_set()
+                # And a while longer, on purpose: a build that did not wait for them would discard meanwhile.
+                await asyncio.sleep(0.3)
             await write_batch(batch, content)
         finally:
             writes["ended"] += 1
 
+    async def discard_after_the_writes(version_id: ObjectId) -> None:
+        writes["ended at the discard"] = writes["ended"]
+        await discard(version_id)
+
+    async def noting_failure(*args: Any) -> snapshots.CopiedBatch:
+        try:
+            return await copy_batch(*args)
+        except Exception:
+            failed.set()
+            raise
+
     monkeypatch.setattr(snapshots, "write_batch", held_back)
+    monkeypatch.setattr(snapshots, "copy_batch", noting_failure)
+    monkeypatch.setattr(datasets, "_discard", discard_after_the_writes)
     labels, made = await _labelled_datums(api, contributor, 3)
     records = AnnotationRecord.get_pymongo_collection()
     record = await records.find_one({"datum_id": object_id(made[2]["id"])})
@@ -908,7 +930,8 @@ async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: 
 
     error = await api.error("CreateDatasetVersion", {"input": build}, token=contributor)
     assert error["extensions"]["code"] == "INTERNAL"
-    assert writes["begun"] == 2  # the third batch failed while the second's writes were held back
+    assert writes["begun"] == 2 and writes["held until the failure"]  # the third failed during the second's writes
+    assert writes["ended at the discard"] == 2  # the build waited for them before it removed anything
     await wait_for(lambda: writes["ended"] == writes["begun"])  # ended before the answer, or would land after it
     assert await DatasetVersion.find({"dataset_id": object_id(dataset["id"])}).count() == 0
     assert await VersionMember.get_pymongo_collection().count_documents(

@@ -6,7 +6,6 @@ with prometheus_client's own parser, and each check compares a scrape before wit
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -170,11 +169,8 @@ async def test_websockets_and_subscriptions_are_gauged(served: Served, http: htt
         return (value(now, "graphlake_websockets_open") == value(before, "graphlake_websockets_open")
                 and value(now, "graphlake_subscriptions_active") == value(before, "graphlake_subscriptions_active"))
 
-    for _ in range(200):  # the server ends the subscription a moment after the socket closes
-        if await settled():
-            break
-        await asyncio.sleep(0.05)
-    assert await settled()
+    # The server ends the subscription a moment after the socket closes.
+    await wait_for(settled, what="the gauges to fall back once the socket closed")
     after = await scrape(http)
     assert value(after, "graphlake_operations_total", type="subscription", name="EventStream", outcome="ok") == \
         value(before, "graphlake_operations_total", type="subscription", name="EventStream", outcome="ok") + 1

@@ -137,8 +137,9 @@ def test_the_store_is_bounded_and_keeps_the_recently_used() -> None:
     long = "{ __typename }" + " " * MAX_STORED_CHARS
     long_hash = hashlib.sha256(long.encode()).hexdigest()
     assert store.document(long, persisted(long_hash)) == long
-    with pytest.raises(PersistedQueryError):
+    with pytest.raises(PersistedQueryError) as not_kept:
         store.document(None, persisted(long_hash))
+    assert not_kept.value.code == "PERSISTED_QUERY_NOT_FOUND"
 
 
 @pytest.mark.parametrize(("token", "anonymous_read"), [(None, False), ("not-a-token", False), (None, True)],

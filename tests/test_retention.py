@@ -463,6 +463,6 @@ async def _round_dying_after_the_flip(monkeypatch: pytest.MonkeyPatch, state: Ap
         return await pinned(asset_ids)
 
     monkeypatch.setattr(retention, "pinned", dies_after_the_flip)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match="the server died"):  # ours, not a real connection's
         await assets_service.collect_unpinned(timedelta(days=7), state.stores)
     monkeypatch.setattr(retention, "pinned", pinned)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -21,6 +22,7 @@ from services.uploads.reconciler import reconcile
 from tests.conftest import MakeToken
 from tests.operations import Api, object_id
 from tests.test_uploads import MIB, MOUNTS, complete, multipart_from_one_mib, payload, put, start
+from tests.waiting import wait_for
 
 
 async def download(api: Api, token: str, asset_id: str) -> bytes:
@@ -174,6 +176,13 @@ async def test_only_writers_learn_where_a_local_mount_lives(api: Api, contributo
     assert seen_by_reader["localRoot"] is None and seen_by_reader["localId"] is None
 
 
+def lock_waited_on(inode: int) -> bool:
+    """Whether a process waits for a lock of the file with this inode (Linux lists the waiters of each
+    lock in /proc/locks, marked `->`)."""
+    return any(line.split()[1] == "->" and line.split()[6].endswith(f":{inode}")
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
 async def test_a_part_write_under_way_lands_before_completion_verifies(api: Api, contributor: str, state: AppState,
                                                                        settings: Settings) -> None:
     """On the local mount a part is written into the upload's data file in place. Completion waits for a
@@ -189,7 +198,9 @@ async def test_a_part_write_under_way_lands_before_completion_verifies(api: Api,
     upload_id = (await UploadSession.get(object_id(session["id"]))).multipart_id
     writer = await store.open_part_file(upload_id)  # a part PUT in flight
     completing = asyncio.create_task(complete(api, contributor, session["id"]))
-    await asyncio.sleep(0.3)  # kept: what is tested is that completion does not go on meanwhile
+    # Until completion waits on the file's lock that the writer holds shared: not a guessed while, in
+    # which a loaded machine may not yet have brought completion that far.
+    await wait_for(lambda: lock_waited_on(os.fstat(writer).st_ino), what="completion to wait for the part write")
     assert not completing.done()
     os.pwrite(writer, b"Z" * 100, 0)
     os.close(writer)

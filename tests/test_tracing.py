@@ -4,7 +4,6 @@ requests to S3. Spans are kept by the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import httpx
@@ -17,12 +16,35 @@ from opentelemetry.trace import SpanKind
 from graphlake.app import create_app
 from graphlake.settings import Settings
 from graphlake.tracing import start_tracing
+from services.events.feed import FeedTail
 from tests.operations import document
 from tests.processes import serving
+from tests.waiting import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+def tail_refreshes(monkeypatch: pytest.MonkeyPatch) -> dict[FeedTail, int]:
+    """How many times each feed tail started from here on has refreshed its writers (its heartbeat and
+    a read of the writers: WRITERS_REFRESH_SECONDS apart). Tails already running (the suite's app's)
+    are not counted."""
+    counts: dict[FeedTail, int] = {}
+    run, refresh = FeedTail.run, FeedTail._refresh_writers
+
+    async def counted_run(self: FeedTail) -> None:
+        counts[self] = 0
+        await run(self)
+
+    async def counted_refresh(self: FeedTail) -> None:
+        await refresh(self)
+        if self in counts:
+            counts[self] += 1
+
+    monkeypatch.setattr(FeedTail, "run", counted_run)
+    monkeypatch.setattr(FeedTail, "_refresh_writers", counted_refresh)
+    return counts
 
 
 def of_trace(spans: tuple[ReadableSpan, ...], trace_id: str = TRACE_ID) -> list[ReadableSpan]:
@@ -46,7 +68,8 @@ def test_tracing_is_off_by_default(settings: Settings, monkeypatch: pytest.Monke
 
 
 async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: Settings, contributor: str,
-                                                                      viewer: str) -> None:
+                                                                      viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    refreshes = tail_refreshes(monkeypatch)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -71,7 +94,11 @@ async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: 
         assert untraced.status_code == 200
         exporter.clear()
         assert (await http.get("/readyz")).status_code == 200  # pings the database: no trace of its own
-        await asyncio.sleep(1.5)  # the feed's tail reads every few hundred milliseconds meanwhile
+        # Until this app's feed tail has refreshed its writers twice more (a heartbeat and a read each):
+        # commands outside any request, not merely a while in which some may have run.
+        [tail] = refreshes
+        due = refreshes[tail] + 2
+        await wait_for(lambda: refreshes[tail] >= due, what="the feed tail's next two rounds of commands")
         idle = exporter.get_finished_spans()
     provider.shutdown()
     # Commands outside any request (probes, the feed's tail, the maintenance) make no traces.

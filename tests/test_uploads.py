@@ -902,8 +902,10 @@ async def test_a_local_mount_signs_a_download_url_at_once_and_an_s3_mount_when_a
     lab = download_url_now_or_later(asset("lab", "ab/cd/x.png"), state.stores, 60, 3600)
     assert inspect.isawaitable(lab)
     assert "X-Amz-Signature=" in await lab and await download_url(asset("lab", "k"), state.stores, 60, 3600)
-    with pytest.raises(BadUserInput):  # checked before anything is signed, on both paths
-        download_url_now_or_later(asset("local", "k"), state.stores, 0, 3600)
+    for mount in ("local", "lab"):  # checked before anything is signed, on both paths
+        with pytest.raises(BadUserInput) as refused:
+            download_url_now_or_later(asset(mount, "k"), state.stores, 0, 3600)
+        assert refused.value.extensions["field"] == "expiresInSeconds", mount
 
 
 @contextlib.asynccontextmanager

@@ -43,10 +43,10 @@ def test_a_cursor_carries_no_operator_and_fits_only_its_ordering() -> None:
             decode_cursor(forged(*values), sort, scope="things")
         assert refused.value.extensions["field"] == "after", values
     other = with_tiebreaker([("name", -1)])
-    with pytest.raises(BadUserInput):
-        decode_cursor(encode_cursor({"name": "b", "_id": 5}, other, scope="things"), sort, scope="things")
-    with pytest.raises(BadUserInput):  # the same order of another list
-        decode_cursor(encode_cursor({"name": "b", "_id": 5}, sort, scope="others"), sort, scope="things")
+    for made_for, scope in ((other, "things"), (sort, "others")):  # another ordering; the same order of another list
+        with pytest.raises(BadUserInput) as refused:
+            decode_cursor(encode_cursor({"name": "b", "_id": 5}, made_for, scope=scope), sort, scope="things")
+        assert refused.value.extensions["field"] == "after", scope
 
 
 async def test_a_computed_list_pages_backward_as_it_pages_forward() -> None:
