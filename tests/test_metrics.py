@@ -6,6 +6,7 @@ with prometheus_client's own parser, and each check compares a scrape before wit
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
