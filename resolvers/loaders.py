@@ -48,7 +48,7 @@ VersionDatum = tuple[ObjectId, ObjectId]
 
 @dataclass(frozen=True)
 class ChildPage(Generic[D]):
-    """The first children of one parent, and whether more exist."""
+    """The first (or last) children of one parent, and whether more exist before (after) them."""
 
     docs: list[D]
     has_next: bool
@@ -185,16 +185,19 @@ class Loaders:
             self.by_id(getattr(type(doc), "document_class", type(doc))).prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int,
-                 order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
+                 order: Sequence[str] = ("_id",), *, last: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose `field` is each parent id, in ascending `order`
-        (fields ending in `_id`)."""
+        (fields ending in `_id`); with `last`, the last `first` of them (a `last: n` page without a
+        cursor), still given in ascending order, `has_next` telling whether more come before them."""
+        direction = DESCENDING if last else ASCENDING
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             grouped = await _first_children(model, field, query, parent_ids, first + 1,  # one more: a next page?
-                                            [(key, ASCENDING) for key in order])
-            return await _child_pages(model, grouped, parent_ids, first)
+                                            [(key, direction) for key in order])
+            pages = await _child_pages(model, grouped, parent_ids, first)
+            return [ChildPage(docs=page.docs[::-1], has_next=page.has_next) for page in pages] if last else pages
 
-        return self._get(_cache_key("children", model.__name__, field, query, first, order), load,
+        return self._get(_cache_key("children", model.__name__, field, query, first, order, last), load,
                          f"children:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:

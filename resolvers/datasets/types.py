@@ -202,7 +202,7 @@ class DatasetVersion(Node):
         page, query = info.context.page(first, after, last, before), {"split": split.value} if split else {}
         datums = await child_connection(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
                                         query=query, page=page, to_node=Datum.from_member)
-        if not (page.after or page.backward) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
+        if not (page.after or page.before) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
             # Counted now, while every version of a list is at this point: after the look-ahead (whose reads
             # end at different times for each) their counts went in batches of one or a few.
             child_count(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id, query=query)
