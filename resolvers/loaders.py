@@ -25,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
 from documents.common import Split
-from documents.dataset import VersionMember
+from documents.dataset import DatasetVersion, VersionMember
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
@@ -153,14 +153,14 @@ class Loaders:
         # of uploadSession, nodes, createUploads): new with the loaders, so for each operation.
         self.part_urls = PartUrls()
 
-    def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader) -> DataLoader:
+    def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader, **options: Any) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
         its batch sizes in the metrics."""
         loader = self._loaders.get(key)
         if loader is None:
             if self._metrics is not None:
                 load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
-            loader = self._loaders[key] = kind(load_fn=load_fn)
+            loader = self._loaders[key] = kind(load_fn=load_fn, **options)
         return loader
 
     def by_id(self, model: type[D]) -> ByIdLoader[ObjectId, D | None]:
@@ -274,6 +274,14 @@ class Loaders:
             return await datasets.diffs(pairs)
 
         return self._get(_cache_key("version_diffs"), load, "version_diffs")
+
+    def verifications(self) -> DataLoader[DatasetVersion, snapshots.Verification]:
+        """Versions checked against their manifest hashes (by the version, keyed by its id): a list of
+        versions each asking for its `verification` is checked in one pass (services/snapshots.verify_many)."""
+        async def load(versions: Sequence[DatasetVersion]) -> list[snapshots.Verification]:
+            return await snapshots.verify_many(versions)
+
+        return self._get(_cache_key("verifications"), load, "verifications", cache_key_fn=lambda version: version.id)
 
     def training_splits(self) -> DataLoader[SplitKey, dict[Split, list[ObjectId]]]:
         """Training splits by (version, normalised ratios, seed, verified only): each computed once per

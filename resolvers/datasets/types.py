@@ -24,7 +24,7 @@ from resolvers.scalars import BigInt
 from services import datasets as service
 from services import version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
-from services.snapshots import Verification, verify
+from services.snapshots import Verification
 
 READY = {"status": VersionStatus.READY.value}
 
@@ -225,8 +225,8 @@ class DatasetVersion(Node):
     @strawberry.field(description="Recompute the manifest hash from what the version holds, and check that every "
                                   "asset it names still has the digest it had at build (reads the whole version; "
                                   "`graphlake datasets verify --deep` also re-reads the stored bytes).")
-    async def verification(self) -> VersionVerification:
-        return VersionVerification.from_value(await verify(self.doc))
+    async def verification(self, info: Info) -> VersionVerification:
+        return VersionVerification.from_value(await info.context.loaders.verifications().load(self.doc))
 
     @strawberry.field(description="How this version differs from another (`against`): datums added, removed and changed.")
     async def diff(
