@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from documents.roles import Role
+from graphlake.settings import Settings
 from services.auth import create_token
 from tests import factories
-from tests.conftest import Served, wipe
+from tests.conftest import S3Service, Served, wipe
 from tests.operations import Api
 
 SMALL, LARGE = 3, 12
@@ -40,6 +42,8 @@ class World:
     ids: dict[str, list[str]] = field(default_factory=dict)
     against: str = ""  # the first unit's v1: what every diff is taken against
     whole: str = ""  # a version of every unit's datum, built before each measure
+    s3: S3Service | None = None  # the bucket registerExternal lists
+    root: Path | None = None  # the directory ingestFiles copies from
 
     def add(self, kind: str, value: str) -> None:
         self.ids.setdefault(kind, []).append(value)
@@ -356,7 +360,33 @@ async def aliases_inputs(api: Api, token: str, world: World, n: int) -> dict:
     return {"assetId": (await fresh_assets(api, token, 1, f"al{n}"))[0], "aliases": [f"al{n}-{k}" for k in range(n)]}
 
 
+async def external_inputs(api: Api, token: str, world: World, n: int) -> dict:
+    assert world.s3 is not None
+    client = world.s3.client()
+    for k in range(n):
+        client.put_object(Bucket=world.s3.bucket, Key=f"np/{n}/{k}.csv", Body=f"{k}\n".encode())
+    return {"input": {"mount": "lab", "bucket": world.s3.bucket, "prefix": f"np/{n}/",
+                      "collectionId": world.ids["collection"][0]}}
+
+
+async def ingest_inputs(api: Api, token: str, world: World, n: int) -> dict:
+    assert world.root is not None
+    files = [world.root / f"{n}-{k}.txt" for k in range(n)]
+    for k, file in enumerate(files):
+        file.write_bytes(f"{n} {k}".encode())
+    return {"inputs": [{"source": str(file), "sizeBytes": file.stat().st_size, "collectionId": world.ids["collection"][0],
+                        "path": file.name} for file in files]}
+
+
 MUTATIONS: dict[str, Mutation] = {
+    "registerExternal": Mutation(
+        "mutation Probe($input: RegisterExternalInput!) { registerExternal(input: $input) { count "
+        "assets { id status collections(first: 5) { totalCount edges { node { name } } } } } }",
+        external_inputs, lambda data, n: data["registerExternal"]["count"] == n == len(data["registerExternal"]["assets"])),
+    "ingestFiles": Mutation(
+        "mutation Probe($inputs: [IngestFileInput!]!) { ingestFiles(inputs: $inputs) { unchanged "
+        "asset { id status sha256 collections(first: 5) { totalCount edges { node { name } } } } } }",
+        ingest_inputs, lambda data, n: len(data["ingestFiles"]) == n and all(d["asset"]["sha256"] for d in data["ingestFiles"])),
     "removeFromCollection": Mutation(
         "mutation Probe($collectionId: ID!, $assetIds: [ID!]!) { removeFromCollection(collectionId: $collectionId, "
         "assetIds: $assetIds) { itemCount } }", remove_inputs, lambda data, n: data["removeFromCollection"]["itemCount"] == 0),
@@ -433,11 +463,13 @@ async def measure_mutations(api: Api, served: Served, token: str, world: World, 
 
 
 @pytest.fixture(scope="module")
-async def measured(served: Served) -> AsyncIterator[dict[str, Measured]]:
+async def measured(served: Served, settings: Settings, s3: S3Service,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Measured]]:
     """Every case's commands at SMALL and at LARGE parents, from one world grown between the two."""
     await wipe(served)
     _, token = await create_token("np-admin", Role.ADMIN)
-    world = World()
+    world = World(s3=s3, root=tmp_path_factory.mktemp("ingest"))
+    settings.ingest_roots = [world.root]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served.app), base_url="http://graphlake.test") as http:
         api = Api(http)
         for i in range(SMALL):
@@ -448,8 +480,11 @@ async def measured(served: Served) -> AsyncIterator[dict[str, Measured]]:
             await add_unit(api, token, world, i)
         world.whole = await whole_version(api, token, world)
         large = await measure_reads(api, served, token, world, LARGE)
-        small |= await measure_mutations(api, served, token, world, SMALL)
-        large |= await measure_mutations(api, served, token, world, LARGE)
+        try:
+            small |= await measure_mutations(api, served, token, world, SMALL)
+            large |= await measure_mutations(api, served, token, world, LARGE)
+        finally:
+            settings.ingest_roots = []
     yield {name: Measured(small[name], large[name]) for name in small}
 
 
