@@ -25,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 
 from documents.asset import Alias
 from documents.common import Split
-from documents.dataset import VersionMember
+from documents.dataset import DatasetVersion, VersionMember
 from documents.lean import lean
 from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
@@ -48,7 +48,7 @@ VersionDatum = tuple[ObjectId, ObjectId]
 
 @dataclass(frozen=True)
 class ChildPage(Generic[D]):
-    """The first children of one parent, and whether more exist."""
+    """The first (or last) children of one parent, and whether more exist before (after) them."""
 
     docs: list[D]
     has_next: bool
@@ -153,14 +153,14 @@ class Loaders:
         # of uploadSession, nodes, createUploads): new with the loaders, so for each operation.
         self.part_urls = PartUrls()
 
-    def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader) -> DataLoader:
+    def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader, **options: Any) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
         its batch sizes in the metrics."""
         loader = self._loaders.get(key)
         if loader is None:
             if self._metrics is not None:
                 load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
-            loader = self._loaders[key] = kind(load_fn=load_fn)
+            loader = self._loaders[key] = kind(load_fn=load_fn, **options)
         return loader
 
     def by_id(self, model: type[D]) -> ByIdLoader[ObjectId, D | None]:
@@ -185,16 +185,19 @@ class Loaders:
             self.by_id(getattr(type(doc), "document_class", type(doc))).prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int,
-                 order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
+                 order: Sequence[str] = ("_id",), *, last: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:
         """The first `first` documents of `model` whose `field` is each parent id, in ascending `order`
-        (fields ending in `_id`)."""
+        (fields ending in `_id`); with `last`, the last `first` of them (a `last: n` page without a
+        cursor), still given in ascending order, `has_next` telling whether more come before them."""
+        direction = DESCENDING if last else ASCENDING
 
         async def load(parent_ids: Sequence[ObjectId]) -> list[ChildPage[D]]:
             grouped = await _first_children(model, field, query, parent_ids, first + 1,  # one more: a next page?
-                                            [(key, ASCENDING) for key in order])
-            return await _child_pages(model, grouped, parent_ids, first)
+                                            [(key, direction) for key in order])
+            pages = await _child_pages(model, grouped, parent_ids, first)
+            return [ChildPage(docs=page.docs[::-1], has_next=page.has_next) for page in pages] if last else pages
 
-        return self._get(_cache_key("children", model.__name__, field, query, first, order), load,
+        return self._get(_cache_key("children", model.__name__, field, query, first, order, last), load,
                          f"children:{model.__name__}")
 
     def newest(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
@@ -271,6 +274,14 @@ class Loaders:
             return await datasets.diffs(pairs)
 
         return self._get(_cache_key("version_diffs"), load, "version_diffs")
+
+    def verifications(self) -> DataLoader[DatasetVersion, snapshots.Verification]:
+        """Versions checked against their manifest hashes (by the version, keyed by its id): a list of
+        versions each asking for its `verification` is checked in one pass (services/snapshots.verify_many)."""
+        async def load(versions: Sequence[DatasetVersion]) -> list[snapshots.Verification]:
+            return await snapshots.verify_many(versions)
+
+        return self._get(_cache_key("verifications"), load, "verifications", cache_key_fn=lambda version: version.id)
 
     def training_splits(self) -> DataLoader[SplitKey, dict[Split, list[ObjectId]]]:
         """Training splits by (version, normalised ratios, seed, verified only): each computed once per

@@ -291,10 +291,11 @@ def _page_info(page: Page, edges: Sequence[Edge[Any]], more: bool) -> PageInfo:
 
 
 def first_children(loaders: Loaders, model: type[D], *, field: str, query: dict[str, Any],
-                   first: int, order: Sequence[str] = ("_id",)) -> DataLoader[ObjectId, ChildPage[D]]:
-    """The loader of each parent's first `first` children (see child_connection): one for the
-    resolver and for a look-ahead (resolvers/lookahead.py), so both name the same batch."""
-    return loaders.children(model, field, query, first, order)
+                   first: int, order: Sequence[str] = ("_id",), last: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:
+    """The loader of each parent's first `first` children (with `last`, its last ones: see
+    child_connection): one for the resolver and for a look-ahead (resolvers/lookahead.py), so both
+    name the same batch."""
+    return loaders.children(model, field, query, first, order, last=last)
 
 
 def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: ObjectId,
@@ -306,8 +307,9 @@ def child_count(loaders: Loaders, model: type[D], *, field: str, parent_id: Obje
 
 
 def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPage[D], *, field: str, parent_id: ObjectId,
-                          query: dict[str, Any], to_node: Callable[[D], T], order: Sequence[str] = ("_id",)) -> Connection[T]:
-    """The connection of a parent's first page of children, as its loader gave it."""
+                          query: dict[str, Any], to_node: Callable[[D], T], order: Sequence[str] = ("_id",),
+                          last: bool = False) -> Connection[T]:
+    """The connection of a parent's first (with `last`, last) page of children, as its loader gave it."""
     sort, scope = [(key, ASCENDING) for key in order], child_scope(model, field, parent_id)
     edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key in order}, sort,
                                        scope=scope), node=to_node(doc)) for doc in child_page.docs]
@@ -317,7 +319,7 @@ def child_page_connection(loaders: Loaders, model: type[D], child_page: ChildPag
 
     return Connection(
         edges=edges,
-        page_info=PageInfo(has_next_page=child_page.has_next, has_previous_page=False,
+        page_info=PageInfo(has_next_page=child_page.has_next and not last, has_previous_page=child_page.has_next and last,
                            start_cursor=edges[0].cursor if edges else None,
                            end_cursor=edges[-1].cursor if edges else None),
         count=count,
@@ -338,22 +340,24 @@ def child_connection_now_or_later(
     """A parent's children (`model` documents whose `field` is `parent_id`) in ascending `order`
     (fields ending in `_id`; by default `_id` alone).
 
-    A first page comes from a DataLoader, so a list of parents costs one query for all their
-    children; a later page (`after`) is a single parent's own keyset query. Both give the same cursors.
+    A page without a cursor (the first, or with `last` the last) comes from a DataLoader, so a list
+    of parents costs one query for all their children; a page from a cursor (`after`, `before`) is a
+    single parent's own keyset query. Both give the same cursors.
 
     Given at once (not as an awaitable) when the first page is loaded already, as a look-ahead leaves
     it (resolvers/lookahead.py): for a field resolver that is a plain `def`. Async resolvers await
     child_connection.
     """
-    if page.after or page.backward:  # one parent's own keyset query: the loader reads first pages only
+    if page.after or page.before:  # one parent's own keyset query: the loader reads pages from an end only
         return paginate(
             model.get_pymongo_collection(), query={field: parent_id, **query}, sort=[(key, ASCENDING) for key in order],
             page=page, to_node=lambda raw: to_node(lean(model).model_validate(raw)),
             scope=child_scope(model, field, parent_id),
         )
-    loaded = first_children(loaders, model, field=field, query=query, first=page.first, order=order)
+    loaded = first_children(loaders, model, field=field, query=query, first=page.first, order=order, last=page.backward)
     return now_or_later(loaded, parent_id, lambda child_page: child_page_connection(
-        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node, order=order))
+        loaders, model, child_page, field=field, parent_id=parent_id, query=query, to_node=to_node, order=order,
+        last=page.backward))
 
 
 async def child_connection(loaders: Loaders, model: type[D], **where: Any) -> Connection[Any]:

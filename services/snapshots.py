@@ -275,14 +275,34 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
     """Recompute the version's hash from its copies, and check each asset it names still has the
     digest it had when the version was built; with `stores`, also read each stored file again and
     hash its bytes, and ask S3 whether each object registered in place is still the one registered."""
-    result = Verification(stored=version.manifest_sha256)
-    sets = await sets_of(version.annotation_set_ids)
-    entries: list[bytes] = []
-    # In `_id` order, which an index holds with the version (the hash takes entries in any order): in
-    # datum order each page sorted every member of the version again on the embedded default.
-    async for batch in key_pages(VersionMember.get_pymongo_collection(), {"version_id": version.id}, "_id", BATCH):
-        entries += await _verify_batch(version.id, batch, sets, result, stores)
-    result.computed = manifest_hash(entries, sets.values())
+    return (await verify_many([version], stores))[0]
+
+
+async def verify_many(versions: Sequence[DatasetVersion],
+                      stores: Mapping[str, ObjectStore] | None = None) -> list[Verification]:
+    """verify of each of these versions, their reads shared: a batch of members (whichever of the
+    versions hold them), their copies and their assets at a time, so a list of versions each asking
+    for its `verification` costs the reads of one version of them all (not those of each)."""
+    results = {version.id: Verification(stored=version.manifest_sha256) for version in versions}
+    every_set = await sets_of(list(dict.fromkeys(s for version in versions for s in version.annotation_set_ids)))
+    sets = {version.id: {s: every_set[s] for s in version.annotation_set_ids if s in every_set} for version in versions}
+    entries: dict[ObjectId, list[bytes]] = defaultdict(list)
+    # In (version, `_id`) order, which an index holds (the hash takes entries in any order): in datum
+    # order each page sorted every member of the version again on the embedded default.
+    async for batch in field_pages(VersionMember.get_pymongo_collection(), {}, "version_id", BATCH, values=list(results)):
+        for version_id, part in (await _verify_batch(batch, sets, results, stores)).items():
+            entries[version_id] += part
+    for version in versions:
+        result = results[version.id]
+        _conclude(version, result, entries[version.id], sets[version.id].values())
+        if stores is not None and version.content is not None:
+            await _check_content(version.content, result, stores)
+    return [results[version.id] for version in versions]
+
+
+def _conclude(version: DatasetVersion, result: Verification, entries: list[bytes], sets: Iterable[dict]) -> None:
+    """The hash of what the version holds, and its counts, checked against what it recorded."""
+    result.computed = manifest_hash(entries, sets)
     if result.computed != result.stored:
         result.problem("the hash of what the version holds is not the one recorded when it was built")
     if result.datums != version.datum_count:
@@ -296,9 +316,6 @@ async def verify(version: DatasetVersion, stores: Mapping[str, ObjectStore] | No
         if held_records != {s: version.record_counts.get(s, 0) for s in held_records}:
             result.problem(f"it holds {_counted(held_records, NodeType.ANNOTATION_SET)} records; "
                            f"{_counted(version.record_counts, NodeType.ANNOTATION_SET)} were recorded")
-    if stores is not None and version.content is not None:
-        await _check_content(version.content, result, stores)
-    return result
 
 
 async def _check_content(content: VersionContentFile, result: Verification, stores: Mapping[str, ObjectStore]) -> None:
@@ -423,12 +440,40 @@ async def write_missing_contents(store: ObjectStore, *, most: int, seconds: floa
     return written
 
 
-async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping[ObjectId, dict], result: Verification,
-                        stores: Mapping[str, ObjectStore] | None) -> list[bytes]:
-    copies = await _copies_of(version_id, members)
-    result.datums += len(members)
-    result.records += len(copies)
-    held: dict[ObjectId, str] = {}  # asset -> the digest the version holds for it
+async def _verify_batch(members: list[dict], sets: Mapping[ObjectId, Mapping[ObjectId, dict]],
+                        results: Mapping[ObjectId, Verification],
+                        stores: Mapping[str, ObjectStore] | None) -> dict[ObjectId, list[bytes]]:
+    """Check a batch of members (of one version or several) and their copies; the entry of each, by version."""
+    copies = await copies_held([(m["version_id"], m["datum_id"]) for m in members])
+    by_version: dict[ObjectId, list[dict]] = defaultdict(list)
+    copies_by_version: dict[ObjectId, list[dict]] = defaultdict(list)
+    for member in members:
+        by_version[member["version_id"]].append(member)
+    for copy in copies:
+        copies_by_version[copy["version_id"]].append(copy)
+    held: dict[ObjectId, dict[ObjectId, str]] = {}  # by version: asset -> the digest the version holds for it
+    for version_id, own in by_version.items():
+        result, own_copies = results[version_id], copies_by_version[version_id]
+        result.datums += len(own)
+        result.records += len(own_copies)
+        held[version_id] = _held_digests(own, own_copies)
+        result.splits.update(m["split"] for m in own)
+        result.set_records.update(str(c["set_id"]) for c in own_copies)
+    await _check_assets(held, results, stores)
+    entries: dict[ObjectId, list[bytes]] = {}
+    for version_id, own in by_version.items():
+        by_datum = _by_datum_of(copies_by_version[version_id])
+        entries[version_id] = [datum_entry(m, by_datum[m["datum_id"]], sets[version_id]) for m in own]
+        for member, entry in zip(own, entries[version_id], strict=True):
+            if member.get("entry") and member["entry"] != entry.hex():  # what a diff compares (none on very old versions)
+                results[version_id].problem(f"datum {encode_id(NodeType.DATUM, member['datum_id'])}: the entry a diff "
+                                            "compares is not that of what the version holds")
+    return entries
+
+
+def _held_digests(members: list[dict], copies: list[dict]) -> dict[ObjectId, str]:
+    """The digest a version holds for each asset its members and copies name."""
+    held: dict[ObjectId, str] = {}
     for member in members:
         for role in member.get("roles", []):
             held[role["asset_id"]] = (member.get("digests") or {}).get(role["role"], PENDING)
@@ -436,16 +481,7 @@ async def _verify_batch(version_id: ObjectId, members: list[dict], sets: Mapping
         held[copy["asset_id"]] = copy.get("asset_digest", PENDING)
         if (copy.get("geometry") or {}).get("type") == "MASK":
             held[copy["geometry"]["asset_id"]] = copy.get("mask_digest", PENDING)
-    await _check_assets(held, result, stores)
-    result.splits.update(m["split"] for m in members)
-    result.set_records.update(str(c["set_id"]) for c in copies)
-    by_datum = _by_datum_of(copies)
-    entries = [datum_entry(m, by_datum[m["datum_id"]], sets) for m in members]
-    for member, entry in zip(members, entries, strict=True):
-        if member.get("entry") and member["entry"] != entry.hex():  # what a diff compares (none on very old versions)
-            result.problem(f"datum {encode_id(NodeType.DATUM, member['datum_id'])}: the entry a diff compares is not "
-                           "that of what the version holds")
-    return entries
+    return held
 
 
 def _counted(counts: Mapping[str, int], node: NodeType | None = None) -> str:
@@ -453,10 +489,19 @@ def _counted(counts: Mapping[str, int], node: NodeType | None = None) -> str:
     return ", ".join(f"{encode_id(node, ObjectId(k)) if node else k} {n}" for k, n in counts.items() if n) or "none"
 
 
-async def _check_assets(held: Mapping[ObjectId, str], result: Verification,
+async def _check_assets(held: Mapping[ObjectId, Mapping[ObjectId, str]], results: Mapping[ObjectId, Verification],
                         stores: Mapping[str, ObjectStore] | None) -> None:
+    """Each version's assets (`held`: by version, the digest it holds for each) against what they are
+    now, all read at once."""
+    wanted = list(dict.fromkeys(asset_id for digests in held.values() for asset_id in digests))
     found = {a["_id"]: a async for a in Asset.get_pymongo_collection().find(
-        {"_id": {"$in": list(held)}}, {"sha256": 1, "storage": 1, "status": 1, "size_bytes": 1})}
+        {"_id": {"$in": wanted}}, {"sha256": 1, "storage": 1, "status": 1, "size_bytes": 1})}
+    for version_id, digests in held.items():
+        await _check_held(digests, found, results[version_id], stores)
+
+
+async def _check_held(held: Mapping[ObjectId, str], found: Mapping[ObjectId, Mapping[str, Any]], result: Verification,
+                      stores: Mapping[str, ObjectStore] | None) -> None:
     external: list[Mapping[str, Any]] = []
     for asset_id, digest in held.items():
         asset = found.get(asset_id)

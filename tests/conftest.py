@@ -243,10 +243,15 @@ def state(app: Starlette) -> AppState:
 
 @pytest.fixture(autouse=True)
 async def clean_database(served: Served) -> None:
+    await wipe(served)
+
+
+async def wipe(served: Served) -> None:
     """Every test starts on empty collections (their indexes kept), no token remembered, and no live
     subscription left over: the test before closed its sockets, but the server ends their subscriptions
     a moment later, and a test that waits for its own to be listening counts them. The test before's
-    journaled AUDIT events are stored first, so none lands in this test's log."""
+    journaled AUDIT events are stored first, so none lands in this test's log. (Also for a module's
+    shared setup, which starts from what the test before it left.)"""
     await served.app.state.graphlake.feed.settled()
     for model in DOCUMENT_MODELS:
         await model.get_pymongo_collection().delete_many({})

@@ -521,6 +521,46 @@ async def test_verify_recomputes_the_hash_and_checks_every_asset(api: Api, contr
                                                          f"sha256:{hashlib.sha256(b'PNG').hexdigest()}"]
 
 
+VERIFY_ALL = """
+query VerifyAll { datasets(first: 10) { edges { node { name
+  versions(first: 10) { edges { node { version verification { ok computedSha256 datums records problems } } } } } } } }
+"""
+
+
+async def test_versions_checked_together_each_get_their_own_verification(api: Api, contributor: str) -> None:
+    """A list of versions is verified in one pass (services/snapshots.verify_many): each version's
+    problems, counts and hash are its own, as verify of it alone gives them, even where they share datums."""
+    datums = await factories.datums(api, contributor, 4, roles=("image",))
+    labels = await factories.labelled_set(api, contributor, datums[:3])
+    shared = await factories.dataset(api, contributor, "shared")
+    v1 = await factories.version(api, contributor, shared["id"], "v1", addDatums=[d["id"] for d in datums[:2]],
+                                 addAnnotationSets=[labels["id"]])
+    v2 = await factories.version(api, contributor, shared["id"], "v2", parentId=v1["id"], addDatums=[datums[2]["id"]])
+    other = await factories.dataset(api, contributor, "other")
+    v3 = await factories.version(api, contributor, other["id"], "v1", addDatums=[d["id"] for d in datums[1:]])
+    # v2's copy of the datum it alone holds, changed behind its back; and an asset only v3 names, changed.
+    await VersionMember.get_pymongo_collection().update_one(
+        {"version_id": object_id(v2["id"]), "datum_id": object_id(datums[2]["id"])}, {"$set": {"split": "TEST"}})
+    await Asset.get_pymongo_collection().update_one({"_id": object_id(datums[3]["roles"][0]["asset"]["id"])},
+                                                    {"$set": {"sha256": "0" * 64}})
+    body = await api.run("VerifyAll", token=contributor, query=VERIFY_ALL)
+    assert not body.get("errors"), body["errors"]
+    together = {(e["node"]["name"], v["node"]["version"]): v["node"]["verification"]
+                for e in body["data"]["datasets"]["edges"] for v in e["node"]["versions"]["edges"]}
+    alone = {key: (await api.data("VerifyVersion", {"id": version["id"]}, token=contributor))["datasetVersion"]["verification"]
+             for key, version in {("shared", "v1"): v1, ("shared", "v2"): v2, ("other", "v1"): v3}.items()}
+    assert {key: {k: checked[k] for k in ("ok", "computedSha256", "datums", "records", "problems")}
+            for key, checked in alone.items()} == together
+    assert together["shared", "v1"]["ok"] and (together["shared", "v1"]["datums"], together["shared", "v1"]["records"]) == (2, 2)
+    assert together["shared", "v2"]["problems"] == [
+        f"datum {datums[2]['id']}: the entry a diff compares is not that of what the version holds",
+        "the hash of what the version holds is not the one recorded when it was built",
+        "its datums are in splits TEST 1, UNASSIGNED 2; UNASSIGNED 3 were recorded"]
+    assert together["other", "v1"]["problems"] == [
+        f"asset {datums[3]['roles'][0]['asset']['id']} now has sha256:{'0' * 64}; the version holds "
+        f"sha256:{hashlib.sha256(b'PNG').hexdigest()}"]
+
+
 async def test_verify_checks_the_counts_and_entries_kept_beside_what_a_version_holds(api: Api, contributor: str) -> None:
     """splitCounts, annotationCounts and each datum's entry (what a diff compares) are kept on the
     version apart from what it holds: verify checks each against what it holds."""

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from resolvers import loaders as loaders_module
 from tests import factories
 from tests.operations import Api
 
@@ -100,3 +103,39 @@ async def test_an_empty_cursor_is_none_either_way(api: Api, contributor: str) ->
     assert none["pageInfo"]["hasNextPage"] is True
     end = (await api.data("Assets", {"last": 2, "before": ""}, token=contributor))["assets"]
     assert end["pageInfo"]["hasNextPage"] is False and end["pageInfo"]["hasPreviousPage"] is True
+
+
+LAST_ITEMS = """
+query LastItems($last: Int) {
+  collections(first: 10) { edges { node { name items(last: $last) {
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id path } } } } } }
+}
+"""
+
+
+@pytest.mark.parametrize("budget", [1000, 4])
+async def test_the_last_items_of_a_page_of_parents_are_each_ones_own(
+        api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    """`last` without a cursor under a list of parents is read for all of them at once (as `first`
+    is: resolvers/loaders.py), and gives each parent what it gives that parent alone, wherever the
+    batch's budget ends (a parent past it gets its own query)."""
+    monkeypatch.setattr(loaders_module, "CHILD_BUDGET", budget)
+    assets = [await factories.value_asset(api, contributor, name=f"a{i}") for i in range(6)]
+    alone = {}
+    for name, size in {"a": 6, "b": 1, "c": 0, "d": 4}.items():
+        coll = await factories.collection(api, contributor, name)
+        if size:
+            await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
+                {"assetId": a["id"], "path": f"{name}/{n}"} for n, a in enumerate(assets[:size])]}}, token=contributor)
+        for last in (1, 2, 5):
+            page = (await api.data("Collection", {"id": coll["id"], "last": last}, token=contributor))["collection"]["items"]
+            alone[name, last] = ([(e["cursor"], e["node"]["path"]) for e in page["edges"]],
+                                 page["pageInfo"]["hasPreviousPage"], page["pageInfo"]["hasNextPage"])
+            assert [p for _, p in alone[name, last][0]] == [f"{name}/{n}" for n in range(size)][-last:] if size else True
+    for last in (1, 2, 5):
+        body = await api.run("LastItems", {"last": last}, token=contributor, query=LAST_ITEMS)
+        assert not body.get("errors"), body["errors"]
+        together = {e["node"]["name"]: e["node"]["items"] for e in body["data"]["collections"]["edges"]}
+        assert {name: ([(e["cursor"], e["node"]["path"]) for e in page["edges"]], page["pageInfo"]["hasPreviousPage"],
+                       page["pageInfo"]["hasNextPage"]) for name, page in together.items()} == {
+            name: alone[name, last] for name in "abcd"}, last

@@ -553,6 +553,18 @@ async def test_verifying_a_version_reads_its_pages_through_an_index(api: Api, se
     reads = [f for f in served.commands.finds if f["find"] in ("version_members", "version_record_packs")]
     assert {f["find"] for f in reads} == {"version_members", "version_record_packs"}, served.commands.finds
     await assert_paged_through_indexes(state, reads)
+    # A list of versions, verified together (services/snapshots.verify_many): each read names them all.
+    datums = await factories.datums(api, contributor, 2)
+    other = await factories.version(api, contributor, lake["dataset_id"], "v2", parentId=lake["version"],
+                                    addDatums=[d["id"] for d in datums])
+    served.commands.clear()
+    body = await api.run("Verified", {"id": lake["dataset_id"]}, token=contributor, query="""
+        query Verified($id: ID!) { dataset(id: $id) { versions { edges { node { verification { ok } } } } } }""")
+    assert [e["node"]["verification"]["ok"] for e in body["data"]["dataset"]["versions"]["edges"]] == [True, True], body
+    reads = [f for f in served.commands.finds if f["find"] in ("version_members", "version_record_packs")]
+    assert any(len(f["filter"].get("version_id", {}).get("$in", ())) == 2 for f in reads), reads
+    assert other["datumCount"] == 5
+    await assert_paged_through_indexes(state, reads)
 
 
 async def test_pages_of_several_versions_read_through_indexes(api: Api, served: Served, state: AppState,

@@ -24,7 +24,7 @@ from resolvers.scalars import JSON
 from services.node_ids import NodeType, encode_id
 
 if TYPE_CHECKING:
-    from strawberry.types.nodes import Selection
+    from strawberry.types.nodes import SelectedField, Selection
 
     from resolvers.annotations.inputs import AnnotationFilter
     from resolvers.datums.types import Datum
@@ -99,8 +99,9 @@ class AnnotationSet(Node):
     doc: strawberry.Private[docs.AnnotationSet]
 
     @strawberry.field(description="The schema its records are checked against.")
-    async def schema(self, info: Info) -> AnnotationSchema:
-        return AnnotationSchema.from_document(await info.context.loaders.by_id(docs.AnnotationSchema).load(self.doc.schema_id))
+    def schema(self, info: Info) -> AnnotationSchema:  # or an awaitable of it (resolvers/lookahead.py)
+        return node_now_or_later(info.context.loaders.by_id(docs.AnnotationSchema), self.doc.schema_id,
+                                 AnnotationSchema.from_document)
 
     @strawberry.field(description="How many records it holds, superseded ones included.")
     async def record_count(self, info: Info) -> int:
@@ -241,26 +242,26 @@ class AnnotationRecord(Node):
         return node_now_or_later(info.context.loaders.by_id(AssetDocument), self.doc.asset_id, Asset.from_document)
 
     @strawberry.field(description="The record this one corrected (supersedeAnnotation), if any.")
-    async def supersedes(self, info: Info) -> AnnotationRecord | None:
-        return await self._record(info, self.doc.supersedes)
+    def supersedes(self, info: Info) -> AnnotationRecord | None:  # or an awaitable of it (resolvers/lookahead.py)
+        return self._record(info, self.doc.supersedes)
 
     @strawberry.field(description="Why this record replaced the one it supersedes.")
     def supersede_reason(self) -> str | None:
         return self.doc.supersede_reason
 
     @strawberry.field(description="The record that corrected this one, if any: then lists leave this one out.")
-    async def superseded_by(self, info: Info) -> AnnotationRecord | None:
-        return await self._record(info, self.doc.superseded_by)
+    def superseded_by(self, info: Info) -> AnnotationRecord | None:  # or an awaitable of it (resolvers/lookahead.py)
+        return self._record(info, self.doc.superseded_by)
 
     @strawberry.field(description="When a correction replaced this record.")
     def superseded_at(self) -> datetime | None:
         return self.doc.superseded_at
 
-    async def _record(self, info: Info, record_id: object) -> AnnotationRecord | None:
+    def _record(self, info: Info, record_id: object) -> AnnotationRecord | Awaitable[AnnotationRecord | None] | None:
         if record_id is None:
             return None
-        found = await info.context.loaders.by_id(docs.AnnotationRecord).load(record_id)
-        return AnnotationRecord.from_document(found) if found else None
+        return node_now_or_later(info.context.loaders.by_id(docs.AnnotationRecord), record_id,
+                                 lambda found: AnnotationRecord.from_document(found) if found else None)
 
     @strawberry.field(description="The datum it was made for; null if it annotates the asset alone (or the datum is "
                                   "gone). Reached through a dataset version, the datum as that version holds it.")
@@ -279,11 +280,18 @@ class AnnotationRecord(Node):
 
     @classmethod
     async def look_ahead(cls, context: Context, records: Sequence[docs.AnnotationRecord], selections: list[Selection]) -> None:
-        """Load the sets, assets, mask assets and datums `selections` ask of these records for all of
-        them at once (resolvers/lookahead.py)."""
+        """Load the sets (and their schemas), assets, mask assets, datums and the records they corrected
+        or were corrected by that `selections` ask of these records, for all of them at once
+        (resolvers/lookahead.py): a list of versions' pages reaches this at once, and what is left to the
+        records' own resolvers comes in batches split by the turns the executor gives (resolvers/loop_slices.py)."""
         loads: list[Awaitable[Any]] = []
-        if selected(selections, "set"):
-            loads.append(context.loaders.by_id(docs.AnnotationSet).load_many(list(dict.fromkeys(r.set_id for r in records))))
+        if sets := selected(selections, "set"):
+            loads.append(cls._look_ahead_sets(context, list(dict.fromkeys(r.set_id for r in records)), sets))
+        # The records these corrected or were corrected by: by id, as `set` (a version's copies name the live ones).
+        linked = [getattr(r, name) for field, name in (("supersedes", "supersedes"), ("supersededBy", "superseded_by"))
+                  if selected(selections, field) for r in records if getattr(r, name) is not None]
+        if linked:
+            loads.append(context.loaders.by_id(docs.AnnotationRecord).load_many(list(dict.fromkeys(linked))))
         asset_ids = [r.asset_id for r in records] if selected(selections, "asset") else []
         if any(selected(geometry.selections, "asset") for geometry in selected(selections, "geometry")):
             asset_ids += [r.geometry.asset_id for r in records if isinstance(r.geometry, docs.MaskShape)]
@@ -297,6 +305,13 @@ class AnnotationRecord(Node):
             if current:
                 loads.append(context.loaders.by_id(DatumDocument).load_many(list(dict.fromkeys(current))))
         await asyncio.gather(*loads)
+
+    @staticmethod
+    async def _look_ahead_sets(context: Context, set_ids: list[ObjectId], fields: list[SelectedField]) -> None:
+        found = await context.loaders.by_id(docs.AnnotationSet).load_many(set_ids)
+        if any(selected(field.selections, "schema") for field in fields):
+            schema_ids = dict.fromkeys(doc.schema_id for doc in found if doc is not None)
+            await context.loaders.by_id(docs.AnnotationSchema).load_many(list(schema_ids))
 
     @classmethod
     def from_document(cls, doc: docs.AnnotationRecord, record_id: ObjectId | None = None) -> AnnotationRecord:

@@ -24,7 +24,7 @@ from resolvers.scalars import BigInt
 from services import datasets as service
 from services import version_content
 from services.node_ids import NodeType, decode_object_id, encode_id
-from services.snapshots import Verification, verify
+from services.snapshots import Verification
 
 READY = {"status": VersionStatus.READY.value}
 
@@ -202,7 +202,7 @@ class DatasetVersion(Node):
         page, query = info.context.page(first, after, last, before), {"split": split.value} if split else {}
         datums = await child_connection(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id,
                                         query=query, page=page, to_node=Datum.from_member)
-        if not (page.after or page.backward) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
+        if not (page.after or page.before) and selected([s for f in info.selected_fields for s in f.selections], "totalCount"):
             # Counted now, while every version of a list is at this point: after the look-ahead (whose reads
             # end at different times for each) their counts went in batches of one or a few.
             child_count(info.context.loaders, VersionMember, field="version_id", parent_id=self.doc.id, query=query)
@@ -225,8 +225,8 @@ class DatasetVersion(Node):
     @strawberry.field(description="Recompute the manifest hash from what the version holds, and check that every "
                                   "asset it names still has the digest it had at build (reads the whole version; "
                                   "`graphlake datasets verify --deep` also re-reads the stored bytes).")
-    async def verification(self) -> VersionVerification:
-        return VersionVerification.from_value(await verify(self.doc))
+    async def verification(self, info: Info) -> VersionVerification:
+        return VersionVerification.from_value(await info.context.loaders.verifications().load(self.doc))
 
     @strawberry.field(description="How this version differs from another (`against`): datums added, removed and changed.")
     async def diff(
