@@ -206,7 +206,23 @@ class _InTraces(CommandListener):
         self._tracer.succeeded(event)
 
     def failed(self, event: Any) -> None:
-        self._tracer.failed(event)
+        self._tracer.failed(_Scrubbed(event))
+
+
+class _Scrubbed:
+    """A failed command's event as the tracer reads it, its failure cut to the code and its name.
+    The tracer makes the server's message the span's status, and the message quotes the values
+    refused (`{_id: "alice@example.org"} has the field 'name' of non-numeric type string`, a
+    duplicate key's value on MongoDB): the client's data. The code says what went wrong all the same."""
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+        code, name = event.failure.get("code"), event.failure.get("codeName") or "UnknownError"
+        self.failure = {"code": code, "codeName": name,
+                        "errmsg": name if code is None else f"{name} (code {code})"}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._event, name)
 
 
 def start_tracing(settings: Settings, provider: TracerProvider | None = None) -> Tracing | None:
