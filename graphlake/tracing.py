@@ -16,6 +16,7 @@ or several, comma-separated. The packages come with the `tracing` extra.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 # Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
-UNTRACED_PATHS = "/healthz,/readyz,/metrics"
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class TracingNotStarted(RuntimeError):
@@ -59,9 +60,14 @@ class Tracing:
         """The ASGI instrumentation and its options, for Starlette's Middleware (outermost). Its
         server span is named by RouteNames, which goes just inside it."""
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.util.http import ExcludeList
 
+        # The instrumentation searches its patterns anywhere in `scheme://host/path`: given the
+        # paths as they are, `/blobs/local/metrics/healthz` (an object's key) went untraced too.
+        # Anchored, they name the routes themselves.
+        untraced = ExcludeList([rf"^[a-z]+://[^/]*{re.escape(path)}$" for path in UNTRACED_PATHS])
         # Without exclude_spans every body chunk sent or received becomes a span of its own.
-        return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
+        return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": untraced,
                                          "exclude_spans": ["receive", "send"], "server_request_hook": _redact_query,
                                          "default_span_details": _span_details,
                                          "http_capture_headers_sanitize_fields": _sanitized_headers()}

@@ -224,3 +224,20 @@ async def test_a_failed_command_span_says_its_code_not_the_values(settings: Sett
     said = repr((failed.status.description, dict(failed.attributes or {}), [e.attributes for e in failed.events]))
     assert "alice@example.org" not in said, said
     assert failed.status.description == "TypeMismatch (code 14)", said
+
+
+async def test_only_the_probe_routes_themselves_go_untraced(settings: Settings, viewer: str) -> None:
+    """The untraced paths were matched anywhere in the URL: an object or asset whose path held
+    `healthz` or `metrics` (`/blobs/local/metrics/healthz`) made no trace."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await http.get("/blobs/local/metrics/healthz?exp=9999999999&sig=forged")
+        await http.get("/healthz-and-more")
+        for probe in ("/healthz", "/readyz", "/metrics"):
+            await http.get(probe)
+    provider.shutdown()
+    servers = sorted(span.name for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER)
+    assert servers == ["GET", "GET /blobs/{mount}/{key:path}"], servers
