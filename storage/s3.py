@@ -332,7 +332,7 @@ class S3Store:
                     raise
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        if not self.ownership.allows("abort the multipart upload", key):
+        if not self.ownership.allows("abort_multipart_upload", key):
             return
         with self._asking(f"aborting the multipart upload of {key!r}"):
             try:
@@ -459,7 +459,7 @@ class S3Store:
     async def set_aside(self, key: str) -> None:
         """Move `key`'s object under STRAY_DIR (a copy, then a delete: S3 has no move), where
         remove_set_aside deletes it later. The copy's time is the set-aside time."""
-        if not self.ownership.allows("set aside", key):
+        if not self.ownership.allows("set_aside", key):
             return
         source = {"Bucket": self.bucket, "Key": self.object_key(key)}
         target = self.object_key(f"{STRAY_DIR}/{key}")
@@ -478,7 +478,7 @@ class S3Store:
 
     async def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago; returns how many objects went."""
-        if not self.ownership.allows("delete what was set aside", STRAY_DIR):
+        if not self.ownership.allows("delete_set_aside", STRAY_DIR):
             return 0
         refused: list[dict[str, Any]] = []
         old = 0
