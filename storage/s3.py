@@ -37,6 +37,7 @@ from storage.protocol import (
     WRITE_PROBE_KEY,
     ObjectInfo,
     SignedRequest,
+    StoreAnswered,
     StoredPart,
     StoreRefused,
     StoreUnavailable,
@@ -199,8 +200,9 @@ class S3Store:
             yield
         except ClientError as error:
             said = error.response.get("Error", {})
-            raise StoreUnavailable(f"s3 mount {self.name!r}: {doing}: the store answered {said.get('Code', '?')} "
-                                   f"({said.get('Message') or 'no message'})") from error
+            raise StoreAnswered(f"s3 mount {self.name!r}: {doing}: the store answered {said.get('Code', '?')} "
+                                f"({said.get('Message') or 'no message'})", code=said.get("Code", "?"),
+                                status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) from error
         except (BotoCoreError, aiohttp.ClientError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {doing}: {error}") from error
 
@@ -367,7 +369,9 @@ class S3Store:
                 raise Retryable(f"cannot be reached: {error!r}") from error
             if answer.status in RETRY_STATUSES:
                 raise Retryable(problem)
-            raise StoreUnavailable(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}")
+            # A HEAD's answer has no body, so no word of the store's: its status stands for it.
+            raise StoreAnswered(f"s3 mount {self.name!r}: HEAD of {key!r} {problem}", code=f"HTTP {answer.status}",
+                                status=answer.status)
 
         started, ok = time.perf_counter(), False
         try:
