@@ -16,6 +16,7 @@ or several, comma-separated. The packages come with the `tracing` extra.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 # Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
-UNTRACED_PATHS = "/healthz,/readyz,/metrics"
+UNTRACED_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class TracingNotStarted(RuntimeError):
@@ -59,9 +60,14 @@ class Tracing:
         """The ASGI instrumentation and its options, for Starlette's Middleware (outermost). Its
         server span is named by RouteNames, which goes just inside it."""
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.util.http import ExcludeList
 
+        # The instrumentation searches its patterns anywhere in `scheme://host/path`: given the
+        # paths as they are, `/blobs/local/metrics/healthz` (an object's key) went untraced too.
+        # Anchored, they name the routes themselves.
+        untraced = ExcludeList([rf"^[a-z]+://[^/]*{re.escape(path)}$" for path in UNTRACED_PATHS])
         # Without exclude_spans every body chunk sent or received becomes a span of its own.
-        return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": UNTRACED_PATHS,
+        return OpenTelemetryMiddleware, {"tracer_provider": self.provider, "excluded_urls": untraced,
                                          "exclude_spans": ["receive", "send"], "server_request_hook": _redact_query,
                                          "default_span_details": _span_details,
                                          "http_capture_headers_sanitize_fields": _sanitized_headers()}
@@ -206,7 +212,23 @@ class _InTraces(CommandListener):
         self._tracer.succeeded(event)
 
     def failed(self, event: Any) -> None:
-        self._tracer.failed(event)
+        self._tracer.failed(_Scrubbed(event))
+
+
+class _Scrubbed:
+    """A failed command's event as the tracer reads it, its failure cut to the code and its name.
+    The tracer makes the server's message the span's status, and the message quotes the values
+    refused (`{_id: "alice@example.org"} has the field 'name' of non-numeric type string`, a
+    duplicate key's value on MongoDB): the client's data. The code says what went wrong all the same."""
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+        code, name = event.failure.get("code"), event.failure.get("codeName") or "UnknownError"
+        self.failure = {"code": code, "codeName": name,
+                        "errmsg": name if code is None else f"{name} (code {code})"}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._event, name)
 
 
 def start_tracing(settings: Settings, provider: TracerProvider | None = None) -> Tracing | None:

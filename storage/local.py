@@ -599,7 +599,7 @@ class LocalStore:
         so a completed object never changes after it was verified. Opened through no link, and only
         a regular file with no other name (a hard link a writer made to another file): a part URL
         writes into the upload's own file or nowhere."""
-        self.ownership.require("write a part of", upload_id)
+        self.ownership.require("write_part", upload_id)
         opening = asyncio.ensure_future(asyncio.to_thread(self._open_part_file, upload_id))
         try:
             return await asyncio.shield(opening)
@@ -659,7 +659,7 @@ class LocalStore:
                 os.close(fd)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        if self.ownership.allows("abort the multipart upload", key):
+        if self.ownership.allows("abort_multipart_upload", key):
             await asyncio.to_thread(self._remove_upload, upload_id)
 
     def _remove_upload(self, upload_id: str) -> None:
@@ -706,7 +706,7 @@ class LocalStore:
         """Delete upload temp files (`is_temp_name`) nobody has written to for `older_than` seconds:
         what a PUT or a direct writer that died left behind. With `older_than` at least the upload
         expiry, no open session can still own one. Blocking (a thread's work); returns how many went."""
-        if not self.ownership.allows("sweep the temp files", ""):
+        if not self.ownership.allows("sweep_temp_files", ""):
             return 0
         cutoff = time.time() - older_than
         removed = 0
@@ -745,7 +745,7 @@ class LocalStore:
         server found no record of is kept a while, in case the record is what is missing. Renamed
         between directories opened through no link: a link in place of STRAY_DIR is refused (UnsafeKey),
         never a way to move the lake's files out of it."""
-        if not self.ownership.allows("set aside", key):
+        if not self.ownership.allows("set_aside", key):
             return
         folders, name = split_key(key)
         with self._directory(folders) as source, self._directory([STRAY_DIR, *folders], make=True) as target:
@@ -755,7 +755,7 @@ class LocalStore:
         """Delete what was set aside more than `seconds` ago (a move sets a file's ctime); returns how
         many files went. Blocking. Walked by descriptors from STRAY_DIR opened through no link: a link
         in its place (or below) must not have the server delete old files wherever it points."""
-        if not self.ownership.allows("delete what was set aside", STRAY_DIR):
+        if not self.ownership.allows("delete_set_aside", STRAY_DIR):
             return 0
         cutoff = time.time() - seconds
         removed = 0

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from storage.protocol import StoreUnavailable
 
@@ -29,6 +30,17 @@ log = logging.getLogger("graphlake.storage")
 
 OWNER_FILE = ".graphlake-owner"  # at a mount's root: JSON naming the lake that owns the mount
 SAY_EVERY_SECONDS = 60.0  # a refused change is logged at most this often per mount (a GC round skips thousands)
+
+# What a change left undone was: the `action` label of graphlake_mount_changes_refused_total, so a
+# small fixed set of identifiers (they were phrases: `set aside`, `abort the multipart upload`, which
+# a query must quote), each with the words a log line says it in.
+Action = Literal["upload", "write_part", "complete", "abort_multipart_upload", "sweep_temp_files", "set_aside",
+                 "delete_set_aside", "write", "delete"]
+ACTION_WORDS: dict[Action, str] = {
+    "upload": "upload", "write_part": "write a part of", "complete": "complete",
+    "abort_multipart_upload": "abort the multipart upload", "sweep_temp_files": "sweep the temp files",
+    "set_aside": "set aside", "delete_set_aside": "delete what was set aside", "write": "write", "delete": "delete",
+}
 
 
 class MountNotOwned(StoreUnavailable):
@@ -45,7 +57,7 @@ class Ownership:
     owner: str | None = None  # the id in the mount's OWNER_FILE
     unknown_because: str | None = None  # why the owner is not known, when more than "not asked yet" is known
     # Told of each change left undone (its action): the app counts them (graphlake_mount_changes_refused).
-    on_refused: Callable[[str], None] | None = None
+    on_refused: Callable[[Action], None] | None = None
     _unsaid: int = field(default=0, repr=False)
     _said_at: float = field(default=-math.inf, repr=False)
 
@@ -53,8 +65,8 @@ class Ownership:
     def owned(self) -> bool:
         return self.lake is None or self.owner == self.lake
 
-    def allows(self, action: str, key: str) -> bool:
-        """Whether this lake may `action` (delete, set aside, ...) `key` on the mount. If not, the
+    def allows(self, action: Action, key: str) -> bool:
+        """Whether this lake may `action` (delete, set_aside, ...) `key` on the mount. If not, the
         change is counted and logged (at most once a minute per mount, with how many since)."""
         if self.owned:
             return True
@@ -64,11 +76,11 @@ class Ownership:
         now = time.monotonic()
         if now - self._said_at >= SAY_EVERY_SECONDS:
             log.warning("%s: left %s of %r undone (%d change(s) left undone since the last such line)",
-                        self.refusal(), action, key, self._unsaid)
+                        self.refusal(), ACTION_WORDS[action], key, self._unsaid)
             self._said_at, self._unsaid = now, 0
         return False
 
-    def require(self, action: str, key: str) -> None:
+    def require(self, action: Action, key: str) -> None:
         """Unless this lake may `action` (write) `key` on the mount: MountNotOwned, or StoreUnavailable
         while the owner is not known (a passing state: the next maintenance round asks again)."""
         if not self.allows(action, key):

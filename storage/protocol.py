@@ -36,6 +36,17 @@ class StoreUnavailable(Exception):
     """The store cannot be reached or used right now; the message says why."""
 
 
+class StoreAnswered(StoreUnavailable):
+    """The store answered a request of the lake's own with an error (access denied, no such bucket,
+    a 503 once the retries are spent): unavailable to its callers as any failure is, and `code` (the
+    store's word, or its HTTP status where its answer has no body) for one that tells the caller."""
+
+    def __init__(self, message: str, *, code: str, status: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
 class StoreRefused(Exception):
     """The store answered, refusing what was asked of it (no such bucket, access denied): `code` is its word."""
 

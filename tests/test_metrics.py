@@ -284,6 +284,22 @@ async def test_the_readme_lists_every_metric_the_server_exposes(http: httpx.Asyn
     assert exposed == listed, f"exposed, not in the README: {exposed - listed}; listed, not exposed: {listed - exposed}"
 
 
+def test_refused_mount_changes_are_labelled_by_identifiers_the_readme_lists() -> None:
+    """The `action` label's values were phrases (`set aside`, `abort the multipart upload`): a query
+    had to quote them, and the README named four of them and `...`. Now a fixed set of identifiers,
+    each listed."""
+    from typing import get_args
+
+    from storage.ownership import ACTION_WORDS, Action
+
+    assert set(get_args(Action)) == set(ACTION_WORDS)
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", action) for action in ACTION_WORDS), ACTION_WORDS
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith("| `graphlake_mount_changes_refused_total`")]
+    listed = re.findall(r"`([^`]+)`", row.split("`action` (")[1].split(")")[0])
+    assert sorted(listed) == sorted(ACTION_WORDS), listed
+
+
 async def test_http_requests_are_counted_by_route_template_and_status(http: httpx.AsyncClient, viewer: str) -> None:
     """Requests outside GraphQL (signed URLs, content, probes) and GraphQL requests refused before
     they ran (a body too large) were counted nowhere."""

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from graphlake.settings import Settings
+from resolvers.bundles.runner import located
 from resolvers.context import AppState
+from services.errors import BadUserInput, Conflict
 from services.uploads import mounts as upload_mounts
 from storage import S3Store, StoreUnavailable
 from tests.conftest import S3Service
@@ -175,3 +177,70 @@ async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3:
     finally:
         await store.close()
         await refused.close()
+
+
+async def test_staging_a_bundle_says_what_the_store_answered(s3: S3Service) -> None:
+    """A bundle import from an S3 mount reported every failure of the store as `mount 'x' cannot be
+    reached; retry shortly`, though the store had answered: a bad signature (HTTP 403), a bucket
+    deleted while the bundle was read (NoSuchBucket). Retrying changes neither."""
+    prefix = f"bundle-refused-{uuid.uuid4().hex[:8]}"
+    s3.client().put_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b.tar", Body=b"a tar")
+    refused = mount_at(s3, "lab", prefix, secret_access_key="rotated-since")
+    await refused.open()
+    try:
+        with pytest.raises(BadUserInput, match=r"cannot read bundles/b\.tar on mount 'lab': the store answered HTTP 403"):
+            async with located(refused, "bundles/b.tar"):
+                pass
+    finally:
+        await refused.close()
+        s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b.tar")
+
+    bucket = f"graphlake-gone-{uuid.uuid4().hex[:8]}"
+    client = s3.client()
+    client.create_bucket(Bucket=bucket)
+    for name in ("manifest.json", "payloads/a"):
+        client.put_object(Bucket=bucket, Key=f"bundles/b1/{name}", Body=b"{}")
+    store = S3Store("lab", bucket=bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+                    secret_access_key=s3.secret_key)
+    await store.open()
+    listed_then_read = store.read
+
+    def read_after_the_bucket_is_gone(key: str) -> AsyncIterator[bytes]:
+        for name in ("manifest.json", "payloads/a"):
+            client.delete_object(Bucket=bucket, Key=f"bundles/b1/{name}")
+        with contextlib.suppress(Exception):  # already gone (the second object's read)
+            client.delete_bucket(Bucket=bucket)
+        return listed_then_read(key)
+
+    store.read = read_after_the_bucket_is_gone  # type: ignore[method-assign]
+    try:
+        with pytest.raises(BadUserInput, match=r"cannot read bundles/b1 on mount 'lab': the store answered NoSuchBucket"):
+            async with located(store, "bundles/b1"):
+                pass
+    finally:
+        await store.close()
+
+
+async def test_an_object_deleted_while_a_bundle_is_staged_is_named(s3: S3Service) -> None:
+    """An object of a bundle listed on an S3 mount and deleted before it was read (its bundle being
+    replaced, say) failed the import as INTERNAL."""
+    prefix = f"bundle-deleted-{uuid.uuid4().hex[:8]}"
+    for name in ("manifest.json", "payloads/a"):
+        s3.client().put_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b1/{name}", Body=b"{}")
+    store = mount_at(s3, "lab", prefix)
+    await store.open()
+    listed_then_read = store.read
+
+    def read_once_deleted(key: str) -> AsyncIterator[bytes]:
+        if key.endswith("payloads/a"):
+            s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/{key}")
+        return listed_then_read(key)
+
+    store.read = read_once_deleted  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Conflict, match=r"bundles/b1/payloads/a was deleted from mount 'lab' while the bundle was read"):
+            async with located(store, "bundles/b1"):
+                pass
+    finally:
+        await store.delete("bundles/b1/manifest.json")
+        await store.close()

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from email.message import Message
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
+import pytest
 
 from storage import S3Store
 from tests.conftest import S3Service
@@ -182,3 +189,38 @@ async def test_a_signed_get_names_the_file_as_stored_whatever_its_name_holds(s3:
     finally:
         await store.delete(key)
         await store.close()
+
+
+async def test_hashing_a_stored_object_keeps_its_slices_off_the_event_loop(s3: S3Service, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """sha256() of an object (a multipart upload's completion) hashed each slice of its body on the
+    event loop: 0.3 to 4 ms a slice here, every other request of the process waiting meanwhile."""
+    loop_thread = threading.current_thread()
+    on_loop: list[int] = []
+
+    class Watched:
+        def __init__(self) -> None:
+            self.digest = hashlib.sha256()
+
+        def update(self, data: Any) -> None:
+            if threading.current_thread() is loop_thread:
+                on_loop.append(len(data))
+            self.digest.update(data)
+
+        def hexdigest(self) -> str:
+            return self.digest.hexdigest()
+
+    store = S3Store("hashed", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
+                    secret_access_key=s3.secret_key)
+    await store.open()
+    data = os.urandom(8 << 20)
+    (tmp_path / "object").write_bytes(data)
+    key = f"hashed/{uuid.uuid4().hex}"
+    try:
+        await store.write(key, tmp_path / "object")
+        monkeypatch.setattr("storage.s3.hashlib", SimpleNamespace(sha256=Watched))
+        assert await store.sha256(key) == hashlib.sha256(data).hexdigest()
+    finally:
+        await store.delete(key)
+        await store.close()
+    assert all(size < 64 * 1024 for size in on_loop), on_loop

@@ -5,6 +5,7 @@ requests to S3. Spans are kept by the SDK's in-memory exporter."""
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import httpx
 import pytest
@@ -192,3 +193,51 @@ async def test_server_spans_are_named_by_route_not_by_path(settings: Settings, v
     assert names == ["GET", "GET /blobs/{mount}/{key:path}", "POST /graphql"], names
     blob = next(span for span in servers if span.name.startswith("GET /blobs"))
     assert blob.attributes["http.route"] == "/blobs/{mount}/{key:path}"
+
+
+async def test_a_failed_command_span_says_its_code_not_the_values(settings: Settings, mongodb_url: str) -> None:
+    """A failed command's span status carried the server's message, which quotes the values it
+    refused (`{_id: "alice@example.org"} has the field 'name' of non-numeric type string`; a
+    duplicate key's on MongoDB): the client's data, sent to the tracing backend as it was."""
+    from opentelemetry.trace import StatusCode
+    from pymongo import AsyncMongoClient
+    from pymongo.errors import OperationFailure
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = start_tracing(settings, provider)
+    assert tracing is not None
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_url, event_listeners=[tracing.database_listener()])
+    people = client[f"graphlake_scratch_{uuid.uuid4().hex[:8]}"].people
+    try:
+        await people.insert_one({"_id": "alice@example.org", "name": "Alice"})
+        with provider.get_tracer("test").start_as_current_span("request"):
+            with pytest.raises(OperationFailure) as raised:
+                await people.find_one_and_update({"_id": "alice@example.org"}, {"$inc": {"name": 1}})
+    finally:
+        await client.drop_database(people.database.name)
+        await client.close()
+    assert "alice@example.org" in str(raised.value)  # the server said it: what the span must not repeat
+    provider.shutdown()
+    [failed] = [span for span in exporter.get_finished_spans() if span.status.status_code is StatusCode.ERROR]
+    said = repr((failed.status.description, dict(failed.attributes or {}), [e.attributes for e in failed.events]))
+    assert "alice@example.org" not in said, said
+    assert failed.status.description == "TypeMismatch (code 14)", said
+
+
+async def test_only_the_probe_routes_themselves_go_untraced(settings: Settings, viewer: str) -> None:
+    """The untraced paths were matched anywhere in the URL: an object or asset whose path held
+    `healthz` or `metrics` (`/blobs/local/metrics/healthz`) made no trace."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        await http.get("/blobs/local/metrics/healthz?exp=9999999999&sig=forged")
+        await http.get("/healthz-and-more")
+        for probe in ("/healthz", "/readyz", "/metrics"):
+            await http.get(probe)
+    provider.shutdown()
+    servers = sorted(span.name for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER)
+    assert servers == ["GET", "GET /blobs/{mount}/{key:path}"], servers

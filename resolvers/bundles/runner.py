@@ -32,7 +32,7 @@ from resolvers.context import Context
 from services.auth import bearer_secret
 from services.checks import check_no_controls
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
-from storage import LocalStore, ObjectStore, StoreRefused, as_s3, unreachable
+from storage import LocalStore, ObjectStore, StoreAnswered, StoreRefused, as_s3, unreachable
 
 if TYPE_CHECKING:
     from storage.s3 import S3Store
@@ -77,6 +77,12 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
             await _stage(s3, relative, Path(scratch))
         except StoreRefused as refused:  # the store answered: a name it takes for no key, no permission
             raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {refused}", field="input.path") from None
+        except StoreAnswered as answered:  # to a HEAD or a read: not "cannot be reached", which a retry would mend
+            if answered.status is not None and answered.status < 500:  # no permission, the bucket gone
+                raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: the store answered "
+                                   f"{answered.code}", field="input.path") from None
+            raise Unavailable(f"mount {store.name!r} answered {answered.code} to a read of {relative}; retry shortly",
+                              field="input.mount") from None
         except Exception as error:
             if unreachable(error):
                 raise Unavailable(f"mount {store.name!r} cannot be reached; retry shortly", field="input.mount") from None
@@ -101,8 +107,12 @@ async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None
             raise BadUserInput(f"the bundle holds an object whose name leads out of it: {key}", field="input.path")
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:
-            async for chunk in store.read(key):
-                await asyncio.to_thread(out.write, chunk)
+            try:
+                async for chunk in store.read(key):
+                    await asyncio.to_thread(out.write, chunk)
+            except FileNotFoundError:  # listed, then deleted (the bundle replaced, say): was INTERNAL
+                raise Conflict(f"{key} was deleted from mount {store.name!r} while the bundle was read; read it "
+                               "again once it is whole", field="input.path") from None
 
 
 def _locator(store: ObjectStore, path: str) -> Callable[[str], dict[str, Any]] | None:
