@@ -1,0 +1,115 @@
+"""A local mount's file system gone while the server runs (unmounted, its folder replaced): nothing is written into whatever folder is at its path then, /readyz
+names it, and it is used again once it is back, with no restart."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from graphlake.settings import Settings
+from resolvers.context import AppState
+from services.health import probe
+from services.mount_owners import settle_owners
+from services.uploads import mounts
+from storage import LocalStore, StoreUnavailable
+from tests.operations import Api
+from tests.test_direct_writes import start_direct
+from tests.test_uploads import put
+
+PLAIN = "application/octet-stream"
+
+
+def checked_a_moment_ago(store: LocalStore) -> None:
+    """What uploads remember of the mount's last check says it was fine (services/uploads/mounts.py keeps
+    it a few seconds): the file system goes away between that check and the writes."""
+    mounts._checked[store] = (time.monotonic() + 60, None)
+
+
+async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_back(
+        api: Api, contributor: str, state: AppState, http: httpx.AsyncClient, settings: Settings,
+        tmp_path: Path) -> None:
+    """The store kept going by the path: from the moment the file system went to the next maintenance
+    round, a signed PUT wrote its bytes into the empty folder below, an ingest copied files there, a
+    direct write's completion found no file, and the marker's id stayed shown after that round."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore) and store.direct_writes
+    await settle_owners(state.db, state.stores)  # as every round does: the folder its owner file is in, noted
+    mount_id = store.mount_id
+    assert mount_id
+    data = b"written while the disk was away"
+    sent = {"name": "a.bin", "sizeBytes": len(data), "mediaType": PLAIN, "mount": "local",
+            "sha256": hashlib.sha256(data).hexdigest()}
+    upload = (await api.data("CreateUpload", {"input": sent}, token=contributor))["createUpload"]
+    direct = await start_direct(api, contributor, data)
+    Path(direct["directPath"]).write_bytes(data)  # written while the file system was there
+    ingest_root = tmp_path / "instrument"
+    ingest_root.mkdir()
+    (ingest_root / "frame.raw").write_bytes(data)
+    ingest = {"inputs": [{"source": str(ingest_root / "frame.raw"), "sizeBytes": len(data)}]}
+    settings.ingest_roots = [ingest_root]
+
+    root, away = store.root, store.root.with_name(store.root.name + "-unmounted")
+    root.rename(away)
+    root.mkdir()  # the empty place the file system goes on
+    try:
+        checked_a_moment_ago(store)
+        state.health.forget()
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["failing"] == ["mount local"]
+
+        response = await put(upload["url"], data, upload["headers"])
+        assert response.status_code == 503 and "local mount 'local'" in response.text, response.text
+        for operation, variables in (("CompleteUpload", {"input": {"id": direct["id"]}}), ("IngestFiles", ingest)):
+            checked_a_moment_ago(store)
+            refused = await api.error(operation, variables, token=contributor, status=503)
+            assert refused["extensions"]["code"] == "UNAVAILABLE" and "local mount 'local'" in refused["message"], refused
+        with pytest.raises(StoreUnavailable, match="local mount 'local'"):  # what a thumbnail is written into
+            store.stage("thumbnails/x/256.webp")
+        assert list(root.iterdir()) == []  # nothing written on the disk below
+        said = (await probe(None, {"local": store})).mount_errors["local"] or ""
+        assert said.startswith(f"local mount 'local' at {root}: the folder there is not the one") and "not mounted" in said
+
+        await settle_owners(state.db, state.stores)  # a maintenance round meanwhile
+        assert store.mount_id is None  # no client told to write directly into a folder the server cannot see
+        assert list(root.iterdir()) == []
+    finally:
+        shutil.rmtree(root)
+        away.rename(root)  # mounted again
+        settings.ingest_roots = []
+
+    # Back: the very folder noted takes writes again at once; the next round shows its marker again.
+    await settle_owners(state.db, state.stores)
+    assert store.mount_id == mount_id
+    state.health.forget()
+    assert (await http.get("/readyz")).status_code == 200
+    assert (await put(upload["url"], data, upload["headers"])).status_code == 200
+    completed = (await api.data("CompleteUpload", {"input": {"id": direct["id"]}}, token=contributor))["completeUpload"]
+    assert completed["status"] == "ACTIVE"
+
+
+async def test_a_file_system_mounted_anew_is_used_once_its_owner_file_is_read_there(
+        api: Api, contributor: str, state: AppState, http: httpx.AsyncClient) -> None:
+    """Mounted anew, a file system's root is another directory to the kernel, holding the same owner
+    file: refused until the next round reads that file there, then used with no restart."""
+    store = state.stores["local"]
+    assert isinstance(store, LocalStore)
+    await settle_owners(state.db, state.stores)
+    root, away = store.root, store.root.with_name(store.root.name + "-old")
+    root.rename(away)
+    shutil.copytree(away, root, symlinks=True)  # the same files, in another directory
+    try:
+        state.health.forget()
+        assert (await http.get("/readyz")).status_code == 503
+        with pytest.raises(StoreUnavailable, match="is not the one this lake's owner file was read in"):
+            store.stage("thumbnails/x/256.webp")
+        await settle_owners(state.db, state.stores)  # reads this lake's owner file in the new folder
+        state.health.forget()
+        assert (await http.get("/readyz")).status_code == 200
+        store.stage("thumbnails/x/256.webp").close()
+    finally:
+        shutil.rmtree(away)
