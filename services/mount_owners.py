@@ -112,6 +112,18 @@ async def others(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[s
     return {name: owner for name, owner in (await owners(stores)).items() if owner is not None and owner != lake}
 
 
+async def noted_roots(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:
+    """Tell each local store, before it opens, whether this lake has used its folder before: one it
+    has, found missing, is an operator's file system not mounted (yet), and opening it made an empty
+    folder on the disk below, where the file system was then mounted over (or the lake wrote there).
+    A new lake's new mount's folder is made as it opens."""
+    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}, {CLAIMED_ROOTS: 1}) or {}
+    noted = set(record.get(CLAIMED_ROOTS, []))
+    for store in stores.values():
+        if isinstance(store, LocalStore):
+            store.used_before = str(store.root) in noted
+
+
 async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | None]:
     """Tell each store this lake's id and its mount's owner, claiming each mount that has none.
     Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile

@@ -298,6 +298,9 @@ class LocalStore:
         self.fallback = fallback
         self.direct_writes = direct_writes
         self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
+        # Whether the lake has used this root before (services/mount_owners.noted_roots), told before
+        # `open`: a root it has used and finds missing is a file system not mounted, never made anew.
+        self.used_before = False
         # The root directory (device, inode) this lake's owner file was last read in (`note_root`):
         # every file-system call of the store goes through it or is refused. A mount's file system
         # gone while the server ran (unmounted, the folder replaced) left the path naming another
@@ -422,7 +425,8 @@ class LocalStore:
 
     # --- lifecycle
     async def open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.used_before:  # a new lake's new mount; one used before is a file system not mounted (yet)
+            self.root.mkdir(parents=True, exist_ok=True)
         if self.direct_writes:
             # Read, never made here: the owner is not known yet as a store opens, and the folder may be
             # the empty place of a file system not mounted (yet). A marker made there gave the process
@@ -511,6 +515,9 @@ class LocalStore:
         if self._root_id is not None:  # no probe file written into another folder now at the root's path
             os.close(self._open_noted_root())
         if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
+            if not self.root.exists():  # one this lake used, left missing as it opened
+                raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: the folder is missing: is its file "
+                                       "system not mounted?")
             if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
                 raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
             return self._check_owner_file()

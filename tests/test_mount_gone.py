@@ -1,4 +1,5 @@
-"""A local mount's file system gone while the server runs (unmounted, its folder replaced): nothing is written into whatever folder is at its path then, /readyz
+"""A local mount's file system gone while the server runs (unmounted, its folder replaced), or not
+mounted as the server starts: nothing is written into whatever folder is at its path then, /readyz
 names it, and it is used again once it is back, with no restart."""
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from graphlake.settings import Settings
+from graphlake_client.direct import MARKER
 from resolvers.context import AppState
 from services.health import probe
-from services.mount_owners import settle_owners
+from services.mount_owners import noted_roots, settle_owners
 from services.uploads import mounts
 from storage import LocalStore, StoreUnavailable
+from storage.ownership import OWNER_FILE
+from storage.signing import UrlSigner
 from tests.operations import Api
 from tests.test_direct_writes import start_direct
 from tests.test_uploads import put
@@ -113,3 +118,42 @@ async def test_a_file_system_mounted_anew_is_used_once_its_owner_file_is_read_th
         store.stage("thumbnails/x/256.webp").close()
     finally:
         shutil.rmtree(away)
+
+
+async def test_a_new_lakes_mount_folder_is_made_as_it_opens(scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    root = tmp_path / "new" / "mount"
+    store = LocalStore("new", root, UrlSigner(b"k" * 32, "http://x"))
+    await noted_roots(scratch_db, {"new": store})
+    await store.open()
+    assert root.is_dir()
+    await settle_owners(scratch_db, {"new": store})  # claimed, and its folder noted
+    assert (root / OWNER_FILE).is_file()
+
+
+async def test_a_mount_folder_the_lake_used_before_is_not_made_again_as_it_opens(
+        scratch_db: AsyncDatabase, tmp_path: Path) -> None:
+    """An operator's disk not mounted yet as the server starts: opening its store made an empty folder
+    in its place on the disk below (the disk then mounted over it, or the lake writing there)."""
+    root, away = tmp_path / "nas", tmp_path / "nas-unmounted"
+    first = LocalStore("nas", root, UrlSigner(b"k" * 32, "http://x"), direct_writes=True)
+    await noted_roots(scratch_db, {"nas": first})
+    await first.open()
+    await settle_owners(scratch_db, {"nas": first})  # claimed: the lake notes its folder
+    root.rename(away)  # not mounted, and nothing in its place
+    try:
+        restarted = LocalStore("nas", root, UrlSigner(b"k" * 32, "http://x"), direct_writes=True)
+        await noted_roots(scratch_db, {"nas": restarted})
+        await restarted.open()
+        assert not root.exists()  # left missing
+        assert await settle_owners(scratch_db, {"nas": restarted}) == {"nas": None}
+        assert not root.exists() and restarted.mount_id is None
+        said = (await probe(None, {"nas": restarted})).mount_errors["nas"] or ""
+        assert said == f"local mount 'nas' at {root}: the folder is missing: is its file system not mounted?", said
+        with pytest.raises(StoreUnavailable):
+            restarted.stage("assets/x")
+        assert not root.exists()
+    finally:
+        away.rename(root)  # mounted
+    await settle_owners(scratch_db, {"nas": restarted})  # the next round: no restart needed
+    assert (await probe(None, {"nas": restarted})).mount_errors["nas"] is None
+    assert restarted.mount_id == (root / MARKER).read_text()
