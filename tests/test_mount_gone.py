@@ -49,6 +49,10 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
     data = b"written while the disk was away"
     sent = {"name": "a.bin", "sizeBytes": len(data), "mediaType": PLAIN, "mount": "local",
             "sha256": hashlib.sha256(data).hexdigest()}
+    kept = (await api.data("CreateUpload", {"input": sent}, token=contributor))["createUpload"]
+    assert (await put(kept["url"], data, kept["headers"])).status_code == 200
+    download = (await api.data("CompleteUpload", {"input": {"id": kept["id"]}}, token=contributor)
+                )["completeUpload"]["downloadUrl"]
     upload = (await api.data("CreateUpload", {"input": sent}, token=contributor))["createUpload"]
     direct = await start_direct(api, contributor, data)
     Path(direct["directPath"]).write_bytes(data)  # written while the file system was there
@@ -67,6 +71,9 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failing"] == ["mount local"]
 
+        async with httpx.AsyncClient() as client:  # a stored file is not said to be missing: the mount is away
+            away_now = await client.get(download)
+        assert away_now.status_code == 503 and "local mount 'local'" in away_now.text, away_now.text
         response = await put(upload["url"], data, upload["headers"])
         assert response.status_code == 503 and "local mount 'local'" in response.text, response.text
         for operation, variables in (("CompleteUpload", {"input": {"id": direct["id"]}}), ("IngestFiles", ingest)):
@@ -95,6 +102,8 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
     assert (await put(upload["url"], data, upload["headers"])).status_code == 200
     completed = (await api.data("CompleteUpload", {"input": {"id": direct["id"]}}, token=contributor))["completeUpload"]
     assert completed["status"] == "ACTIVE"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(download)).content == data
 
 
 async def test_a_file_system_mounted_anew_is_used_once_its_owner_file_is_read_there(
