@@ -21,7 +21,6 @@ from graphlake.local_services import EmbeddedDatabase, ServiceError, embedded_da
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
 from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
-from storage import LocalStore
 
 
 class SchemaNotCurrent(Exception):
@@ -90,10 +89,6 @@ async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tupl
             db = client[settings.database]
         stores = build_stores(settings)
         for store in stores.values():
-            # A check makes nothing: a local mount's missing folder (its file system not mounted, say)
-            # is reported missing, not made on the disk below.
-            if isinstance(store, LocalStore):
-                store.used_before = True
             await store.open()
             stack.push_async_callback(store.close)
         yield db, stores
