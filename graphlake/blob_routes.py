@@ -224,6 +224,8 @@ async def get_blob(request: Request) -> Response:
         return _error(400, str(error))
     except FileNotFoundError:
         return _error(404, "the object does not exist")
+    except StoreUnavailable as error:  # its file system gone (LocalStore.note_root): not a missing object
+        return _error(503, str(error))
     # `digest`: a tag of the asset's SHA-256 (LocalStore.sign_get_now), signed with the URL; a URL
     # without one (a file whose digest is not read yet, a URL signed before) names the file by its identity.
     digest = params.get("digest")

@@ -28,7 +28,7 @@ from services.events.feed import FeedWriter
 from services.events.journal import AuditJournal
 from services.health import SharedProbe
 from services.metrics import Metrics
-from services.mount_owners import settle_owners
+from services.mount_owners import noted_roots, settle_owners
 from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
 from storage.signing import UrlSigner
@@ -67,10 +67,11 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         listeners = [*listeners, *(watcher.database_listener() for watcher in observers)]
         client = await stack.enter_async_context(connected(url, settings.database, listeners, timeout))
         stores = build_stores(settings, _s3_observers(observers) if observers else None)
+        db = client[settings.database]
+        await noted_roots(db, stores)  # a local mount's folder used before is not made as it opens
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
-        db = client[settings.database]
         await settle_owners(db, stores)  # before anything may write or delete on a mount
         if metrics is not None:
             for name, store in stores.items():

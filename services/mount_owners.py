@@ -112,6 +112,18 @@ async def others(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[s
     return {name: owner for name, owner in (await owners(stores)).items() if owner is not None and owner != lake}
 
 
+async def noted_roots(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:
+    """Tell each local store, before it opens, whether this lake has used its folder before: one it
+    has, found missing, is an operator's file system not mounted (yet), and opening it made an empty
+    folder on the disk below, where the file system was then mounted over (or the lake wrote there).
+    A new lake's new mount's folder is made as it opens."""
+    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}, {CLAIMED_ROOTS: 1}) or {}
+    noted = set(record.get(CLAIMED_ROOTS, []))
+    for store in stores.values():
+        if isinstance(store, LocalStore):
+            store.used_before = str(store.root) in noted
+
+
 async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | None]:
     """Tell each store this lake's id and its mount's owner, claiming each mount that has none.
     Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile
@@ -137,6 +149,7 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
                 owner = await read_owner(store)
                 if owner is None and isinstance(store, LocalStore) and str(store.root) in claimed:
                     store.ownership.owner = None  # known before: writes stop now, not onto the disk below
+                    store.mount_id = None  # and no client is told to write directly where the server cannot see
                     store.ownership.unknown_because = (
                         f"local mount {store.name!r} at {store.root}: the {OWNER_FILE} this lake wrote there is gone: "
                         "is its file system not mounted? This lake writes and deletes nothing there until it is "
@@ -158,11 +171,25 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
                         store.name)
         store.ownership.owner, store.ownership.unknown_because = owner, None
         if isinstance(store, LocalStore):
+            if owner == lake:
+                await _note_root(store)
             await _load_marker(store)
 
     await asyncio.gather(*(settle(store) for store in stores.values()))
     await _remember_roots(db, lake, stores, claimed)
     return {name: store.ownership.owner for name, store in stores.items()}
+
+
+async def _note_root(store: LocalStore) -> None:
+    """Have the store note the folder its owner file was read in (LocalStore.note_root): writes go
+    there or nowhere until the next round notes it again (a file system mounted anew is another
+    directory to the kernel, with the same owner file)."""
+    try:
+        async with asyncio.timeout(ASK_SECONDS):
+            await asyncio.to_thread(store.note_root)
+    except (OSError, TimeoutError) as error:  # gone since its owner was read: the next round asks again
+        log.warning("the folder of mount %r could not be noted (%s): its last one is kept", store.name,
+                    str(error) or f"no answer within {ASK_SECONDS:g} s")
 
 
 async def _load_marker(store: LocalStore) -> None:
@@ -196,5 +223,7 @@ async def adopt(db: AsyncDatabase, store: ObjectStore) -> str | None:
         await store.write_owner_file(_owner_record(lake, db, adopted_from=previous), replace=True)
     store.ownership.lake = store.ownership.owner = lake
     store.ownership.unknown_because = None
+    if isinstance(store, LocalStore):
+        await _note_root(store)
     await _remember_roots(db, lake, {store.name: store})
     return previous

@@ -129,6 +129,12 @@ def open_folder(root: Path, folders: Sequence[str], *, make: bool = False) -> in
             raise
         root.mkdir(parents=True, exist_ok=True)  # `open` makes it; a store used before that, here
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    return descend(fd, folders, make=make)
+
+
+def descend(fd: int, folders: Sequence[str], *, make: bool = False) -> int:
+    """The directory `folders...` below the open directory `fd` (taken: closed here, also on failure),
+    each part opened as open_folder says."""
     try:
         for part in folders:
             if make:
@@ -292,6 +298,14 @@ class LocalStore:
         self.fallback = fallback
         self.direct_writes = direct_writes
         self.mount_id: str | None = None  # read from MARKER as the store opens, when direct writes are on
+        # Whether the lake has used this root before (services/mount_owners.noted_roots), told before
+        # `open`: a root it has used and finds missing is a file system not mounted, never made anew.
+        self.used_before = False
+        # The root directory (device, inode) this lake's owner file was last read in (`note_root`):
+        # every file-system call of the store goes through it or is refused. A mount's file system
+        # gone while the server ran (unmounted, the folder replaced) left the path naming another
+        # directory, and uploads, ingests and thumbnails went there until the next maintenance round.
+        self._root_id: tuple[int, int] | None = None
         self.ownership = Ownership(name)  # every write and delete below asks it first (storage/ownership.py)
         # Copies in skip the page cache only on a local disk's file system (LOCAL_DISK_FILE_SYSTEMS says
         # why), as the root's is when the store opens (a mount made there later is not seen).
@@ -337,8 +351,40 @@ class LocalStore:
         return True
 
     def _open_directory(self, folders: Sequence[str], *, make: bool = False) -> int:
-        """open_folder of this store's root."""
-        return open_folder(self.root, folders, make=make)
+        """open_folder of this store's root; once the root is noted (`note_root`), of that very
+        directory or StoreUnavailable, never of another now at its path (nor one made in its place)."""
+        if self._root_id is None:
+            return open_folder(self.root, folders, make=make)
+        return descend(self._open_noted_root(), folders, make=make)
+
+    def _open_noted_root(self) -> int:
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise self._root_gone("is missing") from None
+        except OSError as error:  # a file system gone bad (EIO, a stale NFS handle)
+            raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: {error.strerror}") from None
+        found = os.fstat(fd)
+        if (found.st_dev, found.st_ino) != self._root_id:
+            os.close(fd)
+            raise self._root_gone("is not the one this lake's owner file was read in")
+        return fd
+
+    def _root_gone(self, what: str) -> StoreUnavailable:
+        return StoreUnavailable(f"local mount {self.name!r} at {self.root}: the folder there {what}: is its file system "
+                                "not mounted? Nothing is written there until it is back")
+
+    def note_root(self) -> None:
+        """Note the root directory holding the mount's owner file now (this lake's, its owner read a
+        moment before): what every later call of the store must find at the root's path. Blocking.
+        A store used outside of a lake (a restore, a check) notes none, and goes by the path."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.close(_open_regular(OWNER_FILE, os.O_RDONLY, fd))  # FileNotFoundError: gone meanwhile
+            found = os.fstat(fd)
+        finally:
+            os.close(fd)
+        self._root_id = found.st_dev, found.st_ino
 
     @contextlib.contextmanager
     def _directory(self, folders: Sequence[str], *, make: bool = False) -> Iterator[int]:
@@ -379,7 +425,8 @@ class LocalStore:
 
     # --- lifecycle
     async def open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.used_before:  # a new lake's new mount; one used before is a file system not mounted (yet)
+            self.root.mkdir(parents=True, exist_ok=True)
         if self.direct_writes:
             # Read, never made here: the owner is not known yet as a store opens, and the folder may be
             # the empty place of a file system not mounted (yet). A marker made there gave the process
@@ -402,8 +449,9 @@ class LocalStore:
             with contextlib.suppress(FileExistsError):  # made once; every process serving the mount reads it
                 with (self.root / MARKER).open("x") as out:
                     out.write(uuid.uuid4().hex)
-        try:
-            with self._directory([]) as root, os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
+        try:  # by the path, as the owner file just read (note_root follows it)
+            with _closing(open_folder(self.root, [])) as root, \
+                    os.fdopen(_open_regular(MARKER, os.O_RDONLY, root), "rb") as file:
                 return file.read(256).decode().strip() or None
         except FileNotFoundError:
             return None
@@ -418,8 +466,9 @@ class LocalStore:
             raise StoreUnavailable(f"local mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
 
     def _read_owner_file(self) -> bytes | None:
-        try:
-            with self._directory([]) as root, os.fdopen(_open_regular(OWNER_FILE, os.O_RDONLY, root), "rb") as file:
+        try:  # by the path, not through the noted root: what is there now is what settle_owners asks about
+            with _closing(open_folder(self.root, [])) as root, \
+                    os.fdopen(_open_regular(OWNER_FILE, os.O_RDONLY, root), "rb") as file:
                 return file.read(64 * 1024)
         except FileNotFoundError:
             return None
@@ -434,7 +483,8 @@ class LocalStore:
             raise StoreUnavailable(f"local mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
 
     def _write_owner_file(self, data: bytes, replace: bool) -> bool:
-        staged = StagedFile(self._open_directory([], make=True), OWNER_FILE, f"{OWNER_FILE}-", 0o644)
+        # By the path: a claim or an adoption is what makes the folder there the mount (note_root after it).
+        staged = StagedFile(open_folder(self.root, [], make=True), OWNER_FILE, f"{OWNER_FILE}-", 0o644)
         try:
             staged.file.write(data)
             try:
@@ -462,7 +512,12 @@ class LocalStore:
         await asyncio.to_thread(self._check)
 
     def _check(self) -> None:
+        if self._root_id is not None:  # no probe file written into another folder now at the root's path
+            os.close(self._open_noted_root())
         if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
+            if not self.root.exists():  # one this lake used, left missing as it opened
+                raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: the folder is missing: is its file "
+                                       "system not mounted?")
             if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
                 raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
             return self._check_owner_file()
@@ -876,6 +931,14 @@ class LocalStore:
                     shutil.rmtree(name, ignore_errors=True, dir_fd=folder)  # by descriptors: no link followed
         except FileNotFoundError:
             pass
+
+
+@contextlib.contextmanager
+def _closing(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _close_opened(opening: asyncio.Future[int]) -> None:
