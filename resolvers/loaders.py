@@ -31,6 +31,7 @@ from resolvers.loop_slices import validate_all
 from services import datasets, snapshots
 from services.checks import MAX_ALIASES
 from services.errors import GraphlakeError
+from services.id_reads import docs_by_ids
 from services.query_match import matcher
 from services.uploads.sessions import PartUrls
 
@@ -177,6 +178,15 @@ class Loaders:
         loader = self._by_id[model] = self._get(_cache_key("by_id", model.__name__), load, f"by_id:{model.__name__}",
                                                 ByIdLoader)
         return loader
+
+    def documents(self, model: type[D]) -> DataLoader[ObjectId, D | None]:
+        """Documents of `model` by `_id` as Beanie documents, not lean twins (None where missing): for
+        reads that hand them to a service that takes them (an upload session's signing)."""
+        async def load(ids: Sequence[ObjectId]) -> list[D | None]:
+            found = {doc.id: doc for doc in await docs_by_ids(model, ids)}
+            return [found.get(i) for i in ids]
+
+        return self._get(_cache_key("documents", model.__name__), load, f"documents:{model.__name__}")
 
     def known(self, docs: Sequence[Document]) -> None:
         """Documents this request just wrote: fields that load them by id need not read them back.

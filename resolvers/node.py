@@ -13,7 +13,6 @@ from bson import ObjectId
 
 from documents import annotation, asset, collection, dataset, event, retention, upload
 from documents.api_token import ApiToken as ApiTokenDocument
-from documents.lean import lean
 from documents.roles import Role
 from resolvers.annotations.types import AnnotationRecord, AnnotationSchema, AnnotationSet
 from resolvers.assets.types import Asset, AssetRetention
@@ -32,24 +31,27 @@ from services.node_ids import NodeType, split_id
 
 @dataclass(frozen=True)
 class NodeKind:
-    """What reading one type of node takes: a role, and a batch fetch by raw ids (for the caller: what an
+    """What reading one type of node takes: a role, and a fetch by raw ids (for the caller: what an
     upload session shows depends on who asks)."""
 
     role: Role
     fetch: Callable[[Context, Sequence[str]], Awaitable[dict[str, Any]]]
 
 
-async def _find(model: type[Document], raw_ids: Sequence[str], query: dict[str, Any] | None = None) -> list[dict]:
-    """Raw `model` documents by raw id, one `$in` query; a raw id that is no ObjectId finds nothing."""
-    ids = [ObjectId(raw) for raw in raw_ids if ObjectId.is_valid(raw)]
-    return await model.get_pymongo_collection().find({"_id": {"$in": ids}, **(query or {})}).to_list()
+def _object_ids(raw_ids: Sequence[str]) -> list[ObjectId]:
+    """The raw ids that are ObjectIds (any other finds nothing)."""
+    return [ObjectId(raw) for raw in raw_ids if ObjectId.is_valid(raw)]
 
 
-def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str, Any] | None = None):
-    """A batch fetch of `model` documents by raw id, each made a node (read as lean twins: documents/lean.py)."""
+def _fetch(model: type[Document], to_node: Callable[[Any], Any], keep: Callable[[Any], bool] = lambda doc: True):
+    """A fetch of `model` documents by raw id, each made a node, through the request's loader of them by
+    id (lean twins: documents/lean.py). That loader is the one typed roots (`asset(id:)`) and nested
+    references use: the ids every `node`, `nodes` and by-id root of an operation asks of one type, its
+    root fields running together, are read in one `$in` query."""
 
     async def fetch(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
-        return {str(raw["_id"]): to_node(lean(model).model_validate(raw)) for raw in await _find(model, raw_ids, query)}
+        docs = await context.loaders.by_id(model).load_many(_object_ids(raw_ids))
+        return {str(doc.id): to_node(doc) for doc in docs if doc is not None and keep(doc)}
 
     return fetch
 
@@ -57,8 +59,8 @@ def _fetch(model: type[Document], to_node: Callable[[Any], Any], query: dict[str
 async def _fetch_upload_sessions(context: Context, raw_ids: Sequence[str]) -> dict[str, Any]:
     # Beanie documents: signing a session's URLs is a service's business (services/uploads/sessions.py),
     # done when a field asks for them (a session past the request's part URLs: its `parts` error alone).
-    return {str(raw["_id"]): await visible_session(context, upload.UploadSession.model_validate(raw))
-            for raw in await _find(upload.UploadSession, raw_ids)}
+    docs = await context.loaders.documents(upload.UploadSession).load_many(_object_ids(raw_ids))
+    return {str(doc.id): await visible_session(context, doc) for doc in docs if doc is not None}
 
 
 # Every type that implements Node has a row here; a test checks that against the schema.
@@ -71,7 +73,7 @@ NODE_KINDS: dict[NodeType, NodeKind] = {
     NodeType.DATUM: NodeKind(Role.VIEWER, _fetch(dataset.Datum, Datum.from_document)),
     NodeType.DATASET: NodeKind(Role.VIEWER, _fetch(dataset.Dataset, Dataset.from_document)),
     NodeType.DATASET_VERSION: NodeKind(Role.VIEWER, _fetch(dataset.DatasetVersion, DatasetVersion.from_document,
-                                                   {"status": dataset.VersionStatus.READY.value})),
+                                                   lambda doc: doc.status is dataset.VersionStatus.READY)),
     NodeType.ANNOTATION_SCHEMA: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSchema, AnnotationSchema.from_document)),
     NodeType.ANNOTATION_SET: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationSet, AnnotationSet.from_document)),
     NodeType.ANNOTATION_RECORD: NodeKind(Role.VIEWER, _fetch(annotation.AnnotationRecord, AnnotationRecord.from_document)),

@@ -105,7 +105,7 @@ class Case:
     """A page of N parents (`parents` finds them in the answer) selecting a field; `ok` checks that a
     parent's answer holds something, so a count cannot be flat for want of anything to read."""
 
-    query: str
+    query: str | Callable[[World], str]  # a function of the world: a query of one field per unit (aliases)
     parents: Callable[[dict], list[dict]]
     ok: Callable[[dict], bool] = lambda node: True
     variables: Callable[[World], dict] = lambda world: {}
@@ -269,6 +269,45 @@ CASES |= {
     "privacyExport": Case(
         'query Probe { privacyExport(userId: "np-user", limitPerCollection: 50) { places { collection documents } } }',
         lambda data: next(p["documents"] for p in data["privacyExport"]["places"] if p["collection"] == "assets")),
+}
+
+
+def aliased_case(on: str, fields: tuple[tuple[str, str], ...], selection: str,
+                 ok: Callable[[dict], bool] = lambda node: node is not None) -> Case:
+    """Each of `fields` (a by-id root, a kind) once for each unit's object of that kind, under aliases:
+    root fields run together, so N of one type are one read, as in `nodes(ids:)`, whichever roots
+    (`node`, `asset`) ask. The selection is a fragment on `on`, given once (a document has at most
+    2,000 tokens; at most 30 aliases)."""
+    def names(world: World) -> list[tuple[str, str, str]]:
+        return [(f"{root}_{kind}{k}", root, i) for root, kind in fields for k, i in enumerate(world.ids[kind])]
+
+    def query(world: World) -> str:
+        declared = ", ".join(f"${name}: ID!" for name, _, _ in names(world))
+        asked = " ".join(f"{name}: {root}(id: ${name}) {{ ...Selected }}" for name, root, _ in names(world))
+        return f"query Probe({declared}) {{ {asked} }} fragment Selected on {on} {{ id {selection} }}"
+
+    return Case(query, lambda data: list(data.values()), ok,
+                lambda world: {name: i for name, _, i in names(world)}, len(fields))
+
+
+CASES |= {
+    # By-id roots under aliases (a client's batch of lookups): each type read once, whatever their number
+    "node(id:) aliased": aliased_case("Asset", (("node", "asset"),), "name aliases", lambda n: n["aliases"]),
+    "node(id:) aliased(two types)": aliased_case(
+        "Node", (("node", "asset"), ("node", "v2")),
+        "... on Asset { name derivedFrom { id } } ... on DatasetVersion { version dataset { name } }"),
+    "node(id:) and asset(id:) aliased": aliased_case("Asset", (("node", "src"), ("asset", "asset")), "name"),
+    "asset(id:) aliased": aliased_case("Asset", (("asset", "asset"),), "name derivedFrom { id }", lambda n: n["derivedFrom"]),
+    "datum(id:) aliased": aliased_case("Datum", (("datum", "datum"),), "roles { asset { id } }", lambda n: n["roles"]),
+    "collection(id:) aliased": aliased_case("Collection", (("collection", "collection"),), "name itemCount",
+                                            lambda n: n["itemCount"] == 2),
+    "dataset(id:) aliased": aliased_case("Dataset", (("dataset", "dataset"),), "name latest { version }",
+                                         lambda n: n["latest"]["version"] == "v2"),
+    "datasetVersion(id:) aliased": aliased_case("DatasetVersion", (("datasetVersion", "v1"), ("node", "v2")),
+                                                "version dataset { name }", lambda n: n["dataset"]),
+    "uploadSession(id:) aliased": aliased_case("UploadSession", (("uploadSession", "upload"), ("node", "upload")),
+                                               "status url asset { id status }", lambda n: n["url"] and n["asset"]),
+    "event(id:) aliased": aliased_case("Event", (("event", "event"),), "eventType", lambda n: n["eventType"] == "np"),
 }
 
 
@@ -446,7 +485,8 @@ async def commands(api: Api, served: Served, token: str, query: str, variables: 
 async def measure_reads(api: Api, served: Served, token: str, world: World, n: int) -> dict[str, Counter[str]]:
     counted = {}
     for name, case in CASES.items():
-        counted[name], data = await commands(api, served, token, case.query, case.variables(world))
+        query = case.query if isinstance(case.query, str) else case.query(world)
+        counted[name], data = await commands(api, served, token, query, case.variables(world))
         parents = case.parents(data)
         assert len(parents) == n * case.per_unit, (name, parents)
         assert all(case.ok(parent) for parent in parents), (name, parents)

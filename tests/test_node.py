@@ -3,10 +3,12 @@ IDs, without a database: tests/unit/test_node.py."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from documents.roles import Role
 from services.node_ids import NodeType, encode_id
 from tests import factories
-from tests.conftest import MakeToken
+from tests.conftest import MakeToken, Served
 from tests.operations import Api
 
 
@@ -72,3 +74,40 @@ async def test_a_viewer_token_of_the_uploads_creator_gets_no_write_capability(ap
                                         ("Node", {"id": session["id"]}, "node")):
         seen = (await api.data(operation, variables, token=reader))[field]
         assert seen["status"] == "OPEN" and seen["url"] is None and seen["parts"] is None
+
+
+async def test_aliased_by_id_roots_are_read_together_and_fail_alone(api: Api, served: Served, admin: str,
+                                                                    viewer: str) -> None:
+    """Root fields run together, so aliased `node`/`asset` lookups of one type share one read; each
+    still answers, or fails, as it would alone."""
+    first, second = [(await factories.value_asset(api, admin, name))["id"] for name in ("one", "two")]
+    dataset = await factories.dataset(api, admin, "plain")
+    token = (await api.data("ApiTokens", token=admin))["apiTokens"]["edges"][0]["node"]["id"]
+    ids = {"a": first, "b": second, "missing": encode_id(NodeType.ASSET, "64b000000000000000000000"),
+           "bad": "not-an-id", "other": dataset["id"], "token": token}
+    fields = {"a": "node(id: $a)", "b": "asset(id: $b)", "again": "node(id: $b)", "missing": "node(id: $missing)",
+              "missingAsset": "asset(id: $missing)", "bad": "node(id: $bad)", "badAsset": "asset(id: $bad)",
+              "wrongType": "asset(id: $other)", "token": "node(id: $token)"}
+
+    def query(names: list[str]) -> str:
+        used = sorted({var for name in names for var in ids if f"${var})" in fields[name]})
+        declared = ", ".join(f"${var}: ID!" for var in used)
+        return f"query Probe({declared}) {{ {' '.join(f'{name}: {fields[name]} {{ id }}' for name in names)} }}"
+
+    await api.data("Me", token=viewer)  # the token's lookup, remembered, is not the query's
+    served.commands.clear()
+    together = await api.run("Probe", ids, token=viewer, query=query(list(fields)))
+    assert Counter(c for c, t in zip(served.commands.commands, served.commands.collections, strict=True)
+                   if t == "assets") == {"find": 1}
+    assert together["data"] == {"a": {"id": first}, "b": {"id": second}, "again": {"id": second}, "missing": None,
+                                "missingAsset": None, "bad": None, "badAsset": None, "wrongType": None, "token": None}
+    errors = {error["path"][0]: error for error in together["errors"]}
+    assert sorted(errors) == ["bad", "badAsset", "token", "wrongType"]
+    assert errors["token"]["extensions"]["code"] == "FORBIDDEN"
+    assert {errors[name]["extensions"]["code"] for name in ("bad", "badAsset", "wrongType")} == {"BAD_USER_INPUT"}
+    for name in fields:  # as each field answers alone
+        variables = {var: value for var, value in ids.items() if f"${var})" in fields[name]}
+        alone = await api.run("Probe", variables, token=viewer, query=query([name]))
+        assert alone["data"] == {name: together["data"][name]}
+        assert [{**e, "locations": None} for e in alone.get("errors", [])] == \
+            [{**e, "locations": None} for e in together.get("errors", []) if e["path"][0] == name]

@@ -33,6 +33,7 @@ from services.errors import BadUserInput
 from services.uploads import completion, finishing, reconciler
 from services.uploads.downloads import download_url, download_url_now_or_later
 from services.uploads.reconciler import reconcile, sweep_closed, sweep_temp_files
+from services.uploads.sessions import SIGN_AT_ONCE
 from storage import S3Store
 from storage.local import PUT_TEMP_PREFIX, STAGED_PREFIX, StagedFile, UnsafeKey
 from tests import factories
@@ -1543,6 +1544,44 @@ async def test_a_request_is_handed_at_most_10000_part_urls(api: Api, contributor
                          token=contributor, query=status)
     assert not body.get("errors") and [n["status"] for n in body["data"]["nodes"]] == ["OPEN"] * 3, body
 
+
+async def test_a_page_of_multipart_sessions_lists_their_parts_only_when_asked_a_few_at_a_time(
+        api: Api, contributor: str, state: AppState, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each multipart session's `parts` asks the store which it holds (a call to S3 each): a page of
+    sessions read for anything else asks nothing, and one read for its parts asks a few at a time
+    (SIGN_AT_ONCE), not one after another."""
+    count = SIGN_AT_ONCE + 4
+    with multipart_from_one_mib(settings):
+        made = (await api.data("CreateUploads", {"inputs": [
+            {"name": f"page-{k}.bin", "sizeBytes": 9 * MIB, "mount": "lab"} for k in range(count)]},
+            token=contributor))["createUploads"]
+    assert all(len(s["parts"]) == 2 for s in made)
+    store = state.stores["lab"]
+    listed = store.list_parts
+    calls, running, most = [], 0, 0
+
+    async def counted(key: str, upload_id: str) -> object:
+        nonlocal running, most
+        calls.append(key)
+        running += 1
+        most = max(most, running)
+        try:
+            return await listed(key, upload_id)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(store, "list_parts", counted)
+    ids = {"ids": [s["id"] for s in made]}
+    page = ("query Page($ids: [ID!]!) {{ nodes(ids: $ids) {{ ... on UploadSession {{ status url headers partSizeBytes "
+            "expiresAt directPath asset {{ id status }} {} }} }} }}")
+    body = await api.run("Page", ids, token=contributor, query=page.format(""))
+    assert not body.get("errors") and [n["status"] for n in body["data"]["nodes"]] == ["OPEN"] * count, body
+    assert calls == []
+    body = await api.run("Page", ids, token=contributor, query=page.format("parts { partNumber uploaded }"))
+    assert not body.get("errors") and all(len(n["parts"]) == 2 for n in body["data"]["nodes"]), body
+    assert len(calls) == count and 1 < most <= SIGN_AT_ONCE, (len(calls), most)
+    for session in made:
+        await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
 
 async def _parts_left(state: AppState, mount: str, session: dict) -> bool:
     """Whether the store still holds parts of this multipart upload (local: its folder under

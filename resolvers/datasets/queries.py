@@ -31,7 +31,7 @@ class DatasetQueries:
     ) -> Dataset | None:
         if (id is None) == (name is None):
             raise BadUserInput("give exactly one of id and name", field="id")
-        doc = (await DatasetDocument.get(decode_object_id(id, NodeType.DATASET)) if id
+        doc = (await info.context.loaders.by_id(DatasetDocument).load(decode_object_id(id, NodeType.DATASET)) if id
                else await DatasetDocument.find_one({"name": name}))
         return Dataset.from_document(doc) if doc else None
 
@@ -60,7 +60,7 @@ class DatasetQueries:
         if id is not None and (dataset is not None or version is not None):  # which would win is a guess
             raise BadUserInput("give id, or dataset and version, not both", field="id")
         if id is not None:
-            doc = await VersionDocument.get(decode_object_id(id, NodeType.DATASET_VERSION))
+            doc = await info.context.loaders.by_id(VersionDocument).load(decode_object_id(id, NodeType.DATASET_VERSION))
         elif dataset is not None and version is not None:
             owner = await DatasetDocument.find_one({"name": dataset})
             doc = await VersionDocument.find_one({"dataset_id": owner.id, "version": version}) if owner else None

@@ -46,7 +46,7 @@ class UploadQueries:
     async def upload_session(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The session's ID (createUpload's answer).")],
     ) -> UploadSession | None:
-        found = await SessionDocument.get(decode_object_id(id, NodeType.UPLOAD_SESSION))
+        found = await info.context.loaders.documents(SessionDocument).load(decode_object_id(id, NodeType.UPLOAD_SESSION))
         return await visible_session(info.context, found) if found is not None else None
 
 
