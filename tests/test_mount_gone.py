@@ -93,6 +93,7 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
         shutil.rmtree(root)
         away.rename(root)  # mounted again
         settings.ingest_roots = []
+        await settle_owners(state.db, state.stores)  # the session's store as it was, whatever failed above
 
     # Back: the very folder noted takes writes again at once; the next round shows its marker again.
     await settle_owners(state.db, state.stores)
@@ -115,7 +116,10 @@ async def test_a_file_system_mounted_anew_is_used_once_its_owner_file_is_read_th
     await settle_owners(state.db, state.stores)
     root, away = store.root, store.root.with_name(store.root.name + "-old")
     root.rename(away)
-    shutil.copytree(away, root, symlinks=True)  # the same files, in another directory
+    root.mkdir()  # another directory, holding the same owner file and marker (what else earlier tests left is
+    for name in (OWNER_FILE, MARKER):  # no matter here, and may hold what no copy takes: a FIFO)
+        if (away / name).exists():
+            shutil.copy2(away / name, root / name)
     try:
         state.health.forget()
         assert (await http.get("/readyz")).status_code == 503
@@ -126,7 +130,10 @@ async def test_a_file_system_mounted_anew_is_used_once_its_owner_file_is_read_th
         assert (await http.get("/readyz")).status_code == 200
         store.stage("thumbnails/x/256.webp").close()
     finally:
-        shutil.rmtree(away)
+        shutil.rmtree(root)
+        away.rename(root)  # the session's own folder back, with all the other tests' files
+        await settle_owners(state.db, state.stores)
+        state.health.forget()
 
 
 async def test_a_new_lakes_mount_folder_is_made_as_it_opens(scratch_db: AsyncDatabase, tmp_path: Path) -> None:
