@@ -48,6 +48,24 @@ def tail_refreshes(monkeypatch: pytest.MonkeyPatch) -> dict[FeedTail, int]:
     return counts
 
 
+def recorded() -> tuple[InMemorySpanExporter, TracerProvider]:
+    """A tracer provider whose spans are kept in memory, and what keeps them."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter, provider
+
+
+def conventions(monkeypatch: pytest.MonkeyPatch, opt_in: str) -> None:
+    """OTEL_SEMCONV_STABILITY_OPT_IN set to `opt_in` for what this test starts: the instrumentations
+    read it once per process, so they are made to read it again."""
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", opt_in)
+    monkeypatch.setattr(Stability, "_initialized", False)
+    monkeypatch.setattr(Stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+
+
 def of_trace(spans: tuple[ReadableSpan, ...], trace_id: str = TRACE_ID) -> list[ReadableSpan]:
     return [span for span in spans if format(span.context.trace_id, "032x") == trace_id]
 
@@ -71,9 +89,7 @@ def test_tracing_is_off_by_default(settings: Settings, monkeypatch: pytest.Monke
 async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: Settings, contributor: str,
                                                                       viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     refreshes = tail_refreshes(monkeypatch)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recorded()
     data = b"traced" * 1000
     async with serving(create_app(settings, tracer_provider=provider)) as port, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -127,15 +143,9 @@ async def test_spans_carry_no_signature_and_no_token(settings: Settings, viewer:
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """With the stable HTTP conventions (OTEL_SEMCONV_STABILITY_OPT_IN=http) the server span copied the
     query as sent into `url.query`, signature and all; a header capture of `.*` took the API token."""
-    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
-
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", ".*")
-    monkeypatch.setattr(Stability, "_initialized", False)  # read once per process: read again with these
-    monkeypatch.setattr(Stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    conventions(monkeypatch, "http/dup")
+    exporter, provider = recorded()
     async with serving(create_app(settings, tracer_provider=provider)) as port, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         # Refused (a wrong signature), and traced all the same, as a valid one would be.
@@ -154,14 +164,8 @@ async def test_database_spans_follow_the_conventions_asked_for(settings: Setting
     """The database listener was made without OTEL_SEMCONV_STABILITY_OPT_IN: asked for the stable
     database conventions, its spans kept the old names (db.mongodb.collection, db.name), which a
     backend reading the stable ones does not know."""
-    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
-
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "database")
-    monkeypatch.setattr(Stability, "_initialized", False)  # read once per process: read again with this
-    monkeypatch.setattr(Stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    conventions(monkeypatch, "database")
+    exporter, provider = recorded()
     async with serving(create_app(settings, tracer_provider=provider)) as port, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         await post(http, "Assets", {"first": 1}, viewer, traceparent=TRACEPARENT)
@@ -178,9 +182,7 @@ async def test_database_spans_follow_the_conventions_asked_for(settings: Setting
 async def test_server_spans_are_named_by_route_not_by_path(settings: Settings, viewer: str) -> None:
     """The server span was named by the path as sent (`GET /blobs/local/assets/<id>/...`): a name per
     object, where the conventions want `{method} {http.route}`, few names a backend can group by."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recorded()
     async with serving(create_app(settings, tracer_provider=provider)) as port, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         await http.get("/blobs/local/assets/object-7/scan.tif?exp=9999999999&sig=forged")
@@ -203,9 +205,7 @@ async def test_a_failed_command_span_says_its_code_not_the_values(settings: Sett
     from pymongo import AsyncMongoClient
     from pymongo.errors import OperationFailure
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recorded()
     tracing = start_tracing(settings, provider)
     assert tracing is not None
     client: AsyncMongoClient = AsyncMongoClient(mongodb_url, event_listeners=[tracing.database_listener()])
@@ -229,9 +229,7 @@ async def test_a_failed_command_span_says_its_code_not_the_values(settings: Sett
 async def test_only_the_probe_routes_themselves_go_untraced(settings: Settings, viewer: str) -> None:
     """The untraced paths were matched anywhere in the URL: an object or asset whose path held
     `healthz` or `metrics` (`/blobs/local/metrics/healthz`) made no trace."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recorded()
     async with serving(create_app(settings, tracer_provider=provider)) as port, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
         await http.get("/blobs/local/metrics/healthz?exp=9999999999&sig=forged")
