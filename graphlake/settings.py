@@ -83,15 +83,8 @@ class S3MountSettings(BaseModel):
     def _endpoint(cls, value: str | None) -> str | None:
         # An endpoint without a scheme (`minio:9000`, the usual slip) passed, and botocore's ValueError
         # ("Invalid endpoint") then stopped the server's start with a traceback naming no setting.
-        if value is None:
-            return value
-        try:
-            parts = urlsplit(value)
-            port_ok = parts.port is None or parts.port > 0  # .port raises ValueError for one that is not a port
-        except ValueError:
-            port_ok = False
-        if not port_ok or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError(f"endpoint_url must be http(s)://host[:port], not {value!r}")
+        if value is not None:
+            _check_endpoint("endpoint_url", value, path=True)
         return value
 
     @model_validator(mode="after")
@@ -100,15 +93,26 @@ class S3MountSettings(BaseModel):
         # gave broken URLs with no error. Path addressing only: the bucket stays in the path, so the
         # public address is one host whatever the bucket (storage/s3.py signs for it).
         if self.public_endpoint_url is not None:
-            parts = urlsplit(self.public_endpoint_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
-                raise ValueError(f"public_endpoint_url must be http(s)://host[:port], not {self.public_endpoint_url!r}")
+            _check_endpoint("public_endpoint_url", self.public_endpoint_url)
             if self.addressing_style != "path":
                 raise ValueError("public_endpoint_url needs addressing_style path (the bucket in the URL's path)")
         return self
 
 
 MountSettings = Annotated[LocalMountSettings | S3MountSettings, Field(discriminator="backend")]
+
+
+def _check_endpoint(setting: str, value: str, *, path: bool = False) -> None:
+    """ValueError naming `setting` unless `value` is http(s)://host[:port] (and a path, if `path`: a
+    proxy may serve S3 below one; a public address may not, path addressing puts the bucket there)."""
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError for one that is not a port
+    except ValueError:
+        port_ok = False
+    if (not port_ok or parts.scheme not in ("http", "https") or not parts.hostname
+            or (parts.path.strip("/") and not path) or parts.query or parts.fragment):
+        raise ValueError(f"{setting} must be http(s)://host[:port], not {value!r}")
 
 
 def describe_errors(error: ValidationError) -> list[str]:

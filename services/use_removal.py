@@ -31,24 +31,20 @@ async def remove_uses(collections: Sequence[AsyncCollection], query: Mapping[str
     may be there as their writer sent them, read in place of the collections and deleted by their
     ids, `query` a condition beside them. A writer taking its own back knows them; a query on `batch`
     alone, which no index holds, reads a whole collection: rolling back ten records in a lake of a
-    million read the million, holding the embedded database meanwhile."""
-    used: dict[ObjectId, None] = {}  # each once, in the order met
-    if written is None:
+    million read the million, holding the embedded database meanwhile. Without `written` (a reaper,
+    whose writer is gone) the documents are read by `query` once, and deleted by the ids read."""
+    if written is None:  # read once (a reaper: its writer is gone), then deleted by id as a writer's are
+        written = {}
         for collection in collections:
-            if fields := use_fields.fields_of(collection.name):
-                found = [document async for document in collection.find(dict(query), dict.fromkeys(fields, 1))]
-                used.update(dict.fromkeys(use_fields.assets_named(collection.name, found)))
-    else:
-        for name, documents in written.items():
-            used.update(dict.fromkeys(use_fields.assets_named(name, documents)))
+            fields = use_fields.fields_of(collection.name)
+            written[collection.name] = await collection.find(dict(query), {"_id": 1, **dict.fromkeys(fields, 1)}).to_list()
+    used: dict[ObjectId, None] = {}  # each once, in the order met
+    for name, documents in written.items():
+        used.update(dict.fromkeys(use_fields.assets_named(name, documents)))
     assets = list(used)
     for start in range(0, len(assets), FLAGGED_AT_ONCE):
         await retention.flag_anew(assets[start:start + FLAGGED_AT_ONCE])
     for collection in reversed(collections):
-        if written is None:
-            await collection.delete_many(dict(query))
-            continue
         ids = [document["_id"] for document in written.get(collection.name, ())]
         for start in range(0, len(ids), DELETED_AT_ONCE):
             await collection.delete_many({"_id": {"$in": ids[start:start + DELETED_AT_ONCE]}, **query})
-

@@ -386,13 +386,8 @@ class LocalStore:
             os.close(fd)
         self._root_id = found.st_dev, found.st_ino
 
-    @contextlib.contextmanager
-    def _directory(self, folders: Sequence[str], *, make: bool = False) -> Iterator[int]:
-        fd = self._open_directory(folders, make=make)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def _directory(self, folders: Sequence[str], *, make: bool = False) -> contextlib.AbstractContextManager[int]:
+        return _closing(self._open_directory(folders, make=make))
 
     def upload_dir(self, upload_id: str) -> Path:
         """Where a multipart upload's files are (named for tests and messages: the store opens them

@@ -544,7 +544,12 @@ class S3Store:
                 if len(objects) > limit:
                     return objects[:limit + 1]
         except ClientError as error:  # no such bucket, access denied: the asker's to fix
-            raise StoreRefused(error.response.get("Error", {}).get("Code", "?")) from None
+            code = error.response.get("Error", {}).get("Code", "?")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status is not None and status >= 500:  # the store's own trouble (SlowDown, retries spent): not the asker's
+                raise StoreAnswered(f"s3 mount {self.name!r}: listing {bucket}/{prefix}: the store answered {code}",
+                                    code=code, status=status) from None
+            raise StoreRefused(code) from None
         except ParamValidationError as error:  # a name botocore refuses before sending (`x/y`, spaces, too long)
             raise StoreRefused(f"not a bucket name S3 takes ({' '.join(str(error).split())})") from None
         return objects

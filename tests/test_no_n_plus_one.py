@@ -510,21 +510,21 @@ async def measured(served: Served, settings: Settings, s3: S3Service,
     _, token = await create_token("np-admin", Role.ADMIN)
     world = World(s3=s3, root=tmp_path_factory.mktemp("ingest"))
     settings.ingest_roots = [world.root]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served.app), base_url="http://graphlake.test") as http:
-        api = Api(http)
-        for i in range(SMALL):
-            await add_unit(api, token, world, i)
-        world.whole = await whole_version(api, token, world)
-        small = await measure_reads(api, served, token, world, SMALL)
-        for i in range(SMALL, LARGE):
-            await add_unit(api, token, world, i)
-        world.whole = await whole_version(api, token, world)
-        large = await measure_reads(api, served, token, world, LARGE)
-        try:
+    try:  # the settings are the session's: no later test ingests from here, whatever fails
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served.app), base_url="http://graphlake.test") as http:
+            api = Api(http)
+            for i in range(SMALL):
+                await add_unit(api, token, world, i)
+            world.whole = await whole_version(api, token, world)
+            small = await measure_reads(api, served, token, world, SMALL)
+            for i in range(SMALL, LARGE):
+                await add_unit(api, token, world, i)
+            world.whole = await whole_version(api, token, world)
+            large = await measure_reads(api, served, token, world, LARGE)
             small |= await measure_mutations(api, served, token, world, SMALL)
             large |= await measure_mutations(api, served, token, world, LARGE)
-        finally:
-            settings.ingest_roots = []
+    finally:
+        settings.ingest_roots = []
     yield {name: Measured(small[name], large[name]) for name in small}
 
 

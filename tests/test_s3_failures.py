@@ -1,6 +1,7 @@
 """An S3 mount that fails after the server started: its credentials rotated, its endpoint gone, its
 bucket deleted, or the store throttling (503 SlowDown). Each is a GraphQL error UNAVAILABLE naming
-the mount, never INTERNAL; nothing stored is lost (the upload completes once the store is back),
+the mount, never INTERNAL (a bundle the store refuses to hand over is BAD_USER_INPUT on its path,
+saying what the store answered); nothing stored is lost (the upload completes once the store is back),
 and a batch the store refused half-way leaves no multipart upload open that no session names."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from resolvers.bundles.runner import located
 from resolvers.context import AppState
 from services.errors import BadUserInput, Conflict
 from services.uploads import mounts as upload_mounts
-from storage import S3Store, StoreUnavailable
+from storage import S3Store, StoreAnswered, StoreUnavailable
 from tests.conftest import S3Service
 from tests.operations import Api
 from tests.test_uploads import MIB, multipart_from_one_mib, payload, put, start
@@ -155,6 +156,21 @@ async def test_a_throttling_store_is_asked_a_bounded_number_of_times_then_unavai
         await store.abort_multipart("assets/x", upload_id)
     finally:
         await store.close()
+
+
+async def test_a_throttling_store_listing_a_prefix_is_unavailable_not_the_askers_fault(s3: S3Service) -> None:
+    """A listing (registerExternal, a bundle's directory) the store answers 503 once its retries are
+    spent was taken for a refusal (StoreRefused: BAD_USER_INPUT, the asker's to fix)."""
+    async with throttling([]) as endpoint:
+        busy = mount_at(s3, "busy", "", endpoint_url=endpoint, timeout=2)
+        await busy.open()
+        try:
+            async with asyncio.timeout(30):
+                with pytest.raises(StoreAnswered, match=r"s3 mount 'busy': listing .*SlowDown") as answered:
+                    await busy.list_objects(s3.bucket, "data/", limit=10)
+            assert answered.value.status == 503
+        finally:
+            await busy.close()
 
 
 async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:
