@@ -30,10 +30,16 @@ class Datum(Document):
     created_by: str | None = None
     # Moved on by each updateDatum (services/datums.update_datum); until the first, its created_at stands.
     updated_at: datetime | None = None
+    # Set by a deleteDatum while it looks for holders (services/delete_marks.py); addAnnotations refuses
+    # a datum that bears it.
+    deleting_at: datetime | None = None
 
     class Settings:
         name = "datums"
         indexes = [
+            # The maintenance finds deletes cut short by their marks (services/unfinished_deletes.py): a
+            # range on this index, not a scan of every datum. Nearly every datum is without one.
+            Index("deleting_at", name="deleting"),
             IndexModel([("split", ASCENDING), ("_id", DESCENDING)], name="split"),
             # The `datums` list in `_id` order on the embedded default. FerretDB takes an index on `_id` alone
             # for its own `_id_`, whose key is not a value: a second field makes it a separate one.

@@ -275,7 +275,7 @@ def _check_record(field: str, record: NewRecord, rules: _Rules, masks: Mapping[O
     if record.datum_id is not None:
         assets = rules.datum_assets.get(record.datum_id)
         if assets is None:
-            raise NotFound(f"no datum {encode_id(NodeType.DATUM, record.datum_id)}", field=f"{field}.datumId")
+            raise delete_marks.gone("datum", NodeType.DATUM, record.datum_id, f"{field}.datumId")
         if record.asset_id not in assets:
             raise BadUserInput("the asset is not one of the datum's roles", field=f"{field}.assetId")
     _check_geometry(record, field, masks)
@@ -303,7 +303,9 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     found = {a: doc for a, doc in (await fields_by_ids(Asset, asset_ids | mask_ids, ["status", "media_type"])).items()
              if doc.get("status") != AssetStatus.DELETED.value}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    rules = _Rules.of(schema, annotation_set.source, (await fields_by_ids(Datum, datum_ids, ["roles"])).values())
+    # A datum a delete has marked is as good as gone (services/datums.delete_datum): left out, it is "no datum".
+    rules = _Rules.of(schema, annotation_set.source, [d for d in (await fields_by_ids(Datum, datum_ids, ["roles", "deleting_at"])).values()
+                                                      if d.get("deleting_at") is None])
     if supersedes and records[0].key is not None:
         raise BadUserInput("a correction carries no key: the record it replaces keeps its own", field="record.key")
     check_client_keys([r.key for r in records], lambda i: f"records[{i}]")
@@ -339,10 +341,12 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
         await take_back()
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
                        field="records")
-    # So did a datum's delete, unless it sees these records when it looks again (services/datums.delete_datum).
-    if datum_ids and (gone := datum_ids - set(await fields_by_ids(Datum, datum_ids, ["_id"]))):
+    # So may a datum's delete: marked since the check above, it may have looked for records before
+    # these were written (services/datums.delete_datum). Unmarked now, its look follows this write.
+    if datum_ids and (gone := datum_ids - {d for d, doc in (await fields_by_ids(Datum, datum_ids, ["deleting_at"])).items()
+                                           if doc.get("deleting_at") is None}):
         await take_back()
-        raise Conflict(f"datum(s) deleted meanwhile: {', '.join(encode_id(NodeType.DATUM, d) for d in gone)}",
+        raise Conflict(f"datum(s) deleted meanwhile, or being deleted: {', '.join(encode_id(NodeType.DATUM, d) for d in sorted(gone))}",
                        field="records")
     return Added(stored, len(stored) - len(made))
 

@@ -10,14 +10,12 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from documents.annotation import AnnotationRecord
 from documents.clock import to_millis, utcnow
 from documents.dataset import USES_COLLECTION, Datum, DatumAsset, RoleRef, VersionMember
-from documents.duplicates import duplicates_only
 from documents.sparse import setting, stored
-from services import batches, retention
+from services import batches, delete_marks, retention
 from services.assets import existing_assets, in_use_despite_delete
 from services.availability import no_time_limit
 from services.checks import HOLDERS_NAMED, MAX_ROLES, check_at_most, check_metadata, check_no_controls, refuse_if_held
@@ -170,53 +168,37 @@ async def _read_again(datum_id: ObjectId) -> Datum:
 
 async def delete_datum(datum_id: ObjectId) -> None:
     """Delete a datum that no dataset version and no annotation record holds (those would point at
-    nothing). Its assets stay; the garbage collector takes those nothing else holds.
+    nothing). Its assets stay; the garbage collector takes those nothing else holds. One gone
+    already is done.
 
-    The records are looked for again once it is gone: an addAnnotations that read the datum before
-    this delete looked, and wrote after, left records on a datum that was no more. It looks for the
-    datum after its write (services/annotations.add_records), so whichever comes second sees the
-    other: here, the datum comes back as it was, with its uses, and the delete is refused."""
-    raw = await Datum.get_pymongo_collection().find_one({"_id": datum_id})
-    limit = HOLDERS_NAMED + 1
-    if raw is None:
-        # Gone, or taken by a delete that records made meanwhile refuse, and that brings it back
-        # (below): while it does, those records name a datum not there. Done only when none does: a
-        # second delete answered as deleted a datum the first then brought back.
-        refuse_if_held("this datum", {"annotation records": await _records_on(datum_id, limit)}, "delete those first")
+    Marked first (services/delete_marks.py), as an annotation set's delete is: the datum is marked
+    (`deleting_at`) before its holders are looked for, and addAnnotations looks for the mark after
+    writing its records (services/annotations.add_records), so whichever comes second sees the
+    other. Nothing is removed until the delete has passed its checks: refused, it only takes its
+    mark back, and a delete of one of its role assets meanwhile still finds the datum using it (the
+    delete removed the datum and its uses, then brought them back, and an asset delete in between
+    took the asset from under the datum). A delete cut short leaves its mark: addAnnotations refuses
+    the datum until a retry, or the maintenance (services/unfinished_deletes.py), finishes it."""
+    datums = Datum.get_pymongo_collection()
+    token = await delete_marks.mark(datums, datum_id, {"deleting_at": utcnow()})
+    if token is None:
         return
-    datum = Datum.model_validate(raw)
-    versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
-    refuse_if_held("this datum", {
-        "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
-        "annotation records": await _records_on(datum_id, limit),
-    }, "delete those first")
-    uses = await DatumAsset.get_pymongo_collection().find(
-        {"asset_id": {"$in": [r.asset_id for r in datum.roles]}, "datum_id": datum_id}).to_list()
-    # The delete, the look after it and the restore have no time limit: cut short on a slow database
-    # after the delete, the datum would stay gone under records that came meanwhile.
+    limit = HOLDERS_NAMED + 1
+    try:
+        versions = VersionMember.get_pymongo_collection().find({"datum_id": datum_id}, {"version_id": 1}).limit(limit)
+        refuse_if_held("this datum", {
+            "dataset versions": [encode_id(NodeType.DATASET_VERSION, m["version_id"]) async for m in versions],
+            "annotation records": await _records_on(datum_id, limit),
+        }, "delete those first")
+        await delete_marks.commit(datums, datum_id, token, "this datum")
+    except BaseException:
+        await delete_marks.take_back(datums, datum_id, token, {"$unset": {"deleting_at": ""}})
+        raise
+    # Past its checks: cut short here (a slow database), the datum would stay marked until a retry.
     with no_time_limit():
-        removed = await remove_datum(datum)  # None: another delete took it meanwhile, and brings it back if it must
-        late = await _records_on(datum_id, limit)
-        if late and removed is not None:  # its uses first, as any datum's (remove_datums)
-            for collection, documents in ((DatumAsset.get_pymongo_collection(), uses),
-                                          (Datum.get_pymongo_collection(), [removed])):
-                try:
-                    if documents:
-                        await collection.insert_many(documents, ordered=False)
-                except BulkWriteError as error:  # brought back by another delete of it
-                    duplicates_only(error)
-    refuse_if_held("this datum", {"annotation records": late}, "delete those first")
-
-
-async def remove_datum(datum: Datum) -> dict[str, Any] | None:
-    """remove_datums of one datum; returns it as it was when deleted (None if gone already). That
-    copy, not one read before, is what a refused delete brings back: an updateDatum that landed
-    between the read and the delete was answered as made, and would have been undone."""
-    removed = await Datum.get_pymongo_collection().find_one_and_delete({"_id": datum.id})
-    await DatumAsset.get_pymongo_collection().delete_many({"asset_id": {"$in": [r.asset_id for r in datum.roles]},
-                                                           "datum_id": datum.id})
-    await retention.flag_anew(r.asset_id for r in datum.roles)  # perhaps their last use: a grace period from now
-    return removed
+        datum = await datums.find_one({"_id": datum_id}, {"roles.asset_id": 1})
+        if datum is not None:
+            await _remove([datum_id], {r["asset_id"] for r in datum.get("roles", [])})
 
 
 async def _records_on(datum_id: ObjectId, limit: int) -> list[str]:

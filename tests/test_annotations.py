@@ -7,16 +7,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import AutoReconnect
 
 from documents.annotation import AnnotationKind, AnnotationRecord, AnnotationSchema, AnnotationSet, LabelClass
 from documents.asset import Asset
 from documents.clock import utcnow
+from documents.dataset import Datum
 from documents.json_value import StoredJson, dumps_json
 from resolvers.context import AppState
-from services import batches, bulk_deletes, retention
-from services import datums as datums_service
+from services import batches, bulk_deletes, delete_marks, retention
 from services.assets import collect_unpinned, delete_asset
 from services.node_ids import NodeType, encode_id
 from tests import factories
@@ -678,8 +679,9 @@ async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_po
         api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """addAnnotations read the datum, then wrote its records; deleteDatum looked for records, then
     removed the datum. Interleaved, records named a datum that was gone (no version takes them, no
-    correction can stay on it). Each side looks again after its write: the records go (CONFLICT),
-    or the datum comes back as it was, its asset's use of it too (CONFLICT naming the records)."""
+    correction can stay on it). The delete marks the datum before it looks, and the records look for
+    the mark after their write: the records go (CONFLICT), or the delete finds them (CONFLICT naming
+    them), its mark taken back."""
     s = setup
     labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
     insert_all = batches.insert_all
@@ -699,37 +701,38 @@ async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_po
                             token=contributor))["createDatums"][0]
     s = {**s, "datum": datum, "image": image}
     labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-    remove_datum, added = datums_service.remove_datum, []
-
-    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
-        added.append(await api.data("AddAnnotations", labelled, token=contributor))  # read the datum, still there
-        return await remove_datum(*args, **kwargs)
-
-    monkeypatch.setattr(datums_service, "remove_datum", records_added_first)
+    # Records written before the delete's mark (their own look at the datum still to come) are found.
+    raw = {"_id": ObjectId(), "set_id": object_id(s["truth"]["id"]), "datum_id": object_id(datum["id"]),
+           "asset_id": object_id(image["id"]), "kind": "CLASSIFICATION", "label": "dent"}
+    once_after(monkeypatch, delete_marks, "mark",
+               lambda: AnnotationRecord.get_pymongo_collection().insert_one(raw))
     error = await api.error("DeleteDatum", {"id": datum["id"]}, token=contributor)
     monkeypatch.undo()
-    (made,) = added[0]["addAnnotations"]["ids"]
-    assert error["extensions"]["code"] == "CONFLICT" and made in error["extensions"]["holders"], error
-    kept = (await api.data("Datum", {"id": datum["id"], "role": "image"}, token=contributor))["datum"]
-    assert kept["annotations"]["totalCount"] == 1 and kept["asset"]["id"] == image["id"]
-    error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # its use of the asset is back
+    assert error["extensions"]["code"] == "CONFLICT" and encode_id(NodeType.ANNOTATION_RECORD, raw["_id"]) in \
+        error["extensions"]["holders"], error
+    assert "deleting_at" not in await Datum.get_pymongo_collection().find_one({"_id": object_id(datum["id"])})
+    error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # the datum uses it still
     assert datum["id"] in error["extensions"]["holders"], error
+    # And an addAnnotations meeting the mark up front is NOT_FOUND on the datum, the delete going on.
+    await AnnotationRecord.get_pymongo_collection().delete_one({"_id": raw["_id"]})
+    refused = once_after(monkeypatch, delete_marks, "mark",
+                         lambda: api.error("AddAnnotations", labelled, token=contributor))
+    assert (await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor))["deleteDatum"]["deleted"]
+    monkeypatch.undo()
+    assert refused[0]["extensions"] == {"code": "NOT_FOUND", "field": "records[0].datumId"}, refused
+    assert "being deleted" in refused[0]["message"]
+    assert await AnnotationRecord.count() == 0
 
 
-async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_meanwhile(
+async def test_a_datum_a_refused_delete_marked_keeps_an_update_made_meanwhile(
         api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """deleteDatum read the datum, then an updateDatum (answered as made) and an addAnnotations on it
-    landed before its delete: the delete is refused and the datum comes back as the update left it,
-    not as the delete had read it."""
+    """An updateDatum landing while a delete, refused in the end, looked for holders is kept: the
+    refusal takes back the delete's mark alone (it had brought the datum back as the delete read it)."""
     s = setup
-    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-
-    async def updated_and_labelled() -> None:
-        await api.data("UpdateDatum", {"input": {"id": s["datum"]["id"], "split": "TRAIN",
-                                                 "metadata": {"checked": True}}}, token=contributor)
-        await api.data("AddAnnotations", labelled, token=contributor)
-
-    once_after(monkeypatch, datums_service, "_records_on", updated_and_labelled)  # after the delete's look
+    await api.data("AddAnnotations", {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]},
+                   token=contributor)
+    once_after(monkeypatch, delete_marks, "mark", lambda: api.data(
+        "UpdateDatum", {"input": {"id": s["datum"]["id"], "split": "TRAIN", "metadata": {"checked": True}}}, token=contributor))
     error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
     monkeypatch.undo()
     assert error["extensions"]["code"] == "CONFLICT", error
@@ -741,28 +744,23 @@ async def test_a_datum_brought_back_by_a_refused_delete_keeps_an_update_made_mea
 COMPENSATED = ("datums", "datum_assets", "annotation_records", "annotation_schemas", "annotation_sets")
 
 
-async def test_a_refused_delete_removes_looks_again_and_restores_with_no_time_limit(
+async def test_deletes_past_their_checks_and_refused_ones_run_with_no_time_limit(
         api: Api, contributor: str, setup: dict, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    """deleteDatum and deleteAnnotationSchema delete, look for holders again, and bring back what a
-    holder that came meanwhile needs. Under the request's time limit, a database slow there cut the
-    look or the restore short: the datum (schema) stayed gone under the records (set). Every command
-    from the delete on is sent with no time limit (no maxTimeMS), not only the restore's."""
+    """A datum delete past its checks removes the datum and its uses with no time limit: cut short on a
+    slow database, the datum would stay marked, closed to records, until a retry. deleteAnnotationSchema
+    deletes, looks for holders again, and brings back what a set made meanwhile needs: under the
+    request's time limit, a database slow there cut the look or the restore short and the schema
+    stayed gone under the set. Every command from there on is sent with no time limit (no maxTimeMS)."""
     s = setup
-    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-    remove_datum = datums_service.remove_datum
+    async def from_here_on() -> None:
+        served.commands.clear()
 
-    async def records_added_first(*args: Any, **kwargs: Any) -> Any:
-        await api.data("AddAnnotations", labelled, token=contributor)
-        served.commands.clear()  # the delete's commands from here on
-        return await remove_datum(*args, **kwargs)
-
-    monkeypatch.setattr(datums_service, "remove_datum", records_added_first)
-    error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
+    once_after(monkeypatch, delete_marks, "commit", from_here_on)
+    assert (await api.data("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))["deleteDatum"]["deleted"]
     monkeypatch.undo()
-    assert error["extensions"]["code"] == "CONFLICT", error
     sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
-    assert {(command, at) for command, at, _ in sent} >= {("findAndModify", "datums"), ("find", "annotation_records"),
-                                                          ("insert", "datums")}, sent
+    assert {(command, at) for command, at, _ in sent} >= {("find", "datums"), ("delete", "datums"),
+                                                          ("delete", "datum_assets")}, sent
     assert all(limit is None for *_, limit in sent), sent
 
     schema = await factories.schema(api, contributor, "slow")
@@ -789,8 +787,8 @@ async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
         api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two deleteAnnotationSchema at once, a set made meanwhile: the first deleted the schema, saw
     the set and brought the schema back (CONFLICT); the second, finding it gone in between, answered
-    deleted, of a schema there afterwards. It is CONFLICT naming the set now. deleteDatum likewise,
-    with records made meanwhile."""
+    deleted, of a schema there afterwards. It is CONFLICT naming the set now. Two deleteDatum at once,
+    a record written meanwhile: both are refused naming it, and the datum stays, unmarked."""
     schema = await factories.schema(api, contributor, "twice")
     schema_id, delete_one, second = object_id(schema["id"]), AsyncCollection.delete_one, []
 
@@ -813,24 +811,23 @@ async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
     assert encode_id(NodeType.ANNOTATION_SET, late.id) in answer["errors"][0]["message"]
 
     s = setup
-    labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
-    remove_datum, second = datums_service.remove_datum, []
+    raw = {"_id": ObjectId(), "set_id": object_id(s["truth"]["id"]), "datum_id": object_id(s["datum"]["id"]),
+           "asset_id": object_id(s["image"]["id"]), "kind": "CLASSIFICATION", "label": "dent"}
 
-    async def records_added_then_another_delete(*args: Any, **kwargs: Any) -> Any:
-        if second:
-            return await remove_datum(*args, **kwargs)
-        await api.data("AddAnnotations", labelled, token=contributor)  # read the datum, still there
-        removed = await remove_datum(*args, **kwargs)
-        second.append(await api.run("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor))
-        return removed
+    async def a_record_then_another_delete() -> Any:
+        await AnnotationRecord.get_pymongo_collection().insert_one(raw)  # its writer had looked before the mark
+        return await api.run("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
 
-    monkeypatch.setattr(datums_service, "remove_datum", records_added_then_another_delete)
+    second = once_after(monkeypatch, delete_marks, "mark", a_record_then_another_delete)
     error = await api.error("DeleteDatum", {"id": s["datum"]["id"]}, token=contributor)
     monkeypatch.undo()
-    assert error["extensions"]["code"] == "CONFLICT", error
+    record_id = encode_id(NodeType.ANNOTATION_RECORD, raw["_id"])
+    assert error["extensions"]["code"] == "CONFLICT" and record_id in error["extensions"]["holders"], error
     [answer] = second
     assert [e["extensions"]["code"] for e in answer.get("errors", [])] == ["CONFLICT"], answer
-    assert (await api.data("Datum", {"id": s["datum"]["id"], "role": "image"}, token=contributor))["datum"] is not None
+    assert record_id in answer["errors"][0]["extensions"]["holders"], answer
+    kept = await Datum.get_pymongo_collection().find_one({"_id": object_id(s["datum"]["id"])})
+    assert kept is not None and "deleting_at" not in kept and "delete_token" not in kept, kept
 
 
 async def test_a_mask_deleted_while_a_version_is_built_is_named_on_the_sets_that_brought_it(

@@ -1,5 +1,5 @@
 """Deletes that race the writes that need what they delete: an annotation set deleted while a version
-is built from it or records are added to it. Whichever comes second sees the other (the set is marked
+is built from it or records are added to it, a datum deleted while records are added on it. Whichever comes second sees the other (the set is marked
 as its delete starts: services/annotations.delete_set), so no version holds a set that is gone or
 half its records, and no record outlives its set. Each test puts the other side in the gap a real
 race would, through the function that runs there."""
@@ -16,12 +16,14 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from resolvers.context import AppState
-from services import annotations, bulk_deletes, datasets, delete_marks, unfinished_deletes
+from services import annotations, batches, bulk_deletes, datasets, delete_marks, unfinished_deletes
 from services import collections as collections_service
+from services import datums as datums_service
 from services.errors import Conflict
 from tests import factories
 from tests.fault_injection import once_before
 from tests.operations import Api, object_id
+from tests.test_query_plans import plan_problems
 
 
 async def _labelled(api: Api, token: str, count: int = 3) -> tuple[list[dict], dict]:
@@ -624,3 +626,113 @@ async def test_a_commit_is_never_lost_to_a_mark_sent_at_once(scratch_db: Any) ->
             assert stored.get(delete_marks.COMMITTED) is True
         else:  # the mark came first and took the token over
             assert isinstance(outcome[0], Conflict) and stored[delete_marks.TOKEN] == outcome[1]
+
+
+async def test_an_asset_delete_while_a_datum_delete_looks_for_holders_never_takes_the_asset_from_under_it(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three at once: deleteDatum, addAnnotations on the datum, and deleteAsset of another of its role
+    assets. The datum delete removed the datum and its uses, looked for records, found the new one and
+    brought the datum back; an asset delete in between found nothing using the asset and deleted it,
+    so the datum came back naming a DELETED asset. The datum delete now marks it and removes nothing
+    until it has found no holder: every asset delete meanwhile is refused, naming the datum."""
+    db = state.db
+    (datum,) = await factories.datums(api, contributor, 1, roles=("image", "depth"))
+    image, depth = (role["asset"]["id"] for role in datum["roles"])
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    looks, answers = datums_service._records_on, []
+
+    async def others_after_each_look(*args: Any) -> list[str]:
+        found = await looks(*args)
+        if not answers:  # an addAnnotations after the delete's (first) look: it saw the datum unmarked, or the mark
+            answers.append(await api.run("AddAnnotations", {"setId": labels["id"], "records": [
+                {"assetId": image, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor))
+        answers.append(await api.run("DeleteAsset", {"id": depth}, token=contributor))
+        return found
+
+    monkeypatch.setattr(datums_service, "_records_on", others_after_each_look)
+    await api.run("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    monkeypatch.undo()
+    asset_deletes = answers[1:]
+    assert asset_deletes and all([e["extensions"]["code"] for e in a.get("errors", [])] == ["CONFLICT"]
+                                 for a in asset_deletes), asset_deletes
+    assert (await db.assets.find_one({"_id": object_id(depth)}))["status"] == "ACTIVE"
+    kept = await db.datums.find_one({"_id": object_id(datum["id"])})
+    records = await db.annotation_records.count_documents({"datum_id": object_id(datum["id"])})
+    assert kept is not None or records == 0  # no record names a datum that is gone
+    if kept is not None:  # nor does a datum name a DELETED asset
+        assert "deleting_at" not in kept
+        assert await db.assets.count_documents({"_id": {"$in": [object_id(image), object_id(depth)]},
+                                                "status": "ACTIVE"}) == 2
+
+
+async def test_records_written_while_a_datum_delete_looks_leave_one_side_standing(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """addAnnotations read the datum before its delete marked it, and wrote its records between the
+    mark and the delete's look; then each side looks at the other at once. Either the records find
+    the mark and go (CONFLICT), or the delete finds them and is refused, its mark taken back; never
+    both standing, and never records on a datum that is gone."""
+    db = state.db
+    (datum,) = await factories.datums(api, contributor, 1, roles=("image",))
+    image = datum["roles"][0]["asset"]["id"]
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    looks, insert_all = datums_service._records_on, batches.insert_all
+    marked, written = asyncio.Event(), asyncio.Event()
+    deleting: list[asyncio.Future] = []
+
+    async def look_once_written(*args: Any) -> list[str]:
+        marked.set()
+        await asyncio.wait_for(written.wait(), 10)
+        return await looks(*args)
+
+    async def delete_marks_before_the_write(*args: Any, **kwargs: Any) -> Any:
+        if not deleting:
+            deleting.append(asyncio.ensure_future(api.run("DeleteDatum", {"id": datum["id"]}, token=contributor)))
+            await asyncio.wait_for(marked.wait(), 10)
+        done = await insert_all(*args, **kwargs)
+        written.set()  # the delete looks now, as this writer looks for the mark
+        return done
+
+    monkeypatch.setattr(datums_service, "_records_on", look_once_written)
+    monkeypatch.setattr(batches, "insert_all", delete_marks_before_the_write)
+    added = await api.run("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": image, "datumId": datum["id"], "kind": "CLASSIFICATION", "label": "dent"}]}, token=contributor)
+    deleted = await deleting[0]
+    monkeypatch.undo()
+    codes = {"records": [e["extensions"]["code"] for e in added.get("errors", [])],
+             "delete": [e["extensions"]["code"] for e in deleted.get("errors", [])]}
+    assert codes in ({"records": ["CONFLICT"], "delete": []}, {"records": ["CONFLICT"], "delete": ["CONFLICT"]},
+                     {"records": [], "delete": ["CONFLICT"]}), (added, deleted)
+    kept = await db.datums.find_one({"_id": object_id(datum["id"])})
+    records = await db.annotation_records.count_documents({"datum_id": object_id(datum["id"])})
+    assert (kept is None) == (codes["delete"] == []) and records == (0 if codes["records"] else 1)
+    assert kept is None or "deleting_at" not in kept
+
+
+async def test_a_datum_delete_cut_short_is_run_again(api: Api, contributor: str, state: AppState) -> None:
+    """A datum delete that died after its mark left the datum closed to records; the maintenance runs it
+    again once its mark is half an hour old, found through an index (datums are many): it finishes,
+    or, refused by a record, takes its mark back."""
+    db = state.db
+    long_ago = utcnow() - unfinished_deletes.STALE_AFTER - timedelta(minutes=5)
+    doomed, held, recent = await factories.datums(api, contributor, 3, roles=("image",))
+    schema = await factories.schema(api, contributor)
+    labels = await factories.annotation_set(api, contributor, schema["id"])
+    await api.data("AddAnnotations", {"setId": labels["id"], "records": [
+        {"assetId": held["roles"][0]["asset"]["id"], "datumId": held["id"], "kind": "CLASSIFICATION", "label": "dent"}]},
+        token=contributor)
+    for datum, at in ((doomed, long_ago), (held, long_ago), (recent, utcnow())):
+        await db.datums.update_one({"_id": object_id(datum["id"])},
+                                   {"$set": {"deleting_at": at, "delete_token": ObjectId.from_datetime(at)}})
+    stale = {"deleting_at": {"$lt": utcnow() - unfinished_deletes.STALE_AFTER}}
+    plan = await db.command("explain", {"find": "datums", "filter": stale})
+    assert plan_problems(plan) == [] and any("USING INDEX" in step for step in plan["queryPlanner"]["Plan"]), plan
+
+    assert await unfinished_deletes.finish(state.stores) == 2
+    assert await db.datums.count_documents({"_id": object_id(doomed["id"])}) == 0
+    assert await db.datum_assets.count_documents({"datum_id": object_id(doomed["id"])}) == 0
+    shown = await db.datums.find_one({"_id": object_id(held["id"])})
+    assert "deleting_at" not in shown and "delete_token" not in shown  # its record holds it: open again
+    assert (await db.datums.find_one({"_id": object_id(recent["id"])}))["deleting_at"] is not None  # its delete may still run
+    assert await unfinished_deletes.finish(state.stores) == 0
