@@ -11,6 +11,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphlake.logs import request_id_var
+from resolvers.errors import internal_error
 
 log = logging.getLogger("graphlake.errors")
 
@@ -52,9 +53,7 @@ class RequestId:
             if not started:  # else the response is cut short: the server closes the connection
                 await send_with_id({"type": "http.response.start", "status": 500,
                                     "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": orjson.dumps({"errors": [{
-                    "message": f"Internal server error; quote request id {request_id} to the operator.",
-                    "extensions": {"code": "INTERNAL", "requestId": request_id}}]})})
+                await send({"type": "http.response.body", "body": orjson.dumps({"errors": [internal_error(request_id)]})})
         finally:
             request_id_var.reset(token)
 
