@@ -1,7 +1,8 @@
-"""Plain ASGI middleware: a request id on every request, and a cap on GraphQL request bodies."""
+"""Plain ASGI middleware: a request id on every request and WebSocket, and a cap on GraphQL request bodies."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphlake.logs import request_id_var
+from resolvers.errors import internal_error
 
 log = logging.getLogger("graphlake.errors")
 
@@ -29,12 +31,11 @@ class RequestId:
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else os.urandom(16).hex()  # uuid4().hex's randomness, cheaper
         token = request_id_var.set(request_id)
-        started = False
+        sent: set[str] = set()  # the kinds of message sent: whether an answer started, a socket opened or closed
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            sent.add(message["type"])
+            if message["type"] in ("http.response.start", "websocket.accept"):  # a socket's client may quote it too
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
@@ -42,21 +43,43 @@ class RequestId:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            if scope["type"] != "http":
-                raise
-            # An error no route answered (GraphQL masks and logs its own: resolvers/errors.py). Left to
-            # Starlette and uvicorn, its client got a plain 500 without this id, and the traceback was
-            # logged after the id was reset, as `[-]`: nothing tied the two. Logged once here instead
-            # (the path without its query, which may carry a signature), and answered as GraphQL's are.
-            log.error("unexpected error in %s %s", scope.get("method"), scope.get("path"), exc_info=True)
-            if not started:  # else the response is cut short: the server closes the connection
-                await send_with_id({"type": "http.response.start", "status": 500,
-                                    "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": orjson.dumps({"errors": [{
-                    "message": f"Internal server error; quote request id {request_id} to the operator.",
-                    "extensions": {"code": "INTERNAL", "requestId": request_id}}]})})
+            # An error no route answered (GraphQL masks and logs its own: resolvers/errors.py), or one
+            # a WebSocket's handling raised outside its operations. Left to Starlette and uvicorn, its
+            # client got a plain 500 (a socket: its connection dropped, with no close frame) without
+            # this id, and the traceback was logged after the id was reset, as `[-]`: nothing tied the
+            # two. Logged once here instead (the path without its query, which may carry a
+            # signature), and answered as GraphQL's are.
+            if scope["type"] == "http":
+                log.error("unexpected error in %s %s", scope.get("method"), scope.get("path"), exc_info=True)
+                if "http.response.start" not in sent:  # else the response is cut short: the server closes the connection
+                    await send_with_id({"type": "http.response.start", "status": 500,
+                                        "headers": [(b"content-type", b"application/json")]})
+                    await send({"type": "http.response.body", "body": orjson.dumps({"errors": [internal_error(request_id)]})})
+            else:
+                log.error("unexpected error in WebSocket %s", scope.get("path"), exc_info=True)
+                await _end_socket(scope, send, sent, request_id)
         finally:
             request_id_var.reset(token)
+
+
+async def _end_socket(scope: Scope, send: Send, sent: set[str], request_id: str) -> None:
+    """Ends a socket whose handling failed unexpectedly: an open one closes with 1011 (Internal
+    Error), the reason the INTERNAL error's message with the id to quote; a handshake not answered
+    yet gets the 500 an HTTP request would, where the server lets an app answer one (uvicorn does),
+    else it is refused. A socket closed already, or a client gone, is left as it is."""
+    if "websocket.close" in sent or "websocket.http.response.start" in sent:
+        return
+    with contextlib.suppress(OSError):  # the client went away (uvicorn's ClientDisconnected)
+        if "websocket.accept" in sent:
+            # A close's reason holds 123 bytes; the message, with the longest id taken, fits.
+            await send({"type": "websocket.close", "code": 1011, "reason": internal_error(request_id)["message"][:123]})
+        elif "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]})
+            await send({"type": "websocket.http.response.body",
+                        "body": orjson.dumps({"errors": [internal_error(request_id)]})})
+        else:
+            await send({"type": "websocket.close", "code": 1011})
 
 
 class _TooLarge(Exception):

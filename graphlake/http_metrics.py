@@ -16,6 +16,13 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 UNMATCHED = "none"  # a path no route has (the web app's fallback answers it, or 404)
 
 
+def route_template(scope: Scope) -> str | None:
+    """The template of the route the router chose for the request (`/content/{id}`), or None: before
+    it chose, or for a path no route has. A set the app defines, never the path a client sent, so
+    it names metrics' labels and traces' spans without growing with each object asked for."""
+    return getattr(scope.get("route"), "path", None)
+
+
 class HttpRequests:
     """Counts each HTTP request as it ends. The route is its template (`/blobs/{mount}/{key:path}`),
     a set the app defines, never the path a client sent."""
@@ -40,6 +47,6 @@ class HttpRequests:
             state = getattr(scope.get("app"), "state", None)
             metrics = getattr(getattr(state, "graphlake", None), "metrics", None)
             if metrics is not None:
-                route = getattr(scope.get("route"), "path", None) or UNMATCHED
+                route = route_template(scope) or UNMATCHED
                 method = scope["method"] if scope["method"] in _METHODS else "other"
                 metrics.http_requests.labels(method, route, str(status) if status else "none").inc()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo.monitoring import CommandListener
 
 from graphlake import __version__
+from graphlake.http_metrics import route_template
 from graphlake.logs import redact
 from graphlake.settings import Settings
 
@@ -154,7 +155,7 @@ class RouteNames:
 
         def name() -> None:
             nonlocal named
-            route = getattr(scope.get("route"), "path", None)
+            route = route_template(scope)
             if not named and route is not None and span.is_recording():
                 named = True
                 span.set_attribute("http.route", route)

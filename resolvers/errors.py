@@ -41,6 +41,14 @@ _VARIABLE = re.compile(r"^(?:Expected )?[Vv]ariable '\$(\w+)'")  # "Expected var
 _AT = (re.compile(r"^Variable '\$\w+' has invalid value at ([^:\s]+):"), re.compile(r" at '([^']+)'; "))
 
 
+def internal_error(request_id: str | None) -> dict[str, Any]:
+    """The error a client gets for a bug: nothing of it but the id to quote, which leads to the
+    logged traceback. The same from the error policy below and for a failure outside GraphQL
+    (graphlake/http_limits.py), so a client reads one shape."""
+    return {"message": f"Internal server error; quote request id {request_id} to the operator.",
+            "extensions": {"code": "INTERNAL", "requestId": request_id}}
+
+
 def variable_field(message: str) -> str | None:
     """The `field` of a variable-coercion error: the place in the variable's value, named from the
     variable (`$input`'s `policy` is `input.policy`, as the same input written inline is named when
@@ -143,9 +151,5 @@ class ErrorPolicy(SchemaExtension):
         # The view names every request (graphlake/http_limits.py); the context carries that name.
         log.error("unexpected error in %s", ".".join(map(str, error.path or [])) or "operation",
                   exc_info=(type(original), original, original.__traceback__), extra={"request_id": request_id})
-        return GraphQLError(
-            f"Internal server error; quote request id {request_id} to the operator.",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL", "requestId": request_id},
-        )
+        masked = internal_error(request_id)
+        return GraphQLError(masked["message"], nodes=error.nodes, path=error.path, extensions=masked["extensions"])

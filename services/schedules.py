@@ -112,7 +112,11 @@ def _due(record: dict[str, Any], every: timedelta) -> int:
     last run began: going from weekly to hourly waited a week otherwise, and from hourly to weekly
     ran once more an hour on. A failed run's retry (`retry`, see `failed`) still stands if it comes
     sooner; so does `next_at` of a record an older Graphlake wrote (no `every_seconds`), as the
-    period it was set under is not known."""
+    period it was set under is not known. `retry` is stored, not read off `next_at` differing from
+    `claimed_at` plus the period: a run of a period of an hour or less that failed within the
+    millisecond it was claimed (a job that fails at once, on a fast database) is due again when a
+    success would be, and told apart by nothing else; and processes of an older version in the
+    same cluster read the flag."""
     next_at = _millis(record["next_at"])
     if "claimed_at" not in record or record.get("every_seconds") == every.total_seconds():
         return next_at

@@ -7,7 +7,7 @@ import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar, overload
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -32,12 +32,26 @@ async def in_file_thread(function: Callable[P, T], /, *args: P.args, **kwargs: P
     return await asyncio.get_running_loop().run_in_executor(_file_pool, call)
 
 
-async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = STORE_CONCURRENCY) -> list[T]:
-    """Run the jobs, at most `limit` at once; results in order."""
+@overload
+async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = ..., *,
+                         return_exceptions: Literal[False] = False) -> list[T]: ...
+@overload
+async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = ..., *,
+                         return_exceptions: Literal[True]) -> list[T | Exception]: ...
+async def bounded_gather(jobs: Sequence[Callable[[], Awaitable[T]]], limit: int = STORE_CONCURRENCY, *,
+                         return_exceptions: bool = False) -> list[T] | list[T | Exception]:
+    """Run the jobs, at most `limit` at once; results in order. With `return_exceptions`, a job that
+    fails gives its error in its place, and every job ends before this returns: what the others did
+    can then be undone (asyncio.gather's flag alike, but a cancellation is never a result)."""
     gate = asyncio.Semaphore(limit)
 
-    async def run(job: Callable[[], Awaitable[T]]) -> T:
+    async def run(job: Callable[[], Awaitable[T]]) -> T | Exception:
         async with gate:
-            return await job()
+            if not return_exceptions:
+                return await job()
+            try:
+                return await job()
+            except Exception as error:
+                return error
 
     return list(await asyncio.gather(*(run(job) for job in jobs)))

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import websockets
 
+import graphlake.view
 import resolvers.system.queries
 from documents.clock import utcnow
+from graphlake.logs import request_id_var
 from graphlake.settings import Settings
 from resolvers.context import AppState
 from tests.conftest import MakeToken, Served
@@ -180,6 +182,67 @@ async def test_an_unexpected_error_inside_a_stream_is_masked_with_the_request_id
     logged = [r for r in caplog.records if r.name == "graphlake.errors"]
     assert len(logged) == 1 and logged[0].request_id == f"ws-trace-{protocol}"  # type: ignore[attr-defined]
     assert "secret internals" in str(logged[0].exc_info[1])  # type: ignore[index]
+
+
+class _RequestIdAtEmit(logging.Filter):
+    """Notes each record's request id as the server's own handler reads it (graphlake/logs.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str | None] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.seen.append(getattr(record, "request_id", None) or request_id_var.get())
+        return True
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_unexpected_error_on_a_socket_outside_graphql_is_logged_once_with_its_request_id(
+        served: Served, viewer: str, protocol: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in a socket's handling outside an operation (its connection_init here) left the socket
+    to uvicorn, which logged the traceback once the request's id was gone (`[-]`) and closed it with
+    a bare 1011: nothing tied the close a client saw to the log. It is logged as an HTTP request's
+    is (graphlake/http_limits.py), and the close's reason names the id to quote."""
+    async def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(graphlake.view, "_authenticate", broken)
+    caplog.handler.addFilter(ids := _RequestIdAtEmit())
+    with caplog.at_level(logging.ERROR):
+        async with Subscriber(served.ws_url, protocol, headers={"X-Request-ID": f"ws-bug-{protocol}"}) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.connect({"Authorization": f"Bearer {viewer}"}), 5)
+        await wait_for(lambda: any(r.exc_info for r in caplog.records))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert ws.socket.response.headers["x-request-id"] == f"ws-bug-{protocol}"  # the handshake's answer named it too
+    assert f"quote request id ws-bug-{protocol}" in closed.value.rcvd.reason
+    assert "secret" not in closed.value.rcvd.reason
+    tracebacks = [(r, at) for r, at in zip(caplog.records, ids.seen, strict=True) if r.exc_info]
+    assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]  # once, not again by uvicorn
+    record, request_id = tracebacks[0]
+    assert request_id == f"ws-bug-{protocol}" and "secret internals" in str(record.exc_info[1])  # type: ignore[index]
+    assert "WebSocket /graphql" in record.getMessage()
+
+
+async def test_an_unexpected_error_before_a_socket_opens_is_answered_as_http_with_its_request_id(
+        served: Served, state: AppState, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Before the handshake is answered, the client gets the 500 an HTTP request gets (uvicorn's was
+    bare), with the id to quote, logged with it once."""
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(state.sockets, "await_init", broken)
+    caplog.handler.addFilter(ids := _RequestIdAtEmit())
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await Subscriber(served.ws_url, headers={"X-Request-ID": "ws-bug-handshake"}).connect()
+        await wait_for(lambda: any(r.exc_info for r in caplog.records))
+    response = refused.value.response
+    assert response.status_code == 500 and response.headers.get("x-request-id") == "ws-bug-handshake"
+    assert json.loads(response.body)["errors"][0]["extensions"] == {"code": "INTERNAL", "requestId": "ws-bug-handshake"}
+    assert b"secret" not in response.body
+    assert [at for r, at in zip(caplog.records, ids.seen, strict=True) if r.exc_info] == ["ws-bug-handshake"]  # once
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])

@@ -334,10 +334,8 @@ async def _copy(store: LocalStore, copies: dict[int, tuple[tuple[Path, os.stat_r
             return Conflict(f"{error}: ingest it again once it is written", field=f"inputs[{i}].source")
         except (FileNotFoundError, PermissionError) as error:  # the source went, or its permissions changed
             return BadUserInput(f"the server cannot read it: {error.strerror}", field=f"inputs[{i}].source")
-        except Exception as error:
-            return error
 
-    outcomes = await bounded_gather([lambda i=i: one(i) for i in copies])
+    outcomes = await bounded_gather([lambda i=i: one(i) for i in copies], return_exceptions=True)
     problem = next(((i, o) for i, o in zip(copies, outcomes, strict=True)
                     if isinstance(o, BaseException) or copies[i][2] not in (None, o)), None)
     if problem is None:

@@ -394,14 +394,7 @@ async def _started(jobs: Sequence[Callable[[], Awaitable[UploadSession]]],
     error, once every other has ended and the multipart uploads they started are aborted. Without
     this, a batch one of whose uploads the store refused (a SlowDown, a mount gone) left the others'
     multipart uploads open in S3, which no session names and so no reconciler aborts."""
-
-    async def outcome(job: Callable[[], Awaitable[UploadSession]]) -> UploadSession | Exception:
-        try:
-            return await job()
-        except Exception as error:  # raised below, once the others have ended
-            return error
-
-    outcomes = await bounded_gather([lambda job=job: outcome(job) for job in jobs])
+    outcomes = await bounded_gather(jobs, return_exceptions=True)  # an error is raised below, once the others ended
     failed = [o for o in outcomes if isinstance(o, Exception)]
     if failed:
         await _abort_quietly([o for o in outcomes if isinstance(o, UploadSession)], stores)
