@@ -434,33 +434,31 @@ class S3Store:
     # --- the mount's owner (storage/ownership.py)
     async def read_owner_file(self) -> bytes | None:
         """What the mount's OWNER_FILE object holds, None while there is none."""
-        try:
-            answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
-                return None
-            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
-        body = answer["Body"]
-        try:
-            return await body.read()
-        finally:
-            body.close()
+        with self._asking(f"reading {OWNER_FILE}"):  # its body's read too: a connection lost there is the store's
+            try:
+                answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
+                    return None
+                raise
+            body = answer["Body"]
+            try:
+                return await body.read()
+            finally:
+                body.close()
 
     async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
         """Write the mount's OWNER_FILE object; unless `replace`, only where there is none (a
         conditional create, as sign_put's: False when another lake, or another process of this one,
         was first)."""
-        try:
-            await self.client.put_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE), Body=data,
-                                         ContentType="application/json", **({} if replace else {"IfNoneMatch": "*"}))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
-            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
+        with self._asking(f"writing {OWNER_FILE}"):
+            try:
+                await self.client.put_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE), Body=data,
+                                             ContentType="application/json", **({} if replace else {"IfNoneMatch": "*"}))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
         return True
 
     # --- objects no record names (services/uploads/reconciler.sweep_stray_copies), as LocalStore's

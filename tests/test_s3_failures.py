@@ -201,6 +201,24 @@ async def test_what_the_asker_named_and_the_store_refused_is_one_exception_telli
         await refused.close()
 
 
+async def test_a_mount_whose_owner_file_cannot_be_asked_about_names_what_the_store_answered(s3: S3Service) -> None:
+    """The owner file's read and write mapped botocore's errors by hand, apart from every other request
+    (S3Store._asking): a refusal was no StoreAnswered, saying the store's code only inside botocore's
+    text, and a connection lost while the file's body was read escaped as aiohttp's own."""
+    refused = mount_at(s3, "lab", f"owner-{uuid.uuid4().hex[:8]}", secret_access_key="rotated-since")
+    await refused.open()
+    try:
+        with pytest.raises(StoreAnswered, match=r"s3 mount 'lab': reading \.graphlake-owner: the store answered "
+                                                r"SignatureDoesNotMatch") as read:
+            await refused.read_owner_file()
+        with pytest.raises(StoreAnswered, match=r"s3 mount 'lab': writing \.graphlake-owner: the store answered "
+                                                r"SignatureDoesNotMatch") as written:
+            await refused.write_owner_file(b"{}", replace=False)
+        assert {(e.value.code, e.value.status, e.value.refused) for e in (read, written)} == {("SignatureDoesNotMatch", 403, False)}
+    finally:
+        await refused.close()
+
+
 async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:
     """A read of a key with no object was botocore's NoSuchKey, which an export or a thumbnail (expecting
     a local mount's FileNotFoundError for a file deleted meanwhile) reported as INTERNAL; and a store
