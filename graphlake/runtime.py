@@ -68,11 +68,11 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
         client = await stack.enter_async_context(connected(url, settings.database, listeners, timeout))
         stores = build_stores(settings, _s3_observers(observers) if observers else None)
         db = client[settings.database]
-        await noted_roots(db, stores)  # a local mount's folder used before is not made as it opens
+        lake = await noted_roots(db, stores)  # a local mount's folder used before is not made as it opens
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
-        await settle_owners(db, stores)  # before anything may write or delete on a mount
+        await settle_owners(db, stores, lake)  # before anything may write or delete on a mount
         if metrics is not None:
             for name, store in stores.items():
                 store.ownership.on_refused = partial(_count_refused, metrics, name)

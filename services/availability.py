@@ -26,6 +26,8 @@ def unavailable(error: BaseException) -> Unavailable | None:
         return Unavailable("the database did not answer within the time limit; retry shortly, or narrow the request")
     if isinstance(error, ConnectionFailure):
         return Unavailable("the database cannot be reached now; retry shortly")
+    if isinstance(error, storage.StoreAnswered) and error.refused:
+        return None  # the asker's to fix: its caller says so, naming the field (one that did not is a bug)
     if isinstance(error, storage.StoreUnavailable):
         return Unavailable(f"{error}; retry shortly")  # names the mount
     if storage.unreachable(error):

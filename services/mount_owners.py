@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -44,6 +45,11 @@ ASK_SECONDS = 10.0  # for a mount's owner, each time it is settled
 
 async def lake_id(db: AsyncDatabase) -> str:
     """This lake's id, made now if its database has none yet (every process of the lake reads the same)."""
+    return str((await _lake_record(db))["lake_id"])
+
+
+async def _lake_record(db: AsyncDatabase) -> dict[str, Any]:
+    """This lake's record: its id (made now if its database has none yet) and CLAIMED_ROOTS."""
     state = db[STATE_COLLECTION]
     record = await state.find_one({"_id": LAKE_ID})
     if record is None:
@@ -53,7 +59,7 @@ async def lake_id(db: AsyncDatabase) -> str:
             pass
         record = await state.find_one({"_id": LAKE_ID})
     assert record is not None
-    return str(record["lake_id"])
+    return record
 
 
 def _owner_record(lake: str, db: AsyncDatabase, **more: str | None) -> bytes:
@@ -112,19 +118,22 @@ async def others(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[s
     return {name: owner for name, owner in (await owners(stores)).items() if owner is not None and owner != lake}
 
 
-async def noted_roots(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> None:
+async def noted_roots(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, Any]:
     """Tell each local store, before it opens, whether this lake has used its folder before: one it
     has, found missing, is an operator's file system not mounted (yet), and opening it made an empty
     folder on the disk below, where the file system was then mounted over (or the lake wrote there).
-    A new lake's new mount's folder is made as it opens."""
-    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}, {CLAIMED_ROOTS: 1}) or {}
+    A new lake's new mount's folder is made as it opens. Returns the lake's record as read (empty
+    while there is none), for settle_owners a moment later: the lake opening reads it once."""
+    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}) or {}
     noted = set(record.get(CLAIMED_ROOTS, []))
     for store in stores.values():
         if isinstance(store, LocalStore):
             store.used_before = str(store.root) in noted
+    return record
 
 
-async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> dict[str, str | None]:
+async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore],
+                        record: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Tell each store this lake's id and its mount's owner, claiming each mount that has none.
     Run as the lake opens and again each maintenance round: a mount adopted by another lake meanwhile
     (or by this one, from the command line) is seen within a round. A store that cannot be asked
@@ -136,9 +145,13 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) ->
     while it ran), and claiming the empty folder below made the lake ready, writing uploads onto
     the disk below, with every stored file missing. Its owner is unknown then, so nothing is written
     or deleted there and /readyz names it, until the file system is back (or `graphlake mounts
-    adopt` says the empty folder is the mount's new place)."""
-    lake = await lake_id(db)
-    record = await db[STATE_COLLECTION].find_one({"_id": LAKE_ID}, {CLAIMED_ROOTS: 1}) or {}
+    adopt` says the empty folder is the mount's new place).
+
+    `record`: the lake's record as noted_roots read it as the lake opens; read here otherwise (once:
+    the lake's id and the folders it claimed are in the one record)."""
+    if not record or "lake_id" not in record:  # a new lake's: its id is made here
+        record = await _lake_record(db)
+    lake = str(record["lake_id"])
     claimed = set(record.get(CLAIMED_ROOTS, []))
 
     async def settle(store: ObjectStore) -> None:

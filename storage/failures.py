@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from storage.protocol import StoreUnavailable
+from storage.protocol import StoreAnswered, StoreUnavailable
 
 
 def unreachable(error: BaseException) -> bool:
@@ -18,8 +18,8 @@ def unreachable(error: BaseException) -> bool:
     here: they come with the S3 backend, which a lake with local mounts only never loads
     (storage/__init__.py), and an error of theirs cannot exist before they are. Importing them on
     a first failure would hold the server's event loop for a second."""
-    if isinstance(error, StoreUnavailable):
-        return True
+    if isinstance(error, StoreUnavailable):  # but a refusal is the asker's to fix: no retry mends it
+        return not (isinstance(error, StoreAnswered) and error.refused)
     boto = sys.modules.get("botocore.exceptions")
     # ConnectTimeoutError and ReadTimeoutError are botocore ConnectionErrors too; named for the reader.
     # A bare TimeoutError is not here: it may come from anywhere (a bug's own asyncio.timeout); the

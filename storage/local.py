@@ -506,6 +506,13 @@ class LocalStore:
     async def check(self) -> None:
         await asyncio.to_thread(self._check)
 
+    async def check_root(self) -> None:
+        """StoreUnavailable unless the folder at the root's path is still the one noted (note_root): an
+        open and a stat, where check() writes a probe file. For callers that remember check()'s answer
+        a while (services/uploads/mounts.py): a file system unmounted since is not to be trusted for it."""
+        if self._root_id is not None:
+            await asyncio.to_thread(lambda: os.close(self._open_noted_root()))
+
     def _check(self) -> None:
         if self._root_id is not None:  # no probe file written into another folder now at the root's path
             os.close(self._open_noted_root())

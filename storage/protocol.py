@@ -37,22 +37,23 @@ class StoreUnavailable(Exception):
 
 
 class StoreAnswered(StoreUnavailable):
-    """The store answered a request of the lake's own with an error (access denied, no such bucket,
-    a 503 once the retries are spent): unavailable to its callers as any failure is, and `code` (the
-    store's word, or its HTTP status where its answer has no body) for one that tells the caller."""
+    """The store answered with an error. `code` is its word (or its HTTP status, `HTTP 403`, where its
+    answer has no body: a HEAD's), `status` the HTTP status (None where none came back).
 
-    def __init__(self, message: str, *, code: str, status: int | None) -> None:
+    `refused`: the answer refuses what the asker named (a bucket, a prefix, an object of someone
+    else's), which is theirs to fix: BAD_USER_INPUT on the field that named it, said with `reason`.
+    Otherwise the store failed a request of the lake's own (a 503 once the retries are spent, its
+    credentials rotated, its bucket gone), unavailable to its callers as any StoreUnavailable is.
+    One class for both, so a caller that must tell them apart (services/uploads/external.py,
+    resolvers/bundles/runner.py) asks one exception, and one that need not catches StoreUnavailable."""
+
+    def __init__(self, message: str, *, code: str, status: int | None, refused: bool = False,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
-
-
-class StoreRefused(Exception):
-    """The store answered, refusing what was asked of it (no such bucket, access denied): `code` is its word."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"the store answered {code}")
-        self.code = code
+        self.refused = refused
+        self.reason = reason or f"the store answered {code}"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ from storage.protocol import (
     SignedRequest,
     StoreAnswered,
     StoredPart,
-    StoreRefused,
     StoreUnavailable,
 )
 from storage.retries import Retryable
@@ -189,20 +188,23 @@ class S3Store:
             self._observe(event_name.rsplit(".", 1)[-1], time.perf_counter() - context.pop("graphlake_started"), False)
 
     @contextmanager
-    def _asking(self, doing: str) -> Iterator[None]:
+    def _asking(self, doing: str, *, theirs: bool = False) -> Iterator[None]:
         """Any failure of the requests made in the block as StoreUnavailable naming the mount and what
-        was asked: the store answered an error (its 503 SlowDown once botocore's retries are spent, a
-        bucket or credentials gone since the server started) or none at all. botocore's own errors
-        reached GraphQL's error policy as they were: a ClientError was INTERNAL, and a lost connection
-        UNAVAILABLE naming no mount. A method that expects an answer (NoSuchUpload, say) catches it
-        inside the block."""
+        was asked: the store answered an error (StoreAnswered: its 503 SlowDown once botocore's retries
+        are spent, a bucket or credentials gone since the server started) or none at all. botocore's
+        own errors reached GraphQL's error policy as they were: a ClientError was INTERNAL, and a lost
+        connection UNAVAILABLE naming no mount. A method that expects an answer (NoSuchUpload, say)
+        catches it inside the block. `theirs`: the asker named what is asked for (another bucket, a
+        prefix), so an answer other than the store's own trouble (a 5xx) is a refusal for them to fix."""
         try:
             yield
         except ClientError as error:
             said = error.response.get("Error", {})
-            raise StoreAnswered(f"s3 mount {self.name!r}: {doing}: the store answered {said.get('Code', '?')} "
-                                f"({said.get('Message') or 'no message'})", code=said.get("Code", "?"),
-                                status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) from error
+            code = said.get("Code", "?")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise StoreAnswered(f"s3 mount {self.name!r}: {doing}: the store answered {code} "
+                                f"({said.get('Message') or 'no message'})", code=code, status=status,
+                                refused=theirs and not (status is not None and status >= 500)) from error
         except (BotoCoreError, aiohttp.ClientError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {doing}: {error}") from error
 
@@ -432,33 +434,31 @@ class S3Store:
     # --- the mount's owner (storage/ownership.py)
     async def read_owner_file(self) -> bytes | None:
         """What the mount's OWNER_FILE object holds, None while there is none."""
-        try:
-            answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
-                return None
-            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: reading {OWNER_FILE}: {error}") from None
-        body = answer["Body"]
-        try:
-            return await body.read()
-        finally:
-            body.close()
+        with self._asking(f"reading {OWNER_FILE}"):  # its body's read too: a connection lost there is the store's
+            try:
+                answer = await self.client.get_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
+                    return None
+                raise
+            body = answer["Body"]
+            try:
+                return await body.read()
+            finally:
+                body.close()
 
     async def write_owner_file(self, data: bytes, *, replace: bool) -> bool:
         """Write the mount's OWNER_FILE object; unless `replace`, only where there is none (a
         conditional create, as sign_put's: False when another lake, or another process of this one,
         was first)."""
-        try:
-            await self.client.put_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE), Body=data,
-                                         ContentType="application/json", **({} if replace else {"IfNoneMatch": "*"}))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
-            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: writing {OWNER_FILE}: {error}") from None
+        with self._asking(f"writing {OWNER_FILE}"):
+            try:
+                await self.client.put_object(Bucket=self.bucket, Key=self.object_key(OWNER_FILE), Body=data,
+                                             ContentType="application/json", **({} if replace else {"IfNoneMatch": "*"}))
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
         return True
 
     # --- objects no record names (services/uploads/reconciler.sweep_stray_copies), as LocalStore's
@@ -538,30 +538,28 @@ class S3Store:
         should not be listed to the end to say so."""
         objects: list[dict[str, Any]] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-                if len(objects) > limit:
-                    return objects[:limit + 1]
-        except ClientError as error:  # no such bucket, access denied: the asker's to fix
-            code = error.response.get("Error", {}).get("Code", "?")
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status is not None and status >= 500:  # the store's own trouble (SlowDown, retries spent): not the asker's
-                raise StoreAnswered(f"s3 mount {self.name!r}: listing {bucket}/{prefix}: the store answered {code}",
-                                    code=code, status=status) from None
-            raise StoreRefused(code) from None
-        except ParamValidationError as error:  # a name botocore refuses before sending (`x/y`, spaces, too long)
-            raise StoreRefused(f"not a bucket name S3 takes ({' '.join(str(error).split())})") from None
+        # No such bucket, access denied: the asker's to fix; SlowDown once the retries are spent: not theirs.
+        with self._asking(f"listing {bucket}/{prefix}", theirs=True):
+            try:
+                async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                    objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+                    if len(objects) > limit:
+                        return objects[:limit + 1]
+            except ParamValidationError as error:  # a name botocore refuses before sending (`x/y`, spaces, too long)
+                said = " ".join(str(error).split())
+                raise StoreAnswered(f"s3 mount {self.name!r}: listing {bucket}/{prefix}: {said}", code="InvalidBucketName",
+                                    status=None, refused=True,
+                                    reason=f"the store answered not a bucket name S3 takes ({said})") from None
         return objects
 
     async def head_external(self, bucket: str, key: str) -> dict[str, Any] | None:
         """An object registered in place (`list_objects`) as S3 now describes it ({"ETag", "Size"}),
         or None when it is gone: `verify --deep` compares it with what was registered."""
-        try:
-            answer = await self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "?")
-            if code in NO_SUCH_KEY:
-                return None
-            raise StoreRefused(code) from None
+        with self._asking(f"asking about s3://{bucket}/{key}", theirs=True):
+            try:
+                answer = await self.client.head_object(Bucket=bucket, Key=key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NO_SUCH_KEY:
+                    return None
+                raise
         return {"ETag": answer.get("ETag"), "Size": answer.get("ContentLength")}

@@ -24,7 +24,7 @@ from storage.ownership import OWNER_FILE
 from storage.signing import UrlSigner
 from tests.operations import Api
 from tests.test_direct_writes import start_direct
-from tests.test_uploads import put
+from tests.test_uploads import MIB, multipart_from_one_mib, put
 
 PLAIN = "application/octet-stream"
 
@@ -40,7 +40,9 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
         tmp_path: Path) -> None:
     """The store kept going by the path: from the moment the file system went to the next maintenance
     round, a signed PUT wrote its bytes into the empty folder below, an ingest copied files there, a
-    direct write's completion found no file, and the marker's id stayed shown after that round."""
+    direct write's completion found no file, and the marker's id stayed shown after that round. And
+    createUpload, the mount's check remembered from a moment before, stored a session and handed out
+    a URL that every PUT then refused."""
     store = state.stores["local"]
     assert isinstance(store, LocalStore) and store.direct_writes
     await settle_owners(state.db, state.stores)  # as every round does: the folder its owner file is in, noted
@@ -76,10 +78,19 @@ async def test_a_mount_gone_while_the_server_runs_takes_no_write_until_it_is_bac
         assert away_now.status_code == 503 and "local mount 'local'" in away_now.text, away_now.text
         response = await put(upload["url"], data, upload["headers"])
         assert response.status_code == 503 and "local mount 'local'" in response.text, response.text
-        for operation, variables in (("CompleteUpload", {"input": {"id": direct["id"]}}), ("IngestFiles", ingest)):
+        sessions = await state.db.upload_sessions.count_documents({})
+        for operation, variables in (("CreateUpload", {"input": sent}), ("CreateUpload", {"input": {**sent, "direct": True}}),
+                                     ("CompleteUpload", {"input": {"id": direct["id"]}}), ("IngestFiles", ingest)):
             checked_a_moment_ago(store)
             refused = await api.error(operation, variables, token=contributor, status=503)
             assert refused["extensions"]["code"] == "UNAVAILABLE" and "local mount 'local'" in refused["message"], refused
+            assert "is not the one this lake's owner file was read in" in refused["message"], refused
+        with multipart_from_one_mib(settings):
+            checked_a_moment_ago(store)
+            refused = await api.error("CreateUpload", {"input": {**sent, "sizeBytes": 2 * MIB, "sha256": None}},
+                                      token=contributor, status=503)
+        assert (refused["extensions"]["code"], refused["extensions"]["field"]) == ("UNAVAILABLE", "mount"), refused
+        assert await state.db.upload_sessions.count_documents({}) == sessions  # no session the client never heard of
         with pytest.raises(StoreUnavailable, match="local mount 'local'"):  # what a thumbnail is written into
             store.stage("thumbnails/x/256.webp")
         assert list(root.iterdir()) == []  # nothing written on the disk below

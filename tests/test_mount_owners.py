@@ -23,18 +23,20 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents.clock import utcnow
+from graphlake.runtime import open_state
 from graphlake.settings import Settings
+from migrations import STATE_COLLECTION
 from resolvers.context import AppState
 from services.backups.reader import restore_backup
 from services.backups.writer import write_backup
 from services.errors import Conflict
-from services.mount_owners import adopt, lake_id, read_owner, settle_owners
+from services.mount_owners import LAKE_ID, adopt, lake_id, read_owner, settle_owners
 from services.uploads.reconciler import sweep_stray_copies
 from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
 from storage.ownership import OWNER_FILE
 from storage.protocol import STRAY_DIR
 from storage.signing import UrlSigner
-from tests.conftest import S3Service, Served
+from tests.conftest import CommandCounter, S3Service, Served
 from tests.operations import Api
 from tests.processes import start_server_process
 from tests.test_uploads import complete, payload, put, start
@@ -332,3 +334,13 @@ async def test_adopting_a_local_mount_whose_folder_is_missing_makes_nothing_ther
     said = adopted.stderr.strip()
     assert len(said.splitlines()) == 1 and "is not a folder" in said and said.endswith("(NOT_FOUND)"), said
     assert not unmounted.exists() and not unmounted.parent.exists()
+
+
+async def test_the_lake_opening_reads_its_record_once(settings: Settings, tmp_path: Path) -> None:
+    """Opening the lake read its record three times before its mounts were settled: the folders it
+    claimed before its stores opened, then its id and those folders again as it settled them."""
+    counter = CommandCounter()
+    async with open_state(settings.model_copy(update={"data_dir": tmp_path}), [counter]):
+        pass
+    reads = [f for f in counter.finds if f["find"] == STATE_COLLECTION and f.get("filter") == {"_id": LAKE_ID}]
+    assert len(reads) == 1, reads

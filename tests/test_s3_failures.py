@@ -16,9 +16,10 @@ import pytest
 from graphlake.settings import Settings
 from resolvers.bundles.runner import located
 from resolvers.context import AppState
+from services.availability import unavailable
 from services.errors import BadUserInput, Conflict
 from services.uploads import mounts as upload_mounts
-from storage import S3Store, StoreAnswered, StoreUnavailable
+from storage import S3Store, StoreAnswered, StoreUnavailable, unreachable
 from tests.conftest import S3Service
 from tests.operations import Api
 from tests.test_uploads import MIB, multipart_from_one_mib, payload, put, start
@@ -160,7 +161,7 @@ async def test_a_throttling_store_is_asked_a_bounded_number_of_times_then_unavai
 
 async def test_a_throttling_store_listing_a_prefix_is_unavailable_not_the_askers_fault(s3: S3Service) -> None:
     """A listing (registerExternal, a bundle's directory) the store answers 503 once its retries are
-    spent was taken for a refusal (StoreRefused: BAD_USER_INPUT, the asker's to fix)."""
+    spent was taken for a refusal (BAD_USER_INPUT, the asker's to fix)."""
     async with throttling([]) as endpoint:
         busy = mount_at(s3, "busy", "", endpoint_url=endpoint, timeout=2)
         await busy.open()
@@ -171,6 +172,51 @@ async def test_a_throttling_store_listing_a_prefix_is_unavailable_not_the_askers
             assert answered.value.status == 503
         finally:
             await busy.close()
+
+
+async def test_what_the_asker_named_and_the_store_refused_is_one_exception_telling_it_is_theirs(s3: S3Service) -> None:
+    """A refusal of what the asker named (another bucket, an object registered in place) was its own
+    class (StoreRefused), apart from StoreAnswered, carrying no HTTP status; and a callee's refusal
+    that reached the error policy would have been taken for a store that is away."""
+    store = mount_at(s3, "lab", "")
+    await store.open()
+    try:
+        with pytest.raises(StoreAnswered, match=r"s3 mount 'lab': listing graphlake-none/x/: .*NoSuchBucket") as listed:
+            await store.list_objects("graphlake-none", "x/", limit=10)
+        assert (listed.value.code, listed.value.status, listed.value.refused) == ("NoSuchBucket", 404, True)
+        assert listed.value.reason == "the store answered NoSuchBucket"
+        assert not unreachable(listed.value) and unavailable(listed.value) is None  # theirs: BAD_USER_INPUT, said by the caller
+        with pytest.raises(StoreAnswered) as named:
+            await store.list_objects("Bad Bucket!", "", limit=10)  # botocore refuses it before sending
+        assert named.value.refused and named.value.status is None and "not a bucket name S3 takes" in named.value.reason
+    finally:
+        await store.close()
+    refused = mount_at(s3, "lab", "", secret_access_key="rotated-since")  # what `verify --deep` asks through
+    await refused.open()
+    try:
+        with pytest.raises(StoreAnswered, match=rf"s3 mount 'lab': asking about s3://{s3.bucket}/k: the store answered 403") as asked:
+            await refused.head_external(s3.bucket, "k")
+        assert asked.value.refused and asked.value.status == 403
+    finally:
+        await refused.close()
+
+
+async def test_a_mount_whose_owner_file_cannot_be_asked_about_names_what_the_store_answered(s3: S3Service) -> None:
+    """The owner file's read and write mapped botocore's errors by hand, apart from every other request
+    (S3Store._asking): a refusal was no StoreAnswered, saying the store's code only inside botocore's
+    text, and a connection lost while the file's body was read escaped as aiohttp's own."""
+    refused = mount_at(s3, "lab", f"owner-{uuid.uuid4().hex[:8]}", secret_access_key="rotated-since")
+    await refused.open()
+    try:
+        with pytest.raises(StoreAnswered, match=r"s3 mount 'lab': reading \.graphlake-owner: the store answered "
+                                                r"SignatureDoesNotMatch") as read:
+            await refused.read_owner_file()
+        with pytest.raises(StoreAnswered, match=r"s3 mount 'lab': writing \.graphlake-owner: the store answered "
+                                                r"SignatureDoesNotMatch") as written:
+            await refused.write_owner_file(b"{}", replace=False)
+        assert {(e.value.code, e.value.status, e.value.refused) for e in (read, written)} == {("SignatureDoesNotMatch", 403, False)}
+    finally:
+        await refused.close()
 
 
 async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:

@@ -32,7 +32,7 @@ from resolvers.context import Context
 from services.auth import bearer_secret
 from services.checks import check_no_controls
 from services.errors import BadUserInput, Conflict, GraphlakeError, NotFound, Unavailable
-from storage import LocalStore, ObjectStore, StoreAnswered, StoreRefused, as_s3, unreachable
+from storage import LocalStore, ObjectStore, StoreAnswered, as_s3, unreachable
 
 if TYPE_CHECKING:
     from storage.s3 import S3Store
@@ -75,12 +75,12 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
     with tempfile.TemporaryDirectory(prefix="graphlake-bundle-") as scratch:
         try:
             await _stage(s3, relative, Path(scratch))
-        except StoreRefused as refused:  # the store answered: a name it takes for no key, no permission
-            raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {refused}", field="input.path") from None
-        except StoreAnswered as answered:  # to a HEAD or a read: not "cannot be reached", which a retry would mend
-            if answered.status is not None and answered.status < 500:  # no permission, the bucket gone
-                raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: the store answered "
-                                   f"{answered.code}", field="input.path") from None
+        except StoreAnswered as answered:  # not "cannot be reached", which a retry would mend
+            # A listing's refusal, or a HEAD's or a read's 4xx (no permission, the bucket gone): the
+            # bundle's path is the asker's, and so is what the store refuses of it.
+            if answered.refused or (answered.status is not None and answered.status < 500):
+                raise BadUserInput(f"cannot read {relative} on mount {store.name!r}: {answered.reason}",
+                                   field="input.path") from None
             raise Unavailable(f"mount {store.name!r} answered {answered.code} to a read of {relative}; retry shortly",
                               field="input.mount") from None
         except Exception as error:

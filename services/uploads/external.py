@@ -21,7 +21,7 @@ from documents.sparse import stored
 from services import collections
 from services.checks import check_labels, check_metadata, check_name, check_no_controls, control_in
 from services.errors import BadUserInput, Unavailable
-from storage import ObjectStore, StoreRefused, as_s3
+from storage import ObjectStore, StoreAnswered, as_s3
 from storage.protocol import LAKE_FOLDERS
 
 if TYPE_CHECKING:
@@ -77,9 +77,9 @@ async def register_external(*, stores: dict[str, ObjectStore], mount: str | None
             raise BadUserInput("must name an s3 mount whose credentials can read the bucket", field="mount")
         try:
             objects = await store.list_objects(bucket, prefix or "", limit=max_items)
-        except StoreRefused as refused:  # the store answered: no such bucket, no permission, a bad name
-            raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {refused}", field="bucket") from None
         except Exception as error:
+            if isinstance(error, StoreAnswered) and error.refused:  # no such bucket, no permission, a bad name
+                raise BadUserInput(f"cannot list s3://{bucket}/{prefix or ''}: {error.reason}", field="bucket") from None
             if storage.unreachable(error):  # not the request's fault: UNAVAILABLE, naming the mount
                 raise Unavailable(f"mount {store.name!r} cannot be reached to list s3://{bucket}/{prefix or ''}; "
                                   "retry shortly", field="mount") from None

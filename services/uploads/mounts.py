@@ -7,7 +7,7 @@ import time
 import weakref
 
 from services.errors import BadUserInput, Conflict, Unavailable
-from storage import ObjectStore, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.ownership import MountNotOwned
 
 log = logging.getLogger("graphlake.uploads")
@@ -22,7 +22,9 @@ _checked: weakref.WeakKeyDictionary[ObjectStore, tuple[float, StoreUnavailable |
 
 
 async def check_reachable(store: ObjectStore) -> None:
-    """store.check(), its answer (up or down) remembered for CHECK_SECONDS."""
+    """store.check(), its answer (up or down) remembered for CHECK_SECONDS. A local mount's folder is
+    looked at every time all the same (LocalStore.check_root): a file system unmounted within those
+    seconds had createUpload hand out URLs (and store sessions) for a folder every PUT then refused."""
     now = time.monotonic()
     until, error = _checked.get(store, (0.0, None))
     if until <= now:
@@ -34,6 +36,8 @@ async def check_reachable(store: ObjectStore) -> None:
         _checked[store] = (now + CHECK_SECONDS, error)
     if error is not None:
         raise error
+    if isinstance(store, LocalStore):
+        await store.check_root()
 
 
 class MountUnavailable(Unavailable):
