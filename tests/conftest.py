@@ -165,6 +165,14 @@ class CommandCounter(CommandListener):
         self.inserts.clear()
         self.limits.clear()
 
+    def tally(self, collection: str | None = None) -> Counter[str]:
+        """The commands sent since the last clear, counted: each as "find assets" (its name and
+        collection), or, of one `collection` only, by name alone."""
+        sent = zip(self.commands, self.collections, strict=True)
+        if collection is not None:
+            return Counter(command for command, target in sent if target == collection)
+        return Counter(f"{command} {target}" for command, target in sent)
+
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.
         target = (event.command.get(event.command_name), event.command.get("collection"))

@@ -479,7 +479,7 @@ async def commands(api: Api, served: Served, token: str, query: str, variables: 
     await run(api, token, "query Probe { me { role } }")  # the token's lookup, remembered, is not the query's
     served.commands.clear()
     data = await run(api, token, query, variables)
-    return Counter(f"{c} {t}" for c, t in zip(served.commands.commands, served.commands.collections, strict=True)), data
+    return served.commands.tally(), data
 
 
 async def measure_reads(api: Api, served: Served, token: str, world: World, n: int) -> dict[str, Counter[str]]:
