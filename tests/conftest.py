@@ -35,6 +35,7 @@ from services.auth import create_token
 from services.events.feed import WRITERS_COLLECTION
 from services.schedules import SCHEDULES
 from services.uploads.reconciler import STRANDED_POSITION
+from storage import S3Store
 from storage.ownership import OWNER_FILE
 from tests import watchdog
 from tests.operations import Api
@@ -72,6 +73,13 @@ class S3Service:
             pytest.skip(f"this S3 store gives no read-only session credentials: {error}")
         return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
                 "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+
+
+def mount_at(s3: S3Service, name: str, prefix: str = "", **changed: object) -> S3Store:
+    """A store (not opened) of the test MinIO's bucket under `prefix`, with `changed` settings (a wrong
+    secret, another endpoint, a timeout, ...)."""
+    return S3Store(name, **{"bucket": s3.bucket, "prefix": prefix, "endpoint_url": s3.endpoint,
+                            "access_key_id": s3.access_key, "secret_access_key": s3.secret_key, **changed})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -164,6 +172,14 @@ class CommandCounter(CommandListener):
         self.batches.clear()
         self.inserts.clear()
         self.limits.clear()
+
+    def tally(self, collection: str | None = None) -> Counter[str]:
+        """The commands sent since the last clear, counted: each as "find assets" (its name and
+        collection), or, of one `collection` only, by name alone."""
+        sent = zip(self.commands, self.collections, strict=True)
+        if collection is not None:
+            return Counter(command for command, target in sent if target == collection)
+        return Counter(f"{command} {target}" for command, target in sent)
 
     def started(self, event: CommandStartedEvent) -> None:
         # The event feed's tail runs in the background of every server; its commands are not a request's.

@@ -15,9 +15,11 @@ async def value_asset(api: Api, token: str, name: str = "reading", value: Any = 
     return data["storeValue"]
 
 
-async def image_asset(api: Api, token: str, name: str = "img.png") -> dict:
-    """A TEXT asset with an image media type: stands in for an uploaded image until uploads exist."""
-    data = await api.data("StoreText", {"input": {"name": name, "text": "PNG", "mediaType": "image/png"}}, token=token)
+async def image_asset(api: Api, token: str, name: str = "img.png", **fields: Any) -> dict:
+    """A TEXT asset with an image media type: stands in for an uploaded image until uploads exist.
+    `fields` are more of StoreText's input (labels, aliases, derivedFrom, ...)."""
+    data = await api.data("StoreText", {"input": {"name": name, "text": "PNG", "mediaType": "image/png", **fields}},
+                          token=token)
     return data["storeText"]
 
 

@@ -888,20 +888,37 @@ for i in range(3000):
     logging.getLogger("burst").warning("record %d", i)
 while handler._queue.qsize() > 2500:  # the sender has taken its first batch of 500, and is stuck on it
     time.sleep(0.01)
-started = time.monotonic()
+# The handler's waits, each with the time it may take (None: no bound); a put that does not block takes none.
+waits = []
+progress_wait, put, join = handler._progress.wait_for, handler._queue.put, handler._thread.join
+
+def bounded_wait(predicate, timeout=None):
+    waits.append(timeout)
+    return progress_wait(predicate, timeout)
+
+def bounded_put(item, block=True, timeout=None):
+    waits.append(timeout if block else 0.0)
+    return put(item, block, timeout)
+
+def bounded_join(timeout=None):
+    waits.append(timeout)
+    return join(timeout)
+
+handler._progress.wait_for, handler._queue.put, handler._thread.join = bounded_wait, bounded_put, bounded_join
 logging.shutdown()  # what the end of a script runs: a flush, then close
-print(f"{time.monotonic() - started:.2f} {handler.lost}")
+print(f"{sum(w for w in waits if w is not None)} {sum(w is None for w in waits)} {handler.lost}")
 """
 
 
 def test_the_log_handler_at_exit_waits_its_close_timeout_once_and_counts_every_record_lost() -> None:
     """A server that never answers: logging.shutdown's flush ran out its close_timeout, then close
-    waited it out twice more (6 s for 2), and the batch in flight was never counted lost."""
+    waited it out twice more (6 s for 2), and the batch in flight was never counted lost. What the
+    handler's waits were given, not how long they took (a time that also counts a loaded machine)."""
     done = subprocess.run([sys.executable, "-c", STUCK_AT_EXIT_SCRIPT], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
-    waited, lost = done.stdout.split()
-    assert float(waited) < 4, done.stdout  # one close_timeout (2 s), not three
+    allowed, unbounded, lost = done.stdout.split()
+    assert int(unbounded) == 0 and float(allowed) <= 2, done.stdout  # one close_timeout (2 s) in all, not three
     assert int(lost) == 3000, done.stdout
     assert "3000 log records not sent before the handler closed" in done.stderr, done.stderr
 

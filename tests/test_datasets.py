@@ -926,10 +926,31 @@ async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: 
     """A batch that fails while the one before is being written: the build waits for those writes,
     then removes all of it (members, copies, pins), and the name is free again. The second batch's
     writes are held back until the third batch has failed, so the failure comes while they are under
-    way (held for a guessed 0.3 s alone, as before, a slow third batch came after them)."""
+    way (held for a guessed 0.3 s alone, as before, a slow third batch came after them), and then until
+    the build waits for them or, not waiting, discards (for a guessed 0.3 s, as before, a slow build
+    discarded after them all the same)."""
     monkeypatch.setattr(version_build, "BUILD_BATCH", 1)
     write_batch, copy_batch, discard = snapshots.write_batch, snapshots.copy_batch, datasets._discard
-    writes: dict[str, Any] = {"begun": 0, "ended": 0, "held until the failure": None, "ended at the discard": None}
+    writes: dict[str, Any] = {"begun": 0, "ended": 0, "held until the failure": None, "ended at the discard": None,
+                              "tasks": 0, "second awaited": False}
+
+    class Watched(asyncio.Task):
+        """The second batch's write task, telling when something (the build) waits for it."""
+
+        def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
+            writes["second awaited"] = True
+            super().add_done_callback(fn, context=context)
+
+    def watching_the_second_write(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task:
+        if getattr(coro, "cr_code", None) is version_build._write_batch.__code__:
+            writes["tasks"] += 1
+            if writes["tasks"] == 2:
+                return Watched(coro, loop=loop, **options)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    loop = asyncio.get_running_loop()
+    assert loop.get_task_factory() is None
+    loop.set_task_factory(watching_the_second_write)
     failed = asyncio.Event()
 
     async def held_back(batch: snapshots.CopiedBatch, content: Any = None) -> None:
@@ -939,8 +960,9 @@ async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: 
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(failed.wait(), 10)
                 writes["held until the failure"] = failed.is_set()
-                # And a while longer, on purpose: a build that did not wait for them would discard meanwhile.
-                await asyncio.sleep(0.3)
+                # And on until the build waits for them: a build that did not would discard meanwhile.
+                await wait_for(lambda: writes["second awaited"] or writes["ended at the discard"] is not None,
+                               what="the failed build to wait for its writes, or to discard")
             await write_batch(batch, content)
         finally:
             writes["ended"] += 1
@@ -968,7 +990,10 @@ async def test_a_build_failing_in_a_later_batch_leaves_none_of_the_version(api: 
     build = {"datasetId": dataset["id"], "version": "v1", "addDatums": [d["id"] for d in made],
              "addAnnotationSets": [labels["id"]]}
 
-    error = await api.error("CreateDatasetVersion", {"input": build}, token=contributor)
+    try:
+        error = await api.error("CreateDatasetVersion", {"input": build}, token=contributor)
+    finally:
+        loop.set_task_factory(None)
     assert error["extensions"]["code"] == "INTERNAL"
     assert writes["begun"] == 2 and writes["held until the failure"]  # the third failed during the second's writes
     assert writes["ended at the discard"] == 2  # the build waited for them before it removed anything

@@ -21,15 +21,14 @@ from services.node_ids import NodeType, encode_id
 from tests.conftest import Served
 from tests.operations import Api, document, object_id
 from tests.waiting import wait_for
-from tests.ws_client import Subscriber
+from tests.ws_client import Subscriber, last_comes_next, next_events
 
 
 def keyed(event_type: str = "PLATE_READ", **fields: object) -> dict:
     return {"eventType": event_type, "key": str(uuid.uuid4()), **fields}
 
 
-# An unkeyed event logged after the ones a test watches: a subscriber receives it after anything they
-# made news, so receiving it next shows nothing else came (a window of quiet is too short when loaded).
+# An unkeyed event logged after the ones a test watches (tests/ws_client.last_comes_next).
 LAST = {"eventType": "PLATE_READ", "message": "last"}
 
 
@@ -107,10 +106,8 @@ async def test_a_mixed_batch_stores_the_new_and_finds_the_old(api: Api, contribu
         assert (logged["count"], logged["stored"]) == (4, 2)
         assert [logged["ids"][0], logged["ids"][3]] == first["ids"]
         assert len(set(logged["ids"])) == 4
-        got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"] for _ in range(2)]
-        assert sorted(e["message"] for e in got) == ["new", "unkeyed"]  # the old ones are not news again
-        await log(api, contributor, [LAST])  # delivered after anything the batch made news: nothing came between
-        assert (await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"]["message"] == "last"
+        assert sorted(e["message"] for e in await next_events(ws, 2)) == ["new", "unkeyed"]  # the old ones are not news again
+        await last_comes_next(ws, lambda: log(api, contributor, [LAST]))  # nothing came between
     messages = sorted([d["message"] async for d in Event.get_pymongo_collection().find({"event_type": "PLATE_READ"})])
     assert messages == ["last", "new", "old 0", "old 1", "unkeyed"]
     # The old ERROR events were alerted when stored; sent again they alert nothing, the new one once.
@@ -188,10 +185,10 @@ async def test_a_round_refused_part_way_keeps_its_keyed_events_and_counts_them_i
         resend = await log(api, contributor, [first, second])
         resent.set()
         answer = await sending
-        await log(api, contributor, [LAST])  # delivered after anything the two calls made news
-        got = [(await asyncio.wait_for(ws.receive(), 15))["payload"]["data"]["events"]["message"] for _ in range(2)]
-    # "one" once; "two" was the other call's, before the subscription.
-    assert lookups() >= 3 and got == ["one", "last"]
+        # "one" once; "two" was the other call's, before the subscription.
+        assert [event["message"] for event in await next_events(ws, 1)] == ["one"]
+        await last_comes_next(ws, lambda: log(api, contributor, [LAST]))
+    assert lookups() >= 3
     assert answer["ids"] == resend["ids"] and answer["ids"][1] == second_id
     assert answer["stored"] + resend["stored"] == 1
     assert sorted([d["_id"] async for d in Event.get_pymongo_collection().find({"key": first["key"]})]) == [

@@ -6,6 +6,7 @@ stream of single writes shares its questions to the other processes without losi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable
 from datetime import datetime
@@ -30,7 +31,7 @@ from tests.conftest import Served
 from tests.operations import Api, document
 from tests.processes import start_server_process
 from tests.waiting import live_subscribers, wait_for
-from tests.ws_client import Subscriber
+from tests.ws_client import Subscriber, last_comes_next, next_events
 
 BURST = 5000
 BATCH = 250
@@ -51,15 +52,6 @@ async def listening(state: AppState, other_since: datetime, *, here: bool) -> bo
         return False
     return await writers.find_one(
         {"_id": {"$ne": state.feed.writer}, "started_at": {"$gte": other_since}, "listening": True}) is not None
-
-
-async def collect(ws: Subscriber, count: int) -> list[dict]:
-    events = []
-    while len(events) < count:
-        message = await asyncio.wait_for(ws.receive(), 60)
-        assert message["type"] in ("next", "data") and not message["payload"].get("errors"), message
-        events.append(message["payload"]["data"]["events"])
-    return events
 
 
 async def test_burst_across_two_processes(api: Api, served: Served, state: AppState, settings: Settings, viewer: str,
@@ -88,19 +80,19 @@ async def test_burst_across_two_processes(api: Api, served: Served, state: AppSt
 
             # Half logged through each process, at the same time.
             await asyncio.gather(log_via(served.base_url, "node-a", BURST // 2), log_via(other_url, "node-b", BURST // 2))
-            got_a, got_b = await asyncio.gather(collect(on_a, BURST), collect(on_b, BURST))
+            got_a, got_b = await asyncio.gather(next_events(on_a, BURST, timeout=60), next_events(on_b, BURST, timeout=60))
             for got in (got_a, got_b):
                 assert len({e["id"] for e in got}) == BURST  # none twice
                 for source in ("node-a", "node-b"):  # none lost, in order per source
                     messages = [e["message"] for e in got if e["source"]["nodeId"] == source]
                     assert messages == [f"{source}-{i}" for i in range(BURST // 2)]
             # And nothing more arrives: an event logged last through each process comes next on each
-            # socket, as each process's events arrive in the order it stored them. (1.5 s of quiet, as
-            # before, let a repeat arriving later on a loaded machine go unseen.)
-            await log_via(served.base_url, "last-a", 1)
-            await log_via(other_url, "last-b", 1)
-            for ws in (on_a, on_b):
-                assert sorted(e["message"] for e in await collect(ws, 2)) == ["last-a-0", "last-b-0"]
+            # socket, as each process's events arrive in the order it stored them.
+            async def log_last() -> None:
+                await log_via(served.base_url, "last-a", 1)
+                await log_via(other_url, "last-b", 1)
+
+            await last_comes_next((on_a, on_b), log_last, ("last-a-0", "last-b-0"))
     finally:
         process.terminate()
         await process.wait()
@@ -213,21 +205,45 @@ async def test_a_feed_reader_that_keeps_failing_says_so_once_then_each_minute(st
                                                                               monkeypatch: pytest.MonkeyPatch,
                                                                               caplog: pytest.LogCaptureFixture) -> None:
     """With the database away, the reader logged a traceback at every attempt (each waits out the
-    time limit, then a second): an hour's outage wrote hundreds. Once now, and again each minute."""
+    time limit, then a second): an hour's outage wrote hundreds. Once now, and again each minute
+    (STILL_FAILING_EVERY, shortened here once the first is checked: no test waits a minute)."""
     monkeypatch.setattr(feed_module, "RETRY_SECONDS", 0.01)
+    assert feed_module.STILL_FAILING_EVERY == 60
+    loop = asyncio.get_running_loop()
+    said_at: list[tuple[float, logging.LogRecord]] = []  # each record, with the loop's time (the reader's clock) then
+
+    class Timed(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said_at.append((loop.time(), record))
+
+    timed = Timed()
     client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{free_port()}/", serverSelectionTimeoutMS=20,
                                                 connectTimeoutMS=20)
     tail = FeedTail(client["unreachable"], Broadcast(10))
+    feed_module.log.addHandler(timed)
     with caplog.at_level(logging.INFO, logger=feed_module.log.name):
+        started = loop.time()
         reading = asyncio.create_task(tail.run())
         try:
             await wait_for(lambda: tail.failures >= 5, what="the reader to fail again and again")
             said = [record for record in caplog.records if record.name == feed_module.log.name]
             assert len(said) == 1 and said[0].exc_info, [record.getMessage() for record in said]
+            # Then again once per interval, however many attempts fail within it: an interval of about
+            # four attempts (each waits for the driver's next look at the server, half a second or more).
+            every = 4 * (loop.time() - started) / tail.failures
+            monkeypatch.setattr(feed_module, "STILL_FAILING_EVERY", every)
+            await wait_for(lambda: len(said_at) >= 3, timeout=max(10, 3 * every),
+                           what="the reader to say twice more that it still fails")
+            times, records = [t for t, _ in said_at[:3]], [record for _, record in said_at[:3]]
+            assert all(later - earlier >= every for earlier, later in itertools.pairwise(times)), (times, every)
+            attempts = [1] + [record.args[0] for record in records[1:]]  # "still failing after %d attempts"
+            assert all("still failing" in record.getMessage() for record in records[1:]), records
+            assert all(later > earlier + 1 for earlier, later in itertools.pairwise(attempts)), (attempts, times, every)
             tail.db = state.db  # the database is back
             await wait_for(lambda: tail.failures == 0, what="the reader to work again")
         finally:
             reading.cancel()
             await asyncio.gather(reading, return_exceptions=True)
             await client.close()
+            feed_module.log.removeHandler(timed)
     assert "works again after" in caplog.text

@@ -6,7 +6,6 @@ a position."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tests.operations import Api, document, object_id
 from tests.processes import start_server_process
 from tests.test_sse import sse
 from tests.waiting import live_subscribers, wait_for
-from tests.ws_client import Subscriber
+from tests.ws_client import Subscriber, last_comes_next, next_events
 
 
 async def log(api: Api, token: str, *messages: str, event_type: str = "RESUME", node: str = "n") -> list[str]:
@@ -36,20 +35,7 @@ async def messages(api: Api, token: str, **variables: object) -> tuple[list[str]
 
 
 async def receive(ws: Subscriber, count: int) -> list[str]:
-    got = []
-    for _ in range(count):
-        message = await asyncio.wait_for(ws.receive(), 20)
-        assert message["type"] == "next" and not message["payload"].get("errors"), message
-        got.append(message["payload"]["data"]["events"]["message"])
-    return got
-
-
-async def nothing_more(ws: Subscriber, log_last: Callable[[str], Awaitable[object]]) -> None:
-    """Nothing more reaches `ws` before an event `log_last` logs now, where the watched ones came
-    from: it is delivered after anything logged before it, so it must be the next message. (A second
-    of quiet, as before, let a repeat arriving later on a loaded machine go unseen.)"""
-    await log_last("last")
-    assert await receive(ws, 1) == ["last"]
+    return [event["message"] for event in await next_events(ws, count)]
 
 
 async def test_events_read_oldest_first_and_newer_than_a_position(api: Api, contributor: str, viewer: str) -> None:
@@ -110,7 +96,7 @@ async def test_a_subscription_resumes_after_the_last_event_it_received(
         assert await receive(ws, 3) == ["b0", "b1", "b2"]
         await log(api, contributor, "c0", "c1")
         assert await receive(ws, 2) == ["c0", "c1"]
-        await nothing_more(ws, lambda m: log(api, contributor, m))
+        await last_comes_next(ws, lambda: log(api, contributor, "last"))
 
 
 async def test_no_event_is_lost_or_repeated_at_the_seam_while_events_keep_coming(
@@ -131,7 +117,7 @@ async def test_no_event_is_lost_or_repeated_at_the_seam_while_events_keep_coming
         await ws.subscribe("EventStreamFrom", {"filter": {"eventTypes": ["RESUME"]}, "after": start})
         got = await receive(ws, len(expected))
         await writer
-        await nothing_more(ws, lambda m: log(api, contributor, m))
+        await last_comes_next(ws, lambda: log(api, contributor, "last"))
     assert got == expected
 
 
@@ -212,7 +198,7 @@ async def test_a_subscription_resumes_across_processes(api: Api, served: Served,
                 await ws.subscribe("EventStreamFrom", {"filter": {"eventTypes": ["RESUME"]}, "after": start})
                 got = await receive(ws, len(expected) + 1)
                 await writer
-                await nothing_more(ws, log_there)
+                await last_comes_next(ws, lambda: log_there("last"))
             # Each once; the writer's in its order (the other request's event falls somewhere between).
             assert sorted(got) == sorted(["noise-0", *expected])
             assert [m for m in got if m != "noise-0"] == expected
@@ -231,7 +217,7 @@ async def test_a_replay_reads_page_after_page_archived_or_not(api: Api, served: 
         await ws.connect({"Authorization": f"Bearer {viewer}"})
         await ws.subscribe("EventStreamFrom", {"filter": {"eventTypes": ["RESUME"]}, "after": start})
         assert await receive(ws, 7) == [f"m{i}" for i in range(7)]
-        await nothing_more(ws, lambda m: log(api, contributor, m))
+        await last_comes_next(ws, lambda: log(api, contributor, "last"))
 
 
 async def test_a_late_copy_of_an_event_before_the_position_is_not_sent_live(api: Api, served: Served, state: AppState,
@@ -248,4 +234,4 @@ async def test_a_late_copy_of_an_event_before_the_position_is_not_sent_live(api:
         state.events.publish_all([stored])  # as the feed tail hands over another process's copy, late
         await log(api, contributor, "after")
         assert await receive(ws, 1) == ["after"]
-        await nothing_more(ws, lambda m: log(api, contributor, m))
+        await last_comes_next(ws, lambda: log(api, contributor, "last"))

@@ -55,16 +55,15 @@ async def run(api: Api, token: str, query: str, variables: dict | None = None) -
     return body["data"]
 
 
-async def store_text(api: Api, token: str, **fields: Any) -> str:
-    data = await api.data("StoreText", {"input": {"text": "PNG", "mediaType": "image/png", **fields}}, token=token)
-    return data["storeText"]["id"]
+async def image(api: Api, token: str, name: str, **fields: Any) -> str:
+    return (await factories.image_asset(api, token, name, **fields))["id"]
 
 
 async def add_unit(api: Api, token: str, world: World, i: int) -> None:
-    src = await store_text(api, token, name=f"src-{i}", labels=["np-src"])
-    asset = await store_text(api, token, name=f"a-{i}.png", labels=["np"], aliases=[f"np-{i}"], derivedFrom=[src],
-                             owner={"userId": "np-user"})
-    mask = await store_text(api, token, name=f"m-{i}.png", labels=["np-mask"])
+    src = await image(api, token, f"src-{i}", labels=["np-src"])
+    asset = await image(api, token, f"a-{i}.png", labels=["np"], aliases=[f"np-{i}"], derivedFrom=[src],
+                        owner={"userId": "np-user"})
+    mask = await image(api, token, f"m-{i}.png", labels=["np-mask"])
     coll = await factories.collection(api, token, f"np-coll-{i:02}")
     await api.data("AddToCollection", {"input": {"collectionId": coll["id"], "items": [
         {"assetId": asset, "path": f"p{i}/a", "split": "TRAIN"}, {"assetId": mask, "path": f"q{i}/m"}]}}, token=token)
@@ -139,6 +138,16 @@ schemas = listing("annotationSchemas", "")
 records = listing("annotations", "filter: {includeSuperseded: true}", per_unit=3)  # superseded, its fix, a mask
 events = listing("events", 'filter: {eventTypes: ["np"], includeArchived: false}, orderBy: TIMESTAMP, direction: DESC')
 
+
+def last(listed: Callable[..., Case], connection: str, node: str = "id", *, within: str = "") -> Case:
+    """Each parent's `connection(last: 1)` (of its field `within`, if given), selecting `node` of its
+    item: a page read from the end, which must hold that one item."""
+    selection = f"{connection}(last: 1) {{ edges {{ node {{ {node} }} }} }}"
+    if within:
+        return listed(f"{within} {{ {selection} }}", lambda n: len(n[within][connection]["edges"]) == 1)
+    return listed(selection, lambda n: len(n[connection]["edges"]) == 1)
+
+
 RECORD = "set { name schema { name } } asset { id } datum { id split } supersedes { id } supersededBy { id } " \
          "geometry { ... on Mask { asset { id } } }"
 VERSION = "version dataset { name } parent { version } content { sha256 downloadUrl } splitCounts { split count } " \
@@ -155,13 +164,13 @@ CASES: dict[str, Case] = {
     "Asset.retentions": assets("retentions { ownerType ownerId asset { id } }", lambda n: len(n["retentions"]) >= 2),
     "Asset.pins": assets("pins(first: 5) { totalCount edges { node { ownerType asset { id } } } }",
                          lambda n: n["pins"]["totalCount"] >= 2),
-    "Asset.pins(last)": assets("pins(last: 1) { edges { node { ownerType } } }", lambda n: n["pins"]["edges"]),
+    "Asset.pins(last)": last(assets, "pins", "ownerType"),
     "Asset.annotations": assets(f"annotations(first: 5) {{ totalCount edges {{ node {{ {RECORD} }} }} }}",
                                 lambda n: n["annotations"]["totalCount"] == 2),
     "Asset.annotations(filter)": assets("annotations(filter: {includeSuperseded: true, kinds: [CLASSIFICATION]}) "
                                         "{ totalCount edges { node { id } } }",
                                         lambda n: n["annotations"]["totalCount"] == 2),
-    "Asset.annotations(last)": assets("annotations(last: 1) { edges { node { id } } }", lambda n: n["annotations"]["edges"]),
+    "Asset.annotations(last)": last(assets, "annotations"),
     "Asset.datums": assets("datums(first: 5) { totalCount edges { node { id roles { asset { id } } } } }",
                            lambda n: n["datums"]["totalCount"] == 1),
     "Asset.payload": assets("downloadUrl thumbnailUrl storage { uri } value text metadata owner { userId } labels",
@@ -174,7 +183,7 @@ CASES: dict[str, Case] = {
         'a: items(pathPrefix: "p") { totalCount edges { node { path } } } '
         "b: items(split: TRAIN) { totalCount edges { node { path } } }",
         lambda n: n["a"]["totalCount"] == 1 == n["b"]["totalCount"]),
-    "Collection.items(last)": collections("items(last: 1) { edges { node { asset { id } } } }", lambda n: n["items"]["edges"]),
+    "Collection.items(last)": last(collections, "items", "asset { id }"),
     # Datums
     "Datum.roles": datums('roles { role asset { id name } } asset(role: "mask") { id }', lambda n: n["asset"]),
     "Datum.annotations": datums(f"annotations(first: 5) {{ totalCount edges {{ node {{ {RECORD} }} }} }}",
@@ -182,11 +191,11 @@ CASES: dict[str, Case] = {
     "Datum.annotations(filter)": datums("annotations(filter: {includeSuperseded: true, verified: false}) "
                                         "{ totalCount edges { node { supersededBy { id } } } }",
                                         lambda n: n["annotations"]["totalCount"] == 2),
-    "Datum.annotations(last)": datums("annotations(last: 1) { edges { node { id } } }", lambda n: n["annotations"]["edges"]),
+    "Datum.annotations(last)": last(datums, "annotations"),
     # Datasets and versions
     "Dataset.versions": datasets(f"versions(first: 5) {{ totalCount edges {{ node {{ {VERSION} }} }} }}",
                                  lambda n: n["versions"]["totalCount"] == 2),
-    "Dataset.versions(last)": datasets("versions(last: 1) { edges { node { version } } }", lambda n: n["versions"]["edges"]),
+    "Dataset.versions(last)": last(datasets, "versions", "version"),
     "Dataset.latest": datasets(f"latest {{ {VERSION} }}", lambda n: n["latest"]["parent"]["version"] == "v1"),
     "Dataset.version": datasets('version(version: "v1") { id version }', lambda n: n["version"]),
     "DatasetVersion.datums": datasets(
@@ -195,8 +204,7 @@ CASES: dict[str, Case] = {
         lambda n: all(v["datums"]["totalCount"] for v in edges(n["versions"]))),
     "DatasetVersion.datums(split)": datasets("latest { datums(split: TEST) { totalCount edges { node { id } } } }",
                                              lambda n: n["latest"]["datums"]["totalCount"] == 1),
-    "DatasetVersion.datums(last)": datasets("latest { datums(last: 1) { edges { node { id } } } }",
-                                            lambda n: n["latest"]["datums"]["edges"]),
+    "DatasetVersion.datums(last)": last(datasets, "datums", within="latest"),
     "DatasetVersion.annotationSets": datasets("latest { annotationSets { name recordCount schema { name } } }",
                                               lambda n: n["latest"]["annotationSets"]),
     "DatasetVersion.annotationCounts": datasets("latest { annotationCounts { records set { name } } }",
@@ -215,7 +223,7 @@ CASES: dict[str, Case] = {
                                   lambda n: n["records"]["totalCount"] == 2),
     "AnnotationSet.records(filter)": sets("records(filter: {verified: true}) { totalCount edges { node { id } } }",
                                           lambda n: n["records"]["totalCount"] == 1),
-    "AnnotationSet.records(last)": sets("records(last: 1) { edges { node { id } } }", lambda n: n["records"]["edges"]),
+    "AnnotationSet.records(last)": last(sets, "records"),
     "AnnotationRecord": records(RECORD, lambda n: n["set"]),
     # Events: no field reads another document
     "Event": events("eventType source { userId } data origin", lambda n: n["source"]["userId"] == "np-user"),
@@ -322,7 +330,7 @@ class Mutation:
 
 
 async def fresh_assets(api: Api, token: str, n: int, tag: str) -> list[str]:
-    return [await store_text(api, token, name=f"{tag}-{k}.png") for k in range(n)]
+    return [await image(api, token, f"{tag}-{k}.png") for k in range(n)]
 
 
 async def create_datums_inputs(api: Api, token: str, world: World, n: int) -> dict:
@@ -479,7 +487,7 @@ async def commands(api: Api, served: Served, token: str, query: str, variables: 
     await run(api, token, "query Probe { me { role } }")  # the token's lookup, remembered, is not the query's
     served.commands.clear()
     data = await run(api, token, query, variables)
-    return Counter(f"{c} {t}" for c, t in zip(served.commands.commands, served.commands.collections, strict=True)), data
+    return served.commands.tally(), data
 
 
 async def measure_reads(api: Api, served: Served, token: str, world: World, n: int) -> dict[str, Counter[str]]:

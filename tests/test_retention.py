@@ -217,6 +217,13 @@ async def _used_and_flagged(api: Api, token: str, name: str) -> tuple[dict, dict
     return asset, datum
 
 
+async def _collected_after_a_grace_period_from_now(asset: dict, state: AppState) -> None:
+    """The asset is not collected now, and is a grace period (7 days here) later."""
+    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
+    await _age_flag(asset["id"], 8)
+    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [asset["name"]]
+
+
 async def test_a_used_asset_is_collected_once_its_last_use_goes(api: Api, contributor: str, state: AppState) -> None:
     """The collector dropped the flag of an unpinned asset a datum or record used: once that datum went,
     nothing flagged the asset again, and its bytes stayed for good. It keeps the flag now, from the
@@ -228,9 +235,7 @@ async def test_a_used_asset_is_collected_once_its_last_use_goes(api: Api, contri
     assert await _flag(asset["id"]) >= before  # still flagged, from that round
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # not read again so soon
     await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
-    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
-    await _age_flag(asset["id"], 8)
-    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["used"]
+    await _collected_after_a_grace_period_from_now(asset, state)
 
 
 async def test_a_use_made_while_the_collector_deletes_keeps_the_asset_flagged(
@@ -267,9 +272,7 @@ async def test_a_used_asset_gets_its_grace_period_from_when_its_datum_goes(
     assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
     await _age_flag(asset["id"], 8)  # that round was 8 days ago
     await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor)
-    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []
-    await _age_flag(asset["id"], 8)
-    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == ["late-use"]
+    await _collected_after_a_grace_period_from_now(asset, state)
 
 
 @pytest.mark.parametrize("use", ["datum", "record"])
@@ -301,16 +304,7 @@ async def test_a_use_whose_batch_is_abandoned_gives_its_asset_a_grace_period_fro
                                                 "expires_at": utcnow() - timedelta(minutes=1)})
     assert await batches.remove_abandoned(state.db) == 1
     assert await written.count_documents(found) == 0 and await state.db.datum_assets.count_documents({}) == 0
-    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
-    await _age_flag(asset["id"], 8)
-    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [f"abandoned-{use}"]
-
-
-async def _collected_after_a_grace_period_from_now(asset: dict, state: AppState) -> None:
-    """The asset is not collected now, and is a grace period (7 days here) later."""
-    assert await assets_service.collect_unpinned(timedelta(days=7), state.stores) == []  # its grace period first
-    await _age_flag(asset["id"], 8)
-    assert [a.name for a in await assets_service.collect_unpinned(timedelta(days=7), state.stores)] == [asset["name"]]
+    await _collected_after_a_grace_period_from_now(asset, state)
 
 
 @pytest.mark.parametrize("use", ["datum", "record"])

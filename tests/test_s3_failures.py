@@ -20,15 +20,9 @@ from services.availability import unavailable
 from services.errors import BadUserInput, Conflict
 from services.uploads import mounts as upload_mounts
 from storage import S3Store, StoreAnswered, StoreUnavailable, unreachable
-from tests.conftest import S3Service
+from tests.conftest import S3Service, mount_at
 from tests.operations import Api
 from tests.test_uploads import MIB, multipart_from_one_mib, payload, put, start
-
-
-def mount_at(s3: S3Service, name: str, prefix: str, **changed: object) -> S3Store:
-    """A store of the test MinIO's bucket under `prefix`, with `changed` settings (a wrong secret, ...)."""
-    return S3Store(name, **{"bucket": s3.bucket, "prefix": prefix, "endpoint_url": s3.endpoint,
-                            "access_key_id": s3.access_key, "secret_access_key": s3.secret_key, **changed})
 
 
 @contextlib.asynccontextmanager
@@ -262,8 +256,7 @@ async def test_staging_a_bundle_says_what_the_store_answered(s3: S3Service) -> N
     client.create_bucket(Bucket=bucket)
     for name in ("manifest.json", "payloads/a"):
         client.put_object(Bucket=bucket, Key=f"bundles/b1/{name}", Body=b"{}")
-    store = S3Store("lab", bucket=bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
-                    secret_access_key=s3.secret_key)
+    store = mount_at(s3, "lab", bucket=bucket)
     await store.open()
     listed_then_read = store.read
 

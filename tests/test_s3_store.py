@@ -22,8 +22,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from storage import S3Store
-from tests.conftest import S3Service
+from tests.conftest import S3Service, mount_at
 
 REQUEST_STARTS = (b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ")
 
@@ -74,8 +73,7 @@ async def slow_completions(upstream: str, delay: float) -> AsyncIterator[str]:
 
 async def test_a_completion_slower_than_the_mount_timeout_is_waited_for(s3: S3Service) -> None:
     async with slow_completions(s3.endpoint, delay=2.0) as endpoint:
-        store = S3Store("slow", bucket=s3.bucket, endpoint_url=endpoint, access_key_id=s3.access_key,
-                        secret_access_key=s3.secret_key, timeout=0.5)
+        store = mount_at(s3, "slow", endpoint_url=endpoint, timeout=0.5)
         await store.open()
         try:
             key = f"slow-completion/{uuid.uuid4().hex}"
@@ -102,8 +100,7 @@ async def test_urls_for_clients_name_the_public_endpoint_and_work_there(s3: S3Se
     MinIO as `localhost`), signed for that host, while its own requests still go to endpoint_url."""
     public = s3.endpoint.replace("127.0.0.1", "localhost")
     assert public != s3.endpoint  # else this checks nothing
-    store = S3Store("public", bucket=s3.bucket, endpoint_url=s3.endpoint, public_endpoint_url=public,
-                    access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    store = mount_at(s3, "public", public_endpoint_url=public)
     await store.open()
     try:
         key = f"public/{uuid.uuid4().hex}"
@@ -128,8 +125,7 @@ async def test_urls_for_clients_name_the_public_endpoint_and_work_there(s3: S3Se
 async def test_a_signed_put_takes_only_the_size_it_was_signed_for(s3: S3Service) -> None:
     """The Content-Length is signed: a URL for 10 bytes stored any size before (checked only when the
     upload completed, and an upload never completed kept its bytes until the reconciler swept it)."""
-    store = S3Store("sized", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
-                    secret_access_key=s3.secret_key)
+    store = mount_at(s3, "sized")
     await store.open()
     try:
         key = f"sized/{uuid.uuid4().hex}"
@@ -171,8 +167,7 @@ async def test_a_signed_get_names_the_file_as_stored_whatever_its_name_holds(s3:
     them): a name with quotes, a semicolon, a line break or letters outside ASCII reaches the header
     encoded (RFC 6266 / 5987), so it can neither end the parameter nor add a header, and a client
     saves the file under the exact name."""
-    store = S3Store("named", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
-                    secret_access_key=s3.secret_key)
+    store = mount_at(s3, "named")
     await store.open()
     key = f"named/{uuid.uuid4().hex}"
     s3.client().put_object(Bucket=s3.bucket, Key=key, Body=b"named")
@@ -210,8 +205,7 @@ async def test_hashing_a_stored_object_keeps_its_slices_off_the_event_loop(s3: S
         def hexdigest(self) -> str:
             return self.digest.hexdigest()
 
-    store = S3Store("hashed", bucket=s3.bucket, endpoint_url=s3.endpoint, access_key_id=s3.access_key,
-                    secret_access_key=s3.secret_key)
+    store = mount_at(s3, "hashed")
     await store.open()
     data = os.urandom(8 << 20)
     (tmp_path / "object").write_bytes(data)

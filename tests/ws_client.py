@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import websockets
@@ -62,3 +64,28 @@ class Subscriber:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def next_events(ws: Subscriber, count: int, *, timeout: float = 20) -> list[dict[str, Any]]:  # noqa: ASYNC109 (per message)
+    """The next `count` events an `events` subscription (EventStream, EventStreamFrom) on `ws` sends,
+    each in a data message (of the socket's protocol) without errors, waiting at most `timeout` seconds
+    for each."""
+    data = "next" if ws.protocol == TRANSPORT_WS else "data"
+    events = []
+    for _ in range(count):
+        message = await asyncio.wait_for(ws.receive(), timeout)
+        assert message["type"] == data and not message["payload"].get("errors"), message
+        events.append(message["payload"]["data"]["events"])
+    return events
+
+
+async def last_comes_next(sockets: Subscriber | Sequence[Subscriber], log_last: Callable[[], Awaitable[object]],
+                          messages: Collection[str] = ("last",)) -> None:
+    """Nothing more reaches `sockets` than what the test has received: the events of `messages` that
+    `log_last()` logs now, where the watched ones came from, are delivered after anything logged
+    before them, so they must be the next on each socket (in any order between processes). A window
+    of quiet, instead, is too short on a loaded machine: a late repeat went unseen."""
+    await log_last()
+    for ws in [sockets] if isinstance(sockets, Subscriber) else sockets:
+        got = await next_events(ws, len(messages))
+        assert sorted(event["message"] for event in got) == sorted(messages), got
