@@ -27,6 +27,8 @@ def unavailable(error: BaseException) -> Unavailable | None:
     if isinstance(error, ConnectionFailure):
         return Unavailable("the database cannot be reached now; retry shortly")
     if isinstance(error, storage.StoreUnavailable):
+        if (fix := storage.to_fix(error)) is not None:  # the store refuses the server itself: a retry meets the same
+            return Unavailable(f"{error}: {fix}", retry=False)
         return Unavailable(f"{error}; retry shortly")  # names the mount
     if storage.unreachable(error):
         return Unavailable("an object store cannot be reached now; retry shortly")
