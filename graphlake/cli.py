@@ -158,7 +158,7 @@ def token_create(
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days is not None else None
 
     async def run() -> str:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=False) as state:
             token, secret = await tokens.create_token(name, role, user_id=user, expires_at=expires_at, created_by="cli")
             await audit.record_command(state.feed, settings, "token create", [encode_id(NodeType.API_TOKEN, token.id)],
                                        name=name, role=role.value)
@@ -182,7 +182,7 @@ def token_list(
     settings = load_settings(existing_lake=True)
 
     async def run() -> list[ApiToken]:
-        async with open_state(settings):
+        async with open_state(settings, mounts=False):
             query = {} if all_ else {"revoked_at": None}
             return await ApiToken.find(query).sort([("created_at", 1)]).to_list()
 
@@ -208,7 +208,7 @@ def token_revoke(id_or_name: Annotated[str, typer.Argument(help="The token's id 
     settings = load_settings(existing_lake=True)
 
     async def run() -> ApiToken:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=False) as state:
             token = await tokens.revoke_token(await tokens.find_token(id_or_name))
             await audit.record_command(state.feed, settings, "token revoke", [encode_id(NodeType.API_TOKEN, token.id)],
                                        name=token.name)
@@ -359,7 +359,7 @@ def datasets_verify(
     settings = load_settings(existing_lake=True)
 
     async def go() -> Verification:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=deep) as state:
             return await verify(await find_ready_version(version), state.stores if deep else None)
 
     checked = run_command(go())
@@ -432,7 +432,7 @@ def events_archive(
     settings = load_settings(existing_lake=True)
 
     async def run() -> int:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=False) as state:
             archived = await archive(timedelta(days=older_than))
             await audit.record_command(state.feed, settings, "events archive", olderThanDays=str(older_than),
                                        archived=str(archived))
@@ -456,7 +456,7 @@ def events_purge(
     settings = load_settings(existing_lake=True)
 
     async def run() -> int:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=False) as state:
             purged = await purge(timedelta(days=older_than), audit_too=audit_too)
             await audit.record_command(state.feed, settings, "events purge", olderThanDays=str(older_than),
                                        auditToo=str(audit_too).lower(), purged=str(purged))
@@ -485,7 +485,7 @@ def events_utilization(
     settings = load_settings(existing_lake=True)
 
     async def run() -> list:
-        async with open_state(settings):
+        async with open_state(settings, mounts=False):
             return await utilization(start, end or utcnow(), group_by.upper())
 
     rows = [(r.group, f"{r.busy_seconds:.3f}", str(r.sessions), f"{r.utilization:.6f}") for r in run_command(run())]  # type: ignore[union-attr]

@@ -47,7 +47,7 @@ def export(
     target = output or Path(f"privacy-{re.sub(r'[^A-Za-z0-9._-]+', '_', user)}.{'zip' if with_payloads else 'json'}")
 
     async def go() -> dict[str, int]:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=with_payloads) as state:
             counts = await write_export(state.db, user, target, stores=state.stores if with_payloads else None,
                                         on_missing=lambda what: errors.print(f"[yellow]warning:[/yellow] {escape(what)}"))
             subject = pseudonym(user, await pseudonym_key(state.db))  # the audit trail never names the user
@@ -72,7 +72,7 @@ def anonymize(user: User) -> None:
     settings = load_settings(existing_lake=True)
 
     async def go() -> tuple[str, dict[str, int]]:
-        async with open_state(settings) as state:
+        async with open_state(settings, mounts=False) as state:
             alias, changed = await anonymize_user(state.db, user, await pseudonym_key(state.db))
             await audit.record_command(state.feed, settings, "privacy anonymize", subject=alias,
                                        changed=str(sum(changed.values())))

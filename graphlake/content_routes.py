@@ -60,7 +60,8 @@ _STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT
 
 def _refusal(error: GraphlakeError) -> JSONResponse:
     status = _STATUS.get(error.code, 500)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if status == 503 else None
+    retry = status == 503 and getattr(error, "retry", True)  # not where only the operator can mend it
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if retry else None
     return JSONResponse({"errors": [{"message": str(error), "extensions": error.extensions}]}, status_code=status,
                         headers=headers)
 

@@ -8,12 +8,14 @@ import Beanie, every model and Strawberry first: seconds on a slow machine.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from graphlake import __version__
 from graphlake.data_dir import owner_only_dir
@@ -21,6 +23,8 @@ from graphlake.local_services import EmbeddedDatabase, ServiceError, embedded_da
 from graphlake.mounts import build_stores
 from graphlake.settings import Settings
 from migrations import SCHEMA_VERSION, SchemaMismatch, check_schema
+from services.mount_owners import noted_roots
+from storage import LocalStore, ObjectStore
 
 
 class SchemaNotCurrent(Exception):
@@ -88,10 +92,28 @@ async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tupl
             stack.push_async_callback(close_client, client)
             db = client[settings.database]
         stores = build_stores(settings)
+        await _note_roots(db, stores, seconds)
         for store in stores.values():
             await store.open()
             stack.push_async_callback(store.close)
         yield db, stores
+
+
+async def _note_roots(db: AsyncDatabase | str, stores: dict[str, ObjectStore], seconds: float) -> None:
+    """Tell the local stores which folders this lake used before, as the server does before it opens
+    them (services/mount_owners.noted_roots): a check that made every missing folder made the empty
+    place of a file system not mounted (yet), which the server then took for the mount. Where the
+    database cannot say, no missing folder is made: it may be one of those."""
+    if not isinstance(db, str):
+        try:
+            async with asyncio.timeout(seconds):
+                await noted_roots(db, stores)
+            return
+        except (PyMongoError, TimeoutError):
+            pass  # the check reports the database's failure itself
+    for store in stores.values():
+        if isinstance(store, LocalStore):
+            store.used_before = True
 
 
 def database_url(settings: Settings, stack: AsyncExitStack) -> str:

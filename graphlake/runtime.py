@@ -24,11 +24,12 @@ from graphlake.tracing import Tracing
 from resolvers.context import AppState
 from resolvers.events.types import Event
 from services.broadcast import Broadcast
+from services.errors import Unavailable
 from services.events.feed import FeedWriter
 from services.events.journal import AuditJournal
 from services.health import SharedProbe
 from services.metrics import Metrics
-from services.mount_owners import noted_roots, settle_owners
+from services.mount_owners import missing_roots, noted_roots, settle_owners
 from services.thumbnails import Thumbnailer
 from services.token_cache import TokenCache
 from storage.signing import UrlSigner
@@ -42,11 +43,15 @@ if TYPE_CHECKING:
 @asynccontextmanager
 async def open_state(settings: Settings, listeners: Sequence[CommandListener] = (), *,
                      serving: bool = False, tracing: Tracing | None = None,
-                     quiet: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[AppState]:
+                     quiet: Callable[[], Awaitable[None]] | None = None, mounts: bool = True) -> AsyncIterator[AppState]:
     """The database (starting the embedded FerretDB when no URL is set) and every mount, opened.
     `serving` (the server, not a command) bounds each database operation by the request time limit,
     and keeps metrics unless GRAPHLAKE_METRICS is off; with `tracing`, database commands and S3
     requests are traced too. `quiet` returns once no request is running: eager thumbnails wait for it.
+    A command (not `serving`) that uses the mounts (`mounts`) is refused, Unavailable, when a local
+    mount's folder this lake used before is missing: a server goes on (/readyz names it), but a
+    command run then went through with nothing written or deleted there (`assets gc` deleted the
+    assets and left their files), saying so only in a warning.
 
     Closed in reverse order on exit, also when opening fails half-way.
     """
@@ -73,6 +78,8 @@ async def open_state(settings: Settings, listeners: Sequence[CommandListener] = 
             await store.open()
             stack.push_async_callback(store.close)
         await settle_owners(db, stores, lake)  # before anything may write or delete on a mount
+        if mounts and not serving and (missing := missing_roots(stores)):
+            raise Unavailable("; ".join(missing))
         if metrics is not None:
             for name, store in stores.items():
                 store.ownership.on_refused = partial(_count_refused, metrics, name)

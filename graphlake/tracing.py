@@ -30,6 +30,7 @@ from graphlake.logs import redact
 from graphlake.settings import Settings
 
 if TYPE_CHECKING:
+    from graphql import DocumentNode, GraphQLSchema
     from opentelemetry.trace import TracerProvider
 
 # Not traced: probes and scrapes come every few seconds and say nothing about a request's path.
@@ -74,11 +75,31 @@ class Tracing:
                                          "http_capture_headers_sanitize_fields": _sanitized_headers()}
 
     def schema_extension(self) -> Callable[[], Any]:
+        from opentelemetry.trace import SpanKind
+        from strawberry.extensions import LifecycleStep
         from strawberry.extensions.tracing import OpenTelemetryExtension
 
         class WithoutArguments(OpenTelemetryExtension):
             """Resolver spans name their field, not its arguments: those are the client's data (a
-            name, a JSON value, a batch of 10,000 events, which Strawberry would copy per span)."""
+            name, a JSON value, a batch of 10,000 events, which Strawberry would copy per span).
+
+            The operation's span follows OpenTelemetry's GraphQL conventions: named `query Asset`
+            (the operation's type and name), with `graphql.operation.type`, `graphql.operation.name`
+            and `graphql.document` with every literal value replaced (literal_free). Strawberry's
+            own span carried the document as sent (`query`), and with it the values a client wrote
+            inline (`assetByAlias(alias: "patient-0042")`, a JSON value given as a literal)."""
+
+            def on_operation(self) -> Any:
+                self._operation_name = self.execution_context.operation_name
+                span = self._span_holder[LifecycleStep.OPERATION] = self._tracer.start_span(
+                    "GraphQL Operation", kind=SpanKind.SERVER)
+                try:
+                    yield
+                finally:
+                    context = self.execution_context
+                    _describe_operation(span, context.graphql_document, context.operation_name,
+                                        context.schema._schema)
+                    span.end()
 
             def filter_resolver_args(self, args: dict[str, Any], info: Any) -> dict[str, Any]:
                 return {}
@@ -126,6 +147,69 @@ class Tracing:
             span.end(end_time=end)
 
         return observe
+
+
+def _describe_operation(span: Any, document: DocumentNode | None, operation_name: str | None,
+                        schema: GraphQLSchema | None) -> None:
+    """Name the operation's span and give it the conventions' attributes, once the document is
+    parsed (a document that could not be parsed, or that has no such operation, keeps its first name)."""
+    from graphql import get_operation_ast
+
+    operation = get_operation_ast(document, operation_name) if document is not None else None
+    if operation is None:
+        return
+    kind, name = operation.operation.value, operation.name.value if operation.name else None
+    span.set_attribute("graphql.operation.type", kind)
+    if name:
+        span.set_attribute("graphql.operation.name", name)
+    span.set_attribute("graphql.document", literal_free(document, schema))  # type: ignore[arg-type]
+    span.update_name(f"{kind} {name}" if name else kind)
+
+
+def literal_free(document: DocumentNode, schema: GraphQLSchema | None = None) -> str:
+    """The document printed with every literal value a client wrote replaced by a placeholder of its
+    kind: strings by "", numbers by 0, lists by []. An input object keeps its fields' names (the
+    schema's), each value replaced; any other object (a JSON scalar's value, whose keys are the
+    client's data), and every object where `schema` is not given, becomes {}. Booleans, enums and
+    nulls stay: the schema's words, not the client's data. Variables stay as `$name`: their values
+    are never in a span."""
+    from graphql import (
+        FloatValueNode,
+        IntValueNode,
+        ListValueNode,
+        ObjectValueNode,
+        StringValueNode,
+        TypeInfo,
+        TypeInfoVisitor,
+        Visitor,
+        get_named_type,
+        is_input_object_type,
+        print_ast,
+        visit,
+    )
+
+    types = TypeInfo(schema) if schema is not None else None
+
+    class Placeholders(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: Any) -> StringValueNode:
+            return StringValueNode(value="")
+
+        def enter_int_value(self, node: IntValueNode, *_: Any) -> IntValueNode:
+            return IntValueNode(value="0")
+
+        def enter_float_value(self, node: FloatValueNode, *_: Any) -> IntValueNode:
+            return IntValueNode(value="0")
+
+        def enter_list_value(self, node: ListValueNode, *_: Any) -> ListValueNode:
+            return ListValueNode(values=())
+
+        def enter_object_value(self, node: ObjectValueNode, *_: Any) -> ObjectValueNode | None:
+            if types is not None and is_input_object_type(get_named_type(types.get_input_type())):
+                return None  # its fields are visited, each value replaced
+            return ObjectValueNode(fields=())
+
+    placeholders = Placeholders()
+    return print_ast(visit(document, placeholders if types is None else TypeInfoVisitor(types, placeholders)))
 
 
 def _span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:

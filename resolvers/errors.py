@@ -105,7 +105,8 @@ class ErrorPolicy(SchemaExtension):
             response = getattr(self.execution_context.context, "response", None)
             if isinstance(response, Response):  # HTTP; over a WebSocket this is the socket, with no status
                 response.status_code = 503
-                response.headers["Retry-After"] = "1"
+                if outage.retry:
+                    response.headers["Retry-After"] = "1"
             return GraphQLError(str(outage), nodes=error.nodes, path=error.path,
                                 extensions={**outage.extensions, "requestId": request_id})
         if isinstance(original, CannotGetOperationTypeError):

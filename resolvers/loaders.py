@@ -220,21 +220,25 @@ class Loaders:
 
         return self._get(_cache_key("newest", model.__name__, field, query), load, f"newest:{model.__name__}")
 
-    def only_child(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, D | None]:
-        """The document of `model` whose `field` is each parent id and that matches `query`, where a
-        unique index allows one at most (a dataset's version by name), or None: every parent's in
-        one `$in` query. Should several match after all, the oldest (lowest `_id`) is given."""
+    def unique(self, model: type[D], fields: tuple[str, ...]) -> DataLoader[tuple[Any, ...], D | None]:
+        """The document of `model` whose `fields` hold each key's values, where a unique index on them
+        allows one at most (a dataset by name, a version by dataset and name), or None: every key the
+        operation asks (aliases of `dataset(name:)`, a page of datasets each asking for a version) in
+        one query of each field's values `$in`. That reads at most the documents of every combination
+        of the values asked, and keeps those asked; should several match a key after all, the oldest."""
 
-        async def load(parent_ids: Sequence[ObjectId]) -> list[D | None]:
-            found: dict[ObjectId, dict] = {}
-            for doc in await model.get_pymongo_collection().find({field: {"$in": list(parent_ids)}, **query}).to_list():
-                held = found.get(doc[field])
-                if held is None or doc["_id"] < held["_id"]:
-                    found[doc[field]] = doc
-            docs = iter(await validate_all(lean(model), [found[p] for p in parent_ids if p in found]))
-            return [next(docs) if p in found else None for p in parent_ids]
+        async def load(keys: Sequence[tuple[Any, ...]]) -> list[D | None]:
+            query = {name: {"$in": list(dict.fromkeys(key[k] for key in keys))} for k, name in enumerate(fields)}
+            asked = set(keys)
+            found: dict[tuple[Any, ...], dict] = {}
+            for doc in await model.get_pymongo_collection().find(query).to_list():
+                key = tuple(doc.get(name) for name in fields)
+                if key in asked and (key not in found or doc["_id"] < found[key]["_id"]):
+                    found[key] = doc
+            docs = iter(await validate_all(lean(model), [found[key] for key in keys if key in found]))
+            return [next(docs) if key in found else None for key in keys]
 
-        return self._get(_cache_key("only_child", model.__name__, field, query), load, f"only_child:{model.__name__}")
+        return self._get(_cache_key("unique", model.__name__, fields), load, f"unique:{model.__name__}")
 
     def counts(self, model: type[D], field: str, query: dict[str, Any]) -> DataLoader[ObjectId, int]:
         """How many documents of `model` have `field` equal to each parent id: one aggregation."""

@@ -300,11 +300,6 @@ async def _alias_back(alias: str, asset_id: ObjectId, before: Mapping[str, Any] 
             pass
 
 
-async def asset_by_alias(alias: str) -> Asset | None:
-    found = await Alias.get(alias)
-    return await Asset.get(found.asset_id) if found else None
-
-
 async def aliased_asset(alias: str) -> tuple[Asset | None, datetime | None]:
     """The asset `alias` names and since when it names it (Alias.names_since); (None, None) for no such alias."""
     found = await Alias.get(alias)

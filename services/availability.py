@@ -29,6 +29,8 @@ def unavailable(error: BaseException) -> Unavailable | None:
     if isinstance(error, storage.StoreAnswered) and error.refused:
         return None  # the asker's to fix: its caller says so, naming the field (one that did not is a bug)
     if isinstance(error, storage.StoreUnavailable):
+        if (fix := storage.to_fix(error)) is not None:  # the store refuses the server itself: a retry meets the same
+            return Unavailable(f"{error}: {fix}", retry=False)
         return Unavailable(f"{error}; retry shortly")  # names the mount
     if storage.unreachable(error):
         return Unavailable("an object store cannot be reached now; retry shortly")

@@ -132,6 +132,15 @@ async def noted_roots(db: AsyncDatabase, stores: Mapping[str, ObjectStore]) -> d
     return record
 
 
+def missing_roots(stores: Mapping[str, ObjectStore]) -> list[str]:
+    """What to tell of each local mount whose folder this lake used before and finds missing now
+    (noted_roots told the store): a file system not mounted (yet), which nothing makes anew."""
+    return [f"local mount {store.name!r} at {store.root}: the folder this lake used before is missing: is its file "
+            "system not mounted? Mount it and run this again (nothing was made in its place); if the mount has a new, "
+            f"empty place, make that folder and run `graphlake mounts adopt {store.name}`"
+            for store in stores.values() if isinstance(store, LocalStore) and store.used_before and not store.root.exists()]
+
+
 async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore],
                         record: Mapping[str, Any] | None = None) -> dict[str, str | None]:
     """Tell each store this lake's id and its mount's owner, claiming each mount that has none.

@@ -13,16 +13,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from storage.failures import unreachable
+    from storage.failures import to_fix, unreachable
     from storage.local import LocalStore
     from storage.protocol import ObjectStore, StoreAnswered, StoreUnavailable, as_s3
     from storage.s3 import S3Store
 
 _HOME = {"LocalStore": "storage.local", "ObjectStore": "storage.protocol", "S3Store": "storage.s3",
          "StoreAnswered": "storage.protocol", "StoreUnavailable": "storage.protocol", "unreachable": "storage.failures",
-         "as_s3": "storage.protocol"}
+         "to_fix": "storage.failures", "as_s3": "storage.protocol"}
 
-__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreAnswered", "StoreUnavailable", "as_s3", "unreachable"]
+__all__ = ["LocalStore", "ObjectStore", "S3Store", "StoreAnswered", "StoreUnavailable", "as_s3", "to_fix", "unreachable"]
 
 
 def __getattr__(name: str) -> Any:

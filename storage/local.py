@@ -516,10 +516,11 @@ class LocalStore:
     def _check(self) -> None:
         if self._root_id is not None:  # no probe file written into another folder now at the root's path
             os.close(self._open_noted_root())
+        # One this lake used (or another lake's), left missing as it opened: said so, not as the probe's ENOENT.
+        if not self.root.exists() and (self.used_before or not self.ownership.owned):
+            raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: the folder is missing: is its file "
+                                   "system not mounted?")
         if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
-            if not self.root.exists():  # one this lake used, left missing as it opened
-                raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: the folder is missing: is its file "
-                                       "system not mounted?")
             if not (self.root.is_dir() and os.access(self.root, os.R_OK | os.X_OK)):
                 raise StoreUnavailable(f"local mount {self.name!r} at {self.root}: not a folder this server can read")
             return self._check_owner_file()

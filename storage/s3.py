@@ -262,9 +262,10 @@ class S3Store:
         except TimeoutError:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
-        except ClientError as error:
+        except ClientError as error:  # answered: its code tells a refusal of the credentials (storage/failures.to_fix)
             code = error.response.get("Error", {}).get("Code", "?")
-            raise StoreUnavailable(f"s3 mount {self.name!r}: bucket {self.bucket!r} {doing} {code}") from error
+            raise StoreAnswered(f"s3 mount {self.name!r}: bucket {self.bucket!r} {doing} {code}", code=code,
+                                status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) from error
         except (BotoCoreError, OSError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 

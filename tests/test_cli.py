@@ -88,8 +88,13 @@ def test_check_with_the_database_down_says_so_in_one_line_per_part(cli_env: dict
     assert down.returncode == 1, down.stderr
     database, mount = down.stdout.splitlines()
     assert database.startswith(f"database ({cli_env['GRAPHLAKE_DATABASE']}): unreachable: 127.0.0.1:{port}: "), database
-    assert mount == "mount local: ok"
-    assert "Topology" not in database and "Traceback" not in down.stderr
+    # Whether the lake used the local mount's folder before is not known without the database: a
+    # missing one is not made (it may be a file system not mounted yet), and said missing.
+    root = Path(cli_env["GRAPHLAKE_DATA_DIR"]) / "objects" / "local"
+    assert mount == f"mount local: local mount 'local' at {root}: the folder is missing: is its file system not mounted?"
+    assert "Topology" not in database and "Traceback" not in down.stderr and not root.exists()
+    root.mkdir(parents=True)
+    assert graphlake(cli_env, "check", "--seconds", "1").stdout.splitlines()[1] == "mount local: ok"
 
 
 def test_tokens_are_listed_and_revoked_by_the_ids_the_api_shows(cli_env: dict[str, str]) -> None:
@@ -247,3 +252,37 @@ def test_a_configured_ferretdb_binary_is_the_one_used_or_none(tmp_path: Path) ->
         assert said.returncode == 1, said.stdout + said.stderr
         database = said.stdout.splitlines()[0]
         assert database == f"database (embedded FerretDB): GRAPHLAKE_FERRETDB_BIN: {binary} is not an executable file"
+
+
+
+def test_a_mount_folder_the_lake_used_before_is_reported_missing_not_made(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """As the server (tests/test_mount_gone.py): `graphlake check` opened every mount as a new lake's,
+    and made a local mount's folder the lake had used, missing because its file system was not
+    mounted (yet), anew and empty on the disk below. A command that uses the mounts went through
+    with nothing written or deleted there (`assets gc` deleted assets and left their files), saying
+    so in a warning; one that does not use them still runs."""
+    root = tmp_path / "objects" / "local"
+    fresh = graphlake(cli_env, "check")  # a new lake's new mount: its folder is made, as the server makes it
+    assert fresh.returncode == 0 and "mount local: ok" in fresh.stdout, fresh.stdout + fresh.stderr
+    assert graphlake(cli_env, "token", "create", "first").returncode == 0  # the lake claims its mount, noting its folder
+    root.rename(tmp_path / "unmounted")  # not mounted, and nothing in its place
+
+    checked = graphlake(cli_env, "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert f"mount local: local mount 'local' at {root}: the folder is missing: is its file system not mounted?" \
+        in checked.stdout, checked.stdout
+    assert not root.exists()
+    for command in (("assets", "gc", "--older-than", "1"), ("datasets", "write-content", "--all"),
+                    ("privacy", "erase", "someone", "--confirm")):
+        refused = graphlake(cli_env, *command)
+        assert refused.returncode == 1, (command, refused.stdout + refused.stderr)
+        said = " ".join(refused.stderr.split())  # as rich wrapped it
+        assert f"error: local mount 'local' at {root}: the folder this lake used before is missing" in said, said
+        assert "(UNAVAILABLE)" in said and "graphlake mounts adopt local" in said, said
+        assert not root.exists()
+    assert graphlake(cli_env, "token", "list").returncode == 0  # uses no mount
+    assert not root.exists()
+
+    (tmp_path / "unmounted").rename(root)  # mounted
+    assert graphlake(cli_env, "check").returncode == 0
+    assert graphlake(cli_env, "assets", "gc", "--older-than", "1").returncode == 0

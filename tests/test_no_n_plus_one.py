@@ -95,7 +95,7 @@ async def add_unit(api: Api, token: str, world: World, i: int) -> None:
                         ("datum", datum["id"]), ("schema", schema["id"]), ("set", labels["id"]), ("record", records[1]),
                         ("superseded", records[0]), ("fix", fixed["supersedeAnnotation"]["id"]),
                         ("dataset", dataset["id"]), ("v1", v1["id"]), ("v2", v2["id"]), ("upload", upload["id"]),
-                        ("event", event["id"])]:
+                        ("event", event["id"]), ("alias", f"np-{i}"), ("dataset_name", f"np-ds-{i:02}")]:
         world.add(kind, value)
 
 
@@ -198,6 +198,8 @@ CASES: dict[str, Case] = {
     "Dataset.versions(last)": last(datasets, "versions", "version"),
     "Dataset.latest": datasets(f"latest {{ {VERSION} }}", lambda n: n["latest"]["parent"]["version"] == "v1"),
     "Dataset.version": datasets('version(version: "v1") { id version }', lambda n: n["version"]),
+    "Dataset.version(aliased)": datasets('a: version(version: "v1") { id } b: version(version: "v2") { id } '
+                                         'c: version(version: "v9") { id }', lambda n: n["a"] and n["b"] and not n["c"]),
     "DatasetVersion.datums": datasets(
         "versions(first: 5) { edges { node { datums(first: 5) { totalCount edges { node { id roles { asset { id } } "
         f"annotations(first: 5) {{ totalCount edges {{ node {{ {RECORD} }} }} }} }} }} }} }} }} }}",
@@ -316,6 +318,37 @@ CASES |= {
     "uploadSession(id:) aliased": aliased_case("UploadSession", (("uploadSession", "upload"), ("node", "upload")),
                                                "status url asset { id status }", lambda n: n["url"] and n["asset"]),
     "event(id:) aliased": aliased_case("Event", (("event", "event"),), "eventType", lambda n: n["eventType"] == "np"),
+}
+
+
+def named_case(on: str, fields: tuple[tuple[str, str, str], ...], selection: str,
+               ok: Callable[[dict], bool] = lambda node: node is not None) -> Case:
+    """As aliased_case, for roots that find an object by name: each of `fields` (a root, its arguments
+    with `$name` where a name goes, the kind of name) once for each unit's name of that kind, under
+    aliases. N names of one kind are one read, whichever roots ask."""
+    def names(world: World) -> list[tuple[str, str, str, str]]:
+        return [(f"{root}_{kind}{k}", root, arguments.replace("$name", f"${root}_{kind}{k}"), name)
+                for root, arguments, kind in fields for k, name in enumerate(world.ids[kind])]
+
+    def query(world: World) -> str:
+        declared = ", ".join(f"${alias}: String!" for alias, _, _, _ in names(world))
+        asked = " ".join(f"{alias}: {root}({arguments}) {{ ...Selected }}" for alias, root, arguments, _ in names(world))
+        return f"query Probe({declared}) {{ {asked} }} fragment Selected on {on} {{ id {selection} }}"
+
+    return Case(query, lambda data: list(data.values()), ok,
+                lambda world: {alias: name for alias, _, _, name in names(world)}, len(fields))
+
+
+CASES |= {
+    # By-name roots under aliases: N names of one kind are one read (and what they name, one more)
+    "assetByAlias aliased": named_case("Asset", (("assetByAlias", "alias: $name", "alias"),), "name derivedFrom { id }",
+                                       lambda n: n["derivedFrom"]),
+    "dataset(name:) aliased": named_case("Dataset", (("dataset", "name: $name", "dataset_name"),), "name latest { version }",
+                                         lambda n: n["latest"]["version"] == "v2"),
+    "datasetVersion(dataset:, version:) and dataset(name:) aliased": named_case(
+        "Node", (("datasetVersion", 'dataset: $name, version: "v1"', "dataset_name"), ("dataset", "name: $name", "dataset_name")),
+        '... on DatasetVersion { version dataset { name } } ... on Dataset { name latest { version } }',
+        lambda n: n["dataset"]["name"] if "dataset" in n else n["latest"]["version"] == "v2"),
 }
 
 
@@ -543,3 +576,9 @@ async def test_a_field_under_a_page_of_parents_costs_the_same_commands_at_any_si
     changed = {command: (counts.small[command], counts.large[command]) for command in counts.small | counts.large
                if counts.small[command] != counts.large[command]}
     assert counts.small == counts.large, f"{case}: commands (at {SMALL}, at {LARGE} parents) that changed: {changed}"
+
+
+async def test_aliases_of_a_field_by_name_read_once(measured: dict[str, Measured]) -> None:
+    """`version(version:)` three times under aliases on each dataset of a page (two it has, one it
+    lacks): one read of versions, not one for each name asked."""
+    assert measured["Dataset.version(aliased)"].large["find dataset_versions"] == 1

@@ -21,7 +21,7 @@ from services.errors import BadUserInput, Conflict
 from services.uploads import mounts as upload_mounts
 from storage import S3Store, StoreAnswered, StoreUnavailable, unreachable
 from tests.conftest import S3Service, mount_at
-from tests.operations import Api
+from tests.operations import Api, document
 from tests.test_uploads import MIB, multipart_from_one_mib, payload, put, start
 
 
@@ -59,6 +59,43 @@ async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
             assert error["extensions"]["code"] == "UNAVAILABLE", error
             assert "s3 mount 'rotating'" in error["message"] and "parts" in error["message"], error
         state.stores["rotating"] = good  # the store is back: nothing was lost meanwhile
+        asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
+        assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+
+
+async def test_a_store_refusing_the_servers_credentials_says_what_to_fix_not_to_retry(
+        api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store answering AccessDenied to the server's own request (its credentials narrowed since it
+    started, the bucket's policy changed) was UNAVAILABLE `...; retry shortly` with Retry-After: 1,
+    and clients retried in vain: only the server's operator can mend it. Still UNAVAILABLE (the server
+    cannot use the mount now), it says what to fix, and sends no Retry-After."""
+    prefix = f"narrowed-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "narrowed", prefix)) as good:
+        with multipart_from_one_mib(settings):
+            data = payload(2 * MIB, seed=11)
+            session = await start(api, contributor, data, "narrowed")
+        size = session["partSizeBytes"]
+        for part in session["parts"]:
+            offset = (part["partNumber"] - 1) * size
+            assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+        for variable, value in s3.read_only_credentials().items():  # through the default credential chain
+            monkeypatch.setenv(variable, value)
+        async with mounted(state, S3Store("narrowed", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint)):
+            asked = {"CompleteUpload": {"input": {"id": session["id"]}},  # lists its parts: AccessDenied
+                     "CreateUpload": {"input": {"name": "x.bin", "sizeBytes": 3, "mount": "narrowed"}}}  # the write probe's
+            for operation, variables in asked.items():
+                response = await api.http.post("/graphql", headers={"Authorization": f"Bearer {contributor}"}, json={
+                    "query": document(operation), "operationName": operation, "variables": variables})
+                assert response.status_code == 503 and "retry-after" not in response.headers, (operation, response.headers)
+                [error] = response.json()["errors"]
+                message = error["message"]
+                assert error["extensions"]["code"] == "UNAVAILABLE", error
+                assert "s3 mount 'narrowed'" in message and "AccessDenied" in message, error
+                assert "retry shortly" not in message and "now" not in message.split("AccessDenied")[0], error
+                assert message.endswith("retrying will not change that: the server's operator must fix the permissions "
+                                        "of the mount's credentials and the bucket's policy"), error
+        state.stores["narrowed"] = good  # the credentials mended: nothing was lost meanwhile
         asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
         assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
 

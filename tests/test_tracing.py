@@ -124,7 +124,7 @@ async def test_a_traceparent_is_continued_down_to_the_database_and_s3(settings: 
     # The server span continues the client's: its parent is the client's span, in the client's trace.
     servers = [span for span in read_spans if span.kind is SpanKind.SERVER and span.name.startswith("POST")]
     assert len(servers) == 1 and servers[0].parent is not None and format(servers[0].parent.span_id, "016x") == PARENT_ID
-    assert any(span.name == "GraphQL Query: Asset" for span in read_spans)  # Strawberry's extension
+    assert any(span.name == "query Asset" for span in read_spans)  # the operation's, as the GraphQL conventions name it
     assert any(span.name == "GraphQL Resolving: asset" for span in read_spans)  # a resolver's span
     # No span carries the client's data: the arguments (here the asset's id) stay out.
     assert not any(key.startswith("graphql.param") for span in read_spans for key in span.attributes)
@@ -159,6 +159,37 @@ async def test_spans_carry_no_signature_and_no_token(settings: Settings, viewer:
     assert viewer not in said, said
 
 
+async def test_a_literal_value_in_a_document_is_in_no_span(settings: Settings, contributor: str) -> None:
+    """Strawberry's operation span carried the document as sent (`query`): the values a client wrote
+    in it rather than in variables (an alias naming a patient, a JSON value, a name) went to every
+    trace exporter. The span follows OpenTelemetry's GraphQL conventions now: the operation's type
+    and name, and the document with each literal replaced by a placeholder of its kind."""
+    exporter, provider = recorded()
+    secrets = ("patient-0042", "Jane Doe", "diagnosis_code_X17", "98765", "4.125")
+    stored = """mutation Stored { storeValue(input: {name: "Jane Doe", value: {diagnosis_code_X17: [98765, 4.125]},
+        labels: ["a"], metadata: {ward: "patient-0042"}}) { id } }"""
+    read = 'query Looked { byAlias: assetByAlias(alias: "patient-0042") { id } assets(first: 3) { edges { node { id } } } }'
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for query in (stored, read):
+            response = await http.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {contributor}"})
+            assert response.status_code == 200 and not response.json().get("errors"), response.text
+    provider.shutdown()
+    spans = exporter.get_finished_spans()
+    said = repr([(span.name, dict(span.attributes or {}), [dict(e.attributes or {}) for e in span.events]) for span in spans])
+    for secret in secrets:
+        assert secret not in said, (secret, said)
+    operations = {span.name: dict(span.attributes or {}) for span in spans if "graphql.operation.type" in (span.attributes or {})}
+    assert set(operations) == {"mutation Stored", "query Looked"}, said
+    assert operations["query Looked"]["graphql.operation.name"] == "Looked"
+    assert operations["query Looked"]["graphql.operation.type"] == "query"
+    assert 'byAlias: assetByAlias(alias: "")' in operations["query Looked"]["graphql.document"]
+    assert "assets(first: 0)" in operations["query Looked"]["graphql.document"]
+    # An input object keeps its fields' names (the schema's); a JSON value's keys are the client's.
+    assert 'input: { name: "", value: {  }, labels: [], metadata: {  } }' in operations["mutation Stored"]["graphql.document"]
+    assert not any("query" in attributes for attributes in operations.values())  # Strawberry's copy as sent
+
+
 async def test_database_spans_follow_the_conventions_asked_for(settings: Settings, viewer: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The database listener was made without OTEL_SEMCONV_STABILITY_OPT_IN: asked for the stable
@@ -189,8 +220,8 @@ async def test_server_spans_are_named_by_route_not_by_path(settings: Settings, v
         await post(http, "Me", {}, viewer)
         await http.get("/no/such/path-3")
     provider.shutdown()
-    servers = [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER
-               and not span.name.startswith("GraphQL")]  # Strawberry's operation span is a server span too
+    servers = [span for span in exporter.get_finished_spans() if span.kind is SpanKind.SERVER  # the operation's is too
+               and "graphql.operation.type" not in (span.attributes or {})]
     names = sorted(span.name for span in servers)
     assert names == ["GET", "GET /blobs/{mount}/{key:path}", "POST /graphql"], names
     blob = next(span for span in servers if span.name.startswith("GET /blobs"))

@@ -31,8 +31,9 @@ class DatasetQueries:
     ) -> Dataset | None:
         if (id is None) == (name is None):
             raise BadUserInput("give exactly one of id and name", field="id")
-        doc = (await info.context.loaders.by_id(DatasetDocument).load(decode_object_id(id, NodeType.DATASET)) if id
-               else await DatasetDocument.find_one({"name": name}))
+        loaders = info.context.loaders
+        doc = (await loaders.by_id(DatasetDocument).load(decode_object_id(id, NodeType.DATASET)) if id
+               else await loaders.unique(DatasetDocument, ("name",)).load((name,)))
         return Dataset.from_document(doc) if doc else None
 
     @strawberry.field(permission_classes=[CanRead], description="Datasets, newest first; `nameContains` is case-insensitive.")
@@ -62,8 +63,10 @@ class DatasetQueries:
         if id is not None:
             doc = await info.context.loaders.by_id(VersionDocument).load(decode_object_id(id, NodeType.DATASET_VERSION))
         elif dataset is not None and version is not None:
-            owner = await DatasetDocument.find_one({"name": dataset})
-            doc = await VersionDocument.find_one({"dataset_id": owner.id, "version": version}) if owner else None
+            # Through loaders: aliases asking for several versions by name cost one read of each kind.
+            loaders = info.context.loaders
+            owner = await loaders.unique(DatasetDocument, ("name",)).load((dataset,))
+            doc = await loaders.unique(VersionDocument, ("dataset_id", "version")).load((owner.id, version)) if owner else None
         else:
             missing = "version" if dataset is not None else "dataset" if version is not None else "id"
             raise BadUserInput("give id, or dataset and version", field=missing)

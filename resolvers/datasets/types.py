@@ -275,9 +275,10 @@ class Dataset(Node):
     async def version(
         self, info: Info, version: Annotated[str, strawberry.argument(description="The version's name, e.g. `v3`.")],
     ) -> DatasetVersion | None:
-        # Through a loader, as `latest`: a page of datasets asking each for its `v1` is one query, not one each.
-        found = await info.context.loaders.only_child(VersionDocument, "dataset_id", {"version": version, **READY}).load(self.doc.id)
-        return DatasetVersion.from_document(found) if found else None
+        # Through a loader, as `latest`: a page of datasets asking each for its `v1` (or aliases asking
+        # for `v1` and `v2`) is one query, not one each. One the `datasetVersion` root shares.
+        found = await info.context.loaders.unique(VersionDocument, ("dataset_id", "version")).load((self.doc.id, version))
+        return DatasetVersion.from_document(found) if found and found.status is VersionStatus.READY else None
 
     @classmethod
     def from_document(cls, doc: DatasetDocument) -> Dataset:

@@ -7,7 +7,7 @@ import time
 import weakref
 
 from services.errors import BadUserInput, Conflict, Unavailable
-from storage import LocalStore, ObjectStore, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable, to_fix
 from storage.ownership import MountNotOwned
 
 log = logging.getLogger("graphlake.uploads")
@@ -65,4 +65,6 @@ async def choose_store(stores: dict[str, ObjectStore], requested: str | None, de
             return fallback
         if isinstance(error, MountNotOwned):  # not a passing state: nothing to retry
             raise Conflict(f"mount {name!r} takes no uploads: {error}", field=field) from None
+        if (fix := to_fix(error)) is not None:  # not "now": the same answer awaits every retry
+            raise MountUnavailable(f"mount {name!r} cannot take uploads: {error}: {fix}", field=field, retry=False) from None
         raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None
