@@ -66,7 +66,11 @@ from graphlake.cli import app
 outcome = CliRunner().invoke(app, ["check", "--seconds", "0.5"])
 result.update(code=outcome.exit_code, output=outcome.output)
 """, env={"GRAPHLAKE_MONGODB_URL": f"mongodb://127.0.0.1:{free_port()}/", "GRAPHLAKE_DATA_DIR": str(tmp_path)})
-    assert result["code"] == 1 and "unreachable" in result["output"] and "mount local: ok" in result["output"], result
+    # With the database unreachable, nothing tells whether this lake used the folder before (a file
+    # system not mounted yet): it is reported missing, not made.
+    assert result["code"] == 1 and "unreachable" in result["output"], result
+    assert "mount local: " in result["output"] and "the folder is missing" in result["output"], result
+    assert not (tmp_path / "objects" / "local").exists()
     assert {"pymongo", "storage"} <= set(loaded)  # what it checks with
     assert not set(loaded) & {"beanie", "strawberry", "graphql", "documents.registry", "resolvers"}, loaded
     assert not set(loaded) & {"aioboto3", "botocore"}, loaded  # the S3 backend: this lake has no S3 mount
