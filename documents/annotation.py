@@ -59,6 +59,9 @@ class AnnotationSchema(Document):
     required_attributes: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     created_by: str | None = None
+    # Set by a deleteAnnotationSchema while it looks for sets (services/delete_marks.py): createAnnotationSet
+    # refuses a schema that bears it.
+    deleting_at: datetime | None = None
 
     class Settings:
         name = "annotation_schemas"

@@ -148,18 +148,18 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
 async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: ObjectId,
                      source: docs.AnnotationSource | None, actor: str | None) -> docs.AnnotationSet:
     name = check_name(name)
-    if await docs.AnnotationSchema.get(schema_id) is None:
-        raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)}", field="schemaId")
+    schema = await docs.AnnotationSchema.get(schema_id)
+    if schema is None or schema.deleting_at is not None:
+        raise delete_marks.gone("annotation schema", NodeType.ANNOTATION_SCHEMA, schema_id, "schemaId")
     _check_source(source, "source")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
     await annotation_set.insert()
-    # Looked for again once the set exists: a delete of the schema that saw no set before this one
-    # was written deleted it meanwhile, or sees this set (delete_schema): whichever comes second sees
-    # the other. A set whose schema is gone broke every list of sets asking for it.
-    if await docs.AnnotationSchema.get_pymongo_collection().count_documents({"_id": schema_id}) == 0:
+    # Looked for again once the set exists: a delete of the schema marks it before it looks for sets
+    # (delete_schema), so whichever comes second sees the other. A set whose schema is gone broke
+    # every list of sets asking for it.
+    if await docs.AnnotationSchema.get_pymongo_collection().count_documents({"_id": schema_id, "deleting_at": None}) == 0:
         await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": annotation_set.id})
-        raise NotFound(f"no annotation schema {encode_id(NodeType.ANNOTATION_SCHEMA, schema_id)} (deleted meanwhile)",
-                       field="schemaId")
+        raise delete_marks.gone("annotation schema", NodeType.ANNOTATION_SCHEMA, schema_id, "schemaId")
     return annotation_set
 
 
@@ -561,31 +561,25 @@ async def delete_set(set_id: ObjectId) -> int:
 
 
 async def delete_schema(schema_id: ObjectId) -> None:
-    """Delete a schema no annotation set uses (one gone already is done, unless a set names it). The
-    sets are looked for again once it is gone: a set created meanwhile (create_set, which looks for
-    the schema after it wrote the set) brings it back, as it was (a schema never changes), and the
-    delete is refused."""
+    """Delete a schema no annotation set uses (one gone already is done). Marked first
+    (services/delete_marks.py), as a datum's delete is: the schema is marked (`deleting_at`) before
+    the sets are looked for, and create_set looks for the mark after it wrote its set, so whichever
+    comes second sees the other. Refused, the delete takes its mark back; the schema was never gone
+    meanwhile (the delete removed it, looked, and brought it back: a createAnnotationSet in between
+    was NOT_FOUND on a schema there a moment later, and a second delete answered it deleted). A
+    delete cut short leaves its mark: sets refuse the schema until a retry, or the maintenance, finishes it."""
     schemas = docs.AnnotationSchema.get_pymongo_collection()
-    schema = await schemas.find_one({"_id": schema_id})
-    if schema is None:
-        # Gone, or taken by a delete that a set made meanwhile refuses, and that brings it back (below):
-        # while it does, that set names a schema not there. Done only when no set names it: a second
-        # delete answered as deleted a schema the first then brought back.
-        await _refuse_if_used(schema_id)
+    token = await delete_marks.mark(schemas, schema_id, {"deleting_at": utcnow()})
+    if token is None:
         return
-    await _refuse_if_used(schema_id)
-    # The delete, the look after it and the restore have no time limit: cut short on a slow database
-    # after the delete, the schema would stay gone under a set that came meanwhile.
-    with no_time_limit():
+    try:
+        await _refuse_if_used(schema_id)
+        await delete_marks.commit(schemas, schema_id, token, "this annotation schema")
+    except BaseException:
+        await delete_marks.take_back(schemas, schema_id, token, {"$unset": {"deleting_at": ""}})
+        raise
+    with no_time_limit():  # past its checks: cut short here, the schema would stay marked until a retry
         await schemas.delete_one({"_id": schema_id})
-        try:
-            await _refuse_if_used(schema_id)
-        except Conflict:
-            try:
-                await schemas.insert_one(schema)
-            except DuplicateKeyError:  # brought back by another delete of it
-                pass
-            raise
 
 
 async def _refuse_if_used(schema_id: ObjectId) -> None:

@@ -1,10 +1,11 @@
 """Deletes that died between marking what they delete and finishing, run again by the maintenance.
 
-A delete marks a dataset version, an annotation set, a dataset, a collection or a datum first
-(services/delete_marks.py). One that died (a crash, a lost connection) before it committed leaves a
-version hidden (DELETING), a set or dataset closed to new versions and records, or a datum closed
-to new records; one that died after leaves what it had not removed yet. Nothing showed either: the version was lost from sight until
-someone who knew its id deleted it again. So marks older than STALE_AFTER are run again: the delete
+A delete marks a dataset version, an annotation set or schema, a dataset, a collection or a datum
+first (services/delete_marks.py). One that died (a crash, a lost connection) before it committed
+leaves a version hidden (DELETING), a set or dataset closed to new versions and records, a datum
+closed to new records, or a schema to new sets; one that died after leaves what it had not removed
+yet. Nothing showed either: the version was lost from sight until someone who knew its id deleted
+it again. So marks older than STALE_AFTER are run again: the delete
 finishes (what its caller asked for), or, refused by a holder found since, takes its mark back and
 the version is READY again. A delete still running after STALE_AFTER (a collection of a million
 items) runs beside its own repeat, which removes the same rounds: harmless.
@@ -19,7 +20,7 @@ from datetime import timedelta
 from beanie import Document
 from bson import ObjectId
 
-from documents.annotation import AnnotationSet
+from documents.annotation import AnnotationSchema, AnnotationSet
 from documents.clock import utcnow
 from documents.collection import Collection
 from documents.dataset import Dataset, DatasetVersion, Datum, VersionStatus
@@ -47,6 +48,7 @@ async def finish(stores: Mapping[str, ObjectStore]) -> int:
         (Dataset, {"deleting_at": {"$lt": cutoff}}, lambda i: datasets.delete_dataset(i, stores)),
         (Collection, {"deleting_at": {"$lt": cutoff}}, collections.delete_collection),
         (Datum, {"deleting_at": {"$lt": cutoff}}, datums.delete_datum),  # through its index: datums are many
+        (AnnotationSchema, {"deleting_at": {"$lt": cutoff}}, annotations.delete_schema),
     ]
     done = 0
     for model, stale, delete in kinds:

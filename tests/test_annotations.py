@@ -584,8 +584,9 @@ async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_se
         api: Api, contributor: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """createAnnotationSet read the schema, then wrote the set; deleteAnnotationSchema looked for sets,
     then deleted the schema. Interleaved, a set named a schema that was gone: every list of sets
-    asking for `schema` failed, and the set took no records. Each side now looks again after its
-    write: the set goes (NOT_FOUND), or the schema comes back (CONFLICT naming the set)."""
+    asking for `schema` failed, and the set took no records. The set looks for the schema again
+    after its write, and the delete marks the schema before it looks for sets: the set goes
+    (NOT_FOUND), or the delete finds it (CONFLICT naming the set), the schema never gone meanwhile."""
     schema = await factories.schema(api, contributor, "raced")
     schema_id = object_id(schema["id"])
     insert = AnnotationSet.insert
@@ -602,14 +603,12 @@ async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_se
     monkeypatch.undo()
 
     schema = await factories.schema(api, contributor, "raced again")
-    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
+    schema_id = object_id(schema["id"])
 
-    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
-        if self.name == "annotation_schemas":  # a create that read the schema before this delete looked for sets
-            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
-        return await delete_one(self, query, *args, **kwargs)
+    async def a_set_written_before_the_look() -> None:  # by a create that read the schema before the mark
+        await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
 
-    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
+    once_after(monkeypatch, delete_marks, "mark", a_set_written_before_the_look)
     error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
     monkeypatch.undo()
     assert error["extensions"]["code"] == "CONFLICT", error
@@ -617,7 +616,17 @@ async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_se
     assert encode_id(NodeType.ANNOTATION_SET, late.id) in error["message"]
     sets = (await api.data("AnnotationSets", {"first": 10}, token=contributor))["annotationSets"]["edges"]
     assert [e["node"]["name"] for e in sets] == ["late"]
-    assert await AnnotationSchema.get(schema_id) is not None  # as it was
+    kept = await AnnotationSchema.get_pymongo_collection().find_one({"_id": schema_id})
+    assert kept is not None and "deleting_at" not in kept and "delete_token" not in kept  # as it was
+
+    # A create meeting the mark is NOT_FOUND, and leaves no set; the delete goes on.
+    await AnnotationSet.get_pymongo_collection().delete_many({})
+    created = once_after(monkeypatch, delete_marks, "mark", lambda: api.error("CreateAnnotationSet", {"input": {
+        "name": "meanwhile", "purpose": "GROUND_TRUTH", "schemaId": schema["id"]}}, token=contributor))
+    assert (await api.data("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))["deleteAnnotationSchema"]["deleted"]
+    monkeypatch.undo()
+    assert created[0]["extensions"] == {"code": "NOT_FOUND", "field": "schemaId"} and "being deleted" in created[0]["message"]
+    assert await AnnotationSet.count() == 0 and await AnnotationSchema.get(schema_id) is None
 
 
 async def test_a_version_built_while_records_are_written_holds_none_of_their_batch(
@@ -744,13 +753,11 @@ async def test_a_datum_a_refused_delete_marked_keeps_an_update_made_meanwhile(
 COMPENSATED = ("datums", "datum_assets", "annotation_records", "annotation_schemas", "annotation_sets")
 
 
-async def test_deletes_past_their_checks_and_refused_ones_run_with_no_time_limit(
+async def test_deletes_past_their_checks_run_with_no_time_limit(
         api: Api, contributor: str, setup: dict, served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A datum delete past its checks removes the datum and its uses with no time limit: cut short on a
-    slow database, the datum would stay marked, closed to records, until a retry. deleteAnnotationSchema
-    deletes, looks for holders again, and brings back what a set made meanwhile needs: under the
-    request's time limit, a database slow there cut the look or the restore short and the schema
-    stayed gone under the set. Every command from there on is sent with no time limit (no maxTimeMS)."""
+    """A datum or schema delete past its checks removes what it deletes with no time limit: cut short
+    on a slow database, the datum (schema) would stay marked, closed to records (sets), until a
+    retry. Every command from its commit on is sent with no time limit (no maxTimeMS)."""
     s = setup
     async def from_here_on() -> None:
         served.commands.clear()
@@ -764,46 +771,34 @@ async def test_deletes_past_their_checks_and_refused_ones_run_with_no_time_limit
     assert all(limit is None for *_, limit in sent), sent
 
     schema = await factories.schema(api, contributor, "slow")
-    schema_id, delete_one = object_id(schema["id"]), AsyncCollection.delete_one
-
-    async def a_set_written_after_the_look(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
-        if self.name == "annotation_schemas":
-            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
-            served.commands.clear()
-        return await delete_one(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(AsyncCollection, "delete_one", a_set_written_after_the_look)
-    error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
+    once_after(monkeypatch, delete_marks, "commit", from_here_on)
+    assert (await api.data("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))["deleteAnnotationSchema"]["deleted"]
     monkeypatch.undo()
-    assert error["extensions"]["code"] == "CONFLICT", error
     sent = [(command, at, limit) for command, at, limit in served.commands.limits if at in COMPENSATED]
-    assert {(command, at) for command, at, _ in sent} == {("delete", "annotation_schemas"), ("find", "annotation_sets"),
-                                                          ("insert", "annotation_schemas")}, sent
+    assert {(command, at) for command, at, _ in sent} == {("delete", "annotation_schemas")}, sent
     assert all(limit is None for *_, limit in sent), sent
-    assert await AnnotationSchema.get(schema_id) is not None
 
 
 async def test_a_second_delete_meeting_a_refused_one_does_not_answer_deleted(
         api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two deleteAnnotationSchema at once, a set made meanwhile: the first deleted the schema, saw
     the set and brought the schema back (CONFLICT); the second, finding it gone in between, answered
-    deleted, of a schema there afterwards. It is CONFLICT naming the set now. Two deleteDatum at once,
-    a record written meanwhile: both are refused naming it, and the datum stays, unmarked."""
+    deleted, of a schema there afterwards. Each marks it now, and both are refused naming the set, the
+    schema there all the while and unmarked after. Two deleteDatum at once, a record written
+    meanwhile: both are refused naming it, and the datum stays, unmarked."""
     schema = await factories.schema(api, contributor, "twice")
-    schema_id, delete_one, second = object_id(schema["id"]), AsyncCollection.delete_one, []
+    schema_id = object_id(schema["id"])
 
-    async def another_delete_in_between(self: AsyncCollection, query: dict, *args: Any, **kwargs: Any) -> Any:
-        done = await delete_one(self, query, *args, **kwargs)
-        if self.name == "annotation_schemas" and not second:
-            await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()
-            second.append(await api.run("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))
-        return done
+    async def a_set_then_another_delete() -> Any:
+        await AnnotationSet(name="late", purpose="GROUND_TRUTH", schema_id=schema_id).insert()  # its create looked before the mark
+        return await api.run("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
 
-    monkeypatch.setattr(AsyncCollection, "delete_one", another_delete_in_between)
+    second = once_after(monkeypatch, delete_marks, "mark", a_set_then_another_delete)
     error = await api.error("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor)
     monkeypatch.undo()
     assert error["extensions"]["code"] == "CONFLICT", error
-    assert await AnnotationSchema.get(schema_id) is not None
+    kept = await AnnotationSchema.get_pymongo_collection().find_one({"_id": schema_id})
+    assert kept is not None and "deleting_at" not in kept, kept
     late = await AnnotationSet.find_one(AnnotationSet.name == "late")
     assert late is not None
     [answer] = second

@@ -736,3 +736,25 @@ async def test_a_datum_delete_cut_short_is_run_again(api: Api, contributor: str,
     assert "deleting_at" not in shown and "delete_token" not in shown  # its record holds it: open again
     assert (await db.datums.find_one({"_id": object_id(recent["id"])}))["deleting_at"] is not None  # its delete may still run
     assert await unfinished_deletes.finish(state.stores) == 0
+
+
+async def test_a_schema_delete_cut_short_is_run_again(api: Api, contributor: str, state: AppState) -> None:
+    """A schema delete that died after its mark left the schema closed to new sets; the maintenance
+    runs it again once the mark is half an hour old: it finishes, or, refused by a set, takes its mark back."""
+    db = state.db
+    long_ago = utcnow() - unfinished_deletes.STALE_AFTER - timedelta(minutes=5)
+    unused = await factories.schema(api, contributor, "unused")
+    used = await factories.schema(api, contributor, "used")
+    await factories.annotation_set(api, contributor, used["id"])
+    for schema in (unused, used):
+        await db.annotation_schemas.update_one({"_id": object_id(schema["id"])}, {"$set": {
+            "deleting_at": long_ago, "delete_token": ObjectId.from_datetime(long_ago)}})
+    error = await api.error("CreateAnnotationSet", {"input": {"name": "later", "purpose": "GROUND_TRUTH",
+                                                              "schemaId": unused["id"]}}, token=contributor)
+    assert error["extensions"] == {"code": "NOT_FOUND", "field": "schemaId"}, error  # closed meanwhile
+
+    assert await unfinished_deletes.finish(state.stores) == 2
+    assert await db.annotation_schemas.count_documents({"_id": object_id(unused["id"])}) == 0
+    shown = await db.annotation_schemas.find_one({"_id": object_id(used["id"])})
+    assert "deleting_at" not in shown and "delete_token" not in shown  # its set holds it: open again
+    assert await unfinished_deletes.finish(state.stores) == 0
