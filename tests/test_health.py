@@ -125,7 +125,7 @@ async def test_readiness_names_a_mount_its_credentials_cannot_write(
     try:
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failing"] == ["mount read-only"], ready.text
-        assert any("refused a write" in r.getMessage() for r in caplog.records), caplog.text
+        assert any("writing the probe object" in r.getMessage() and "AccessDenied" in r.getMessage() for r in caplog.records), caplog.text
         assert s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=prefix).get("KeyCount") == 0
         # Another lake's mount (a restored copy given the original's bucket, read-only): this lake only
         # reads it, so it is ready as long as the bucket answers, and no probe is written there.
