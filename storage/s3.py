@@ -541,7 +541,7 @@ class S3Store:
                 said = " ".join(str(error).split())
                 raise StoreAnswered(f"s3 mount {self.name!r}: listing {bucket}/{prefix}: {said}", code="InvalidBucketName",
                                     status=None, refused=True,
-                                    reason=f"the store answered not a bucket name S3 takes ({said})") from None
+                                    reason=f"{bucket!r} is not a bucket name S3 takes ({said})") from None
         return objects
 
     async def head_external(self, bucket: str, key: str) -> dict[str, Any] | None:

@@ -1006,11 +1006,13 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "assets/"}},
                             token=contributor)
     assert error["extensions"]["field"] == "prefix" and "this lake's own" in error["message"], error
-    # A name S3 cannot take (botocore refuses it before sending) is the caller's to fix, not INTERNAL.
+    # A name S3 cannot take (botocore refuses it before sending) is the caller's to fix, not INTERNAL,
+    # and said plainly: no store answered it.
     for bucket in ("Bad Bucket!", "x/y", "b" * 300):
         error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": bucket}}, token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "bucket"}, (bucket, error)
-        assert "not a bucket name S3 takes" in error["message"] and "\n" not in error["message"]
+        assert f"{bucket!r} is not a bucket name S3 takes" in error["message"] and "\n" not in error["message"], error
+        assert "the store answered" not in error["message"], error  # botocore refused it: nothing was sent
 
 
 async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, state: AppState,
