@@ -214,11 +214,10 @@ class GraphQLView(GraphQL[Context, None]):
             outage = unavailable(error)
             if outage is None:
                 raise
-            request_id = request_id_var.get() or "-"
-            log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__,
-                        extra={"request_id": request_id})
-            return _error_response(str(outage), {**outage.extensions, "requestId": request_id}, 503, media_type,
-                                   {"Retry-After": "1"})
+            # Its request id is the log filter's (graphlake/logs.py), read from the same variable.
+            log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__)
+            return _error_response(str(outage), {**outage.extensions, "requestId": request_id_var.get() or "-"}, 503,
+                                   media_type, {"Retry-After": "1"})
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()

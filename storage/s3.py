@@ -249,24 +249,21 @@ class S3Store:
         hung store must not delay by minutes. The write, as /readyz promises a mount can be written:
         with read-only credentials the bucket answered, and every upload failed."""
         probe = self.object_key(WRITE_PROBE_KEY)
-        doing = "answered"
         try:
             async with asyncio.timeout(self._timeout):
-                await self.client.head_bucket(Bucket=self.bucket)
+                # Its code tells a refusal of the credentials (storage/failures.to_fix).
+                with self._asking(f"asking for bucket {self.bucket!r}"):
+                    await self.client.head_bucket(Bucket=self.bucket)
                 if not self.ownership.owned:  # another lake's (a restored copy's): read, never written, even a probe
                     return
-                doing = "refused a write"
-                await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
-                doing = "refused a delete"
-                await self.client.delete_object(Bucket=self.bucket, Key=probe)
+                with self._asking(f"writing the probe object {WRITE_PROBE_KEY!r} (a ready mount takes writes)"):
+                    await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+                with self._asking(f"deleting the probe object {WRITE_PROBE_KEY!r}"):
+                    await self.client.delete_object(Bucket=self.bucket, Key=probe)
         except TimeoutError:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
-        except ClientError as error:  # answered: its code tells a refusal of the credentials (storage/failures.to_fix)
-            code = error.response.get("Error", {}).get("Code", "?")
-            raise StoreAnswered(f"s3 mount {self.name!r}: bucket {self.bucket!r} {doing} {code}", code=code,
-                                status=error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")) from error
-        except (BotoCoreError, OSError) as error:
+        except OSError as error:  # a socket's own, should one get past botocore and aiohttp
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 
     # --- signed URLs
@@ -477,18 +474,16 @@ class S3Store:
             return
         source = {"Bucket": self.bucket, "Key": self.object_key(key)}
         target = self.object_key(f"{STRAY_DIR}/{key}")
-        try:
-            found = await self.stat(key)
-            if found is None:
-                return  # gone meanwhile: nothing to keep
+        found = await self.stat(key)
+        if found is None:
+            return  # gone meanwhile: nothing to keep
+        with self._asking(f"setting aside {key!r}"):
             if found.size <= MAX_COPY_BYTES:  # one request: its metadata and media type kept, its SHA-256 stored again
                 await self.client.copy_object(CopySource=source, Bucket=self.bucket, Key=target, MetadataDirective="COPY",
                                               ChecksumAlgorithm="SHA256")
             else:  # only a multipart copy takes it (metadata and checksum not carried: the bytes are what is kept)
                 await self.client.copy(source, self.bucket, target)
-            await self.delete(key)
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"s3 mount {self.name!r}: setting aside {key!r}: {error}") from None
+        await self.delete(key)
 
     async def remove_set_aside(self, seconds: float) -> int:
         """Delete what was set aside more than `seconds` ago; returns how many objects went."""
@@ -498,11 +493,9 @@ class S3Store:
         old = 0
         # A listed page at a time (DeleteObjects takes at most 1,000 keys, a page's most).
         async for page in self._listed(STRAY_DIR + "/", seconds, nested=True, size=LIST_PAGE):
-            try:
+            with self._asking("deleting what was set aside"):
                 answer = await self.client.delete_objects(Bucket=self.bucket, Delete={
                     "Objects": [{"Key": self.object_key(key)} for key, _ in page], "Quiet": True})
-            except (ClientError, BotoCoreError) as error:
-                raise StoreUnavailable(f"s3 mount {self.name!r}: deleting what was set aside: {error}") from None
             refused += answer.get("Errors", [])  # quiet: only the keys it did not delete are named
             old += len(page)
         if refused:
@@ -522,10 +515,8 @@ class S3Store:
         pages = aiter(paginator.paginate(Bucket=self.bucket, Prefix=start, PaginationConfig={"PageSize": size},
                                          **({} if nested else {"Delimiter": "/"})))
         while True:
-            try:
+            with self._asking(f"listing {folder}"):  # not around the yield: the caller's own errors pass as they are
                 page = await anext(pages, None)
-            except (ClientError, BotoCoreError) as error:
-                raise StoreUnavailable(f"s3 mount {self.name!r}: listing {folder}: {error}") from None
             if page is None:
                 return
             listed = [(folder + o["Key"][len(start):], o["LastModified"]) for o in page.get("Contents", [])
@@ -550,7 +541,7 @@ class S3Store:
                 said = " ".join(str(error).split())
                 raise StoreAnswered(f"s3 mount {self.name!r}: listing {bucket}/{prefix}: {said}", code="InvalidBucketName",
                                     status=None, refused=True,
-                                    reason=f"the store answered not a bucket name S3 takes ({said})") from None
+                                    reason=f"{bucket!r} is not a bucket name S3 takes ({said})") from None
         return objects
 
     async def head_external(self, bucket: str, key: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ through DataLoaders (a page of assets costs the same round trips with 3 and with
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -56,10 +57,10 @@ async def test_datums_and_derived_assets_of_an_asset(api: Api, contributor: str,
     assert lonely["derivedAssets"]["totalCount"] == 0
 
 
-async def referrer_commands(api: Api, served: Served, token: str, label: str) -> tuple[list[str], list[dict]]:
+async def referrer_commands(api: Api, served: Served, token: str, label: str) -> tuple[Counter[str], list[dict]]:
     served.commands.clear()
     data = await api.data("AssetsWithReferrers", {"filter": {"labelsAll": [label]}, "first": 50, "inner": 5}, token=token)
-    return list(served.commands.commands), [e["node"] for e in data["assets"]["edges"]]
+    return served.commands.tally(), [e["node"] for e in data["assets"]["edges"]]
 
 
 async def test_referrers_of_a_page_of_assets_cost_constant_round_trips(
@@ -78,10 +79,10 @@ async def test_referrers_of_a_page_of_assets_cost_constant_round_trips(
         assert node["datums"]["totalCount"] == 1 and len(node["datums"]["edges"]) == 1
         assert sorted(e["node"]["name"] for e in node["derivedAssets"]["edges"]) == [f"{node['name']}-d0", f"{node['name']}-d1"]
         assert node["derivedAssets"]["totalCount"] == 2 and not node["derivedAssets"]["pageInfo"]["hasNextPage"]
-    assert len(large_commands) == len(small_commands), (small_commands, large_commands)
+    assert large_commands == small_commands, (small_commands, large_commands)
     # assets; the datums' uses of them, the datums and their count; the links to them, the derived assets and
     # their count; records and their count
-    assert len(large_commands) <= 9, large_commands
+    assert large_commands.total() <= 9, large_commands
 
 
 async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
@@ -102,10 +103,10 @@ async def test_referrer_pages_are_complete_when_the_batch_is_cut_short(
     assert {name: page["totalCount"] for name, page in pages.items()} == {"a": 6, "b": 1, "c": 6}
     # A batch of 9 links (3 parents x a page of 3) in source order reads a's 6, b's 1 and 2 of c's: only c,
     # where it stopped, reads its own page.
-    finds = [coll for c, coll in zip(served.commands.commands, served.commands.collections, strict=True) if c == "find"]
+    sent = served.commands.tally()
     # Their totalCount reads the first LINKS_COUNTED links of every source at once, to count what is listed.
-    assert finds.count("asset_lineage") == 1 + 1 + 1, finds  # the batch, c, and the count's
-    assert finds.count("assets") == 1 + 1 + 1, finds  # the page of sources, every derived asset at once, the count's
+    assert sent["find asset_lineage"] == 1 + 1 + 1, sent  # the batch, c, and the count's
+    assert sent["find assets"] == 1 + 1 + 1, sent  # the page of sources, every derived asset at once, the count's
 
 
 async def test_a_datums_uses_come_and_go_with_it(api: Api, state: AppState, contributor: str) -> None:

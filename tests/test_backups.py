@@ -41,9 +41,8 @@ from services.backups.schedule import BACKUP_COMPLETED, BACKUP_FAILED, prune, sc
 from services.backups.writer import write_backup
 from services.errors import BadUserInput, Conflict
 from services.schedules import RETRY_AFTER, SCHEDULES
-from storage import S3Store
 from tests import factories
-from tests.conftest import S3Service, Served
+from tests.conftest import S3Service, Served, mount_at
 from tests.operations import Api, object_id
 from tests.processes import start_server_process
 from tests.waiting import wait_for
@@ -428,8 +427,7 @@ async def test_s3_objects_are_copied_when_asked_and_put_back(api: Api, contribut
 
     # Restored into another lake (scratch_db), the objects go to a mount of its own under that name: the
     # served lake's is that lake's (tests/test_mount_owners.py). A prefix of its own, the bucket's.
-    own = S3Store("lab", bucket=s3.bucket, prefix=f"restored-{ObjectId()}", endpoint_url=s3.endpoint,
-                  access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    own = mount_at(s3, "lab", f"restored-{ObjectId()}")
     await own.open()
     try:
         await restore_backup(scratch_db, backup, local_roots={}, stores={"lab": own})

@@ -242,8 +242,8 @@ async def test_a_collection_of_many_items_is_deleted_a_round_at_a_time(
     doomed, ids, held = await many_items(api, contributor, 45)  # six full rounds and a part
     served.commands.clear()
     assert (await api.data("DeleteCollection", {"id": doomed["id"]}, token=contributor))["deleteCollection"]["deleted"]
-    deletes = [name for c, name in zip(served.commands.commands, served.commands.collections, strict=True) if c == "delete"]
-    assert deletes.count("collection_items") == 7 and deletes.count("retentions") == 7, deletes
+    sent = served.commands.tally()
+    assert sent["delete collection_items"] == 7 and sent["delete retentions"] == 7, sent
     await assert_deleted_whole(object_id(doomed["id"]), ids, held)
 
 

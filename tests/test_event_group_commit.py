@@ -23,8 +23,7 @@ EACH = 5
 
 
 def event_inserts(served: Served) -> int:
-    return sum(1 for command, collection in zip(served.commands.commands, served.commands.collections, strict=True)
-               if command == "insert" and collection == "events")
+    return served.commands.tally("events")["insert"]
 
 
 async def test_concurrent_mutations_share_inserts_and_every_event_arrives_once_in_order(

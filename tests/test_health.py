@@ -20,12 +20,12 @@ from resolvers.context import AppState
 from services.health import probe
 from services.mount_owners import settle_owners
 from services.uploads import mounts
-from storage import LocalStore, S3Store
+from storage import LocalStore
 from storage import local as local_storage
 from storage.ownership import OWNER_FILE
 from storage.signing import UrlSigner
 from tests import factories
-from tests.conftest import S3Service
+from tests.conftest import S3Service, mount_at
 from tests.operations import Api
 
 
@@ -53,8 +53,7 @@ async def test_liveness_and_readiness(http: httpx.AsyncClient) -> None:
 async def test_readiness_names_an_unreachable_mount(
     http: httpx.AsyncClient, api: Api, admin: str, state: AppState, s3: S3Service, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broken = S3Store("broken", bucket="no-such-bucket", endpoint_url=s3.endpoint,
-                     access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    broken = mount_at(s3, "broken", bucket="no-such-bucket")
     await broken.open()
     state.stores["broken"] = broken
     state.health.forget()  # a report of the mounts from before is reused for a second
@@ -86,8 +85,7 @@ async def test_a_mount_whose_check_fails_unexpectedly_is_not_ready(
     """A store's check that raised anything but StoreUnavailable or a timeout (here a closed store's:
     AttributeError) made /readyz answer 500, naming nothing, and the `health` query fail. It is 503
     naming the mount, said once in the log while it lasts, as any other failure."""
-    closed = S3Store("closed", bucket=s3.bucket, endpoint_url=s3.endpoint,
-                     access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    closed = mount_at(s3, "closed")
     await closed.open()
     await closed.close()
     state.stores["closed"] = closed
@@ -115,9 +113,8 @@ async def test_readiness_names_a_mount_its_credentials_cannot_write(
     for variable, value in s3.read_only_credentials().items():  # through the default credential chain
         monkeypatch.setenv(variable, value)
     prefix = f"probe-{uuid.uuid4().hex[:8]}"
-    read_only = S3Store("read-only", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint)
-    writable = S3Store("writable", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint,
-                       access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    read_only = mount_at(s3, "read-only", prefix, access_key_id=None, secret_access_key=None)
+    writable = mount_at(s3, "writable", prefix)
     await read_only.open()
     await writable.open()
     state.stores.update({"read-only": read_only, "writable": writable})
@@ -125,7 +122,7 @@ async def test_readiness_names_a_mount_its_credentials_cannot_write(
     try:
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failing"] == ["mount read-only"], ready.text
-        assert any("refused a write" in r.getMessage() for r in caplog.records), caplog.text
+        assert any("writing the probe object" in r.getMessage() and "AccessDenied" in r.getMessage() for r in caplog.records), caplog.text
         assert s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=prefix).get("KeyCount") == 0
         # Another lake's mount (a restored copy given the original's bucket, read-only): this lake only
         # reads it, so it is ready as long as the bucket answers, and no probe is written there.

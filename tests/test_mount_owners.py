@@ -32,11 +32,11 @@ from services.backups.writer import write_backup
 from services.errors import Conflict
 from services.mount_owners import LAKE_ID, adopt, lake_id, read_owner, settle_owners
 from services.uploads.reconciler import sweep_stray_copies
-from storage import LocalStore, ObjectStore, S3Store, StoreUnavailable
+from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.ownership import OWNER_FILE
 from storage.protocol import STRAY_DIR
 from storage.signing import UrlSigner
-from tests.conftest import CommandCounter, S3Service, Served
+from tests.conftest import CommandCounter, S3Service, Served, mount_at
 from tests.operations import Api
 from tests.processes import start_server_process
 from tests.test_uploads import complete, payload, put, start
@@ -105,8 +105,7 @@ async def _stores(s3: S3Service, root: Path, prefix: str) -> dict[str, ObjectSto
     """A local and an S3 store of their own (a fresh root, a fresh prefix), open."""
     stores: dict[str, ObjectStore] = {
         "local": LocalStore("local", root, UrlSigner(b"k" * 32, "http://127.0.0.1:1")),
-        "lab": S3Store("lab", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint,
-                       access_key_id=s3.access_key, secret_access_key=s3.secret_key)}
+        "lab": mount_at(s3, "lab", prefix)}
     for store in stores.values():
         await store.open()
     return stores
@@ -204,8 +203,7 @@ async def test_a_mount_whose_owner_cannot_be_asked_is_left_alone_until_it_can(
         state: AppState, s3: S3Service, caplog: pytest.LogCaptureFixture) -> None:
     """A store that does not answer as the lake opens (no such bucket here) might be another lake's:
     this lake deletes nothing there and takes no upload, saying the owner is not known yet."""
-    broken = S3Store("broken", bucket="no-such-bucket", endpoint_url=s3.endpoint, access_key_id=s3.access_key,
-                     secret_access_key=s3.secret_key)
+    broken = mount_at(s3, "broken", bucket="no-such-bucket")
     await broken.open()
     try:
         with caplog.at_level(logging.WARNING, logger="graphlake.storage"):
@@ -284,8 +282,7 @@ async def test_an_owner_file_that_cannot_be_written_is_one_coded_error_on_either
     local mount raised an OSError. Both backends raise StoreUnavailable now, and the command says so
     in one line with its code, leaving the owner file as it was."""
     prefix = f"unwritable-{ObjectId()}"
-    writable = S3Store("lab", bucket=s3.bucket, prefix=prefix, endpoint_url=s3.endpoint,
-                       access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+    writable = mount_at(s3, "lab", prefix)
     await writable.open()
     try:
         assert await writable.write_owner_file(b'{"lake": "the-original"}', replace=False)

@@ -9,14 +9,16 @@ import uuid
 
 import httpx
 import pytest
+from graphql import DocumentNode, GraphQLSchema, parse, print_ast
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from graphlake import tracing
 from graphlake.app import create_app
 from graphlake.settings import Settings
-from graphlake.tracing import start_tracing
+from graphlake.tracing import literal_free, start_tracing
 from services.events.feed import FeedTail
 from tests.operations import document
 from tests.processes import serving
@@ -188,6 +190,33 @@ async def test_a_literal_value_in_a_document_is_in_no_span(settings: Settings, c
     # An input object keeps its fields' names (the schema's); a JSON value's keys are the client's.
     assert 'input: { name: "", value: {  }, labels: [], metadata: {  } }' in operations["mutation Stored"]["graphql.document"]
     assert not any("query" in attributes for attributes in operations.values())  # Strawberry's copy as sent
+
+
+async def test_a_document_sent_again_is_printed_once(settings: Settings, contributor: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operation span's literal-free document was visited and printed again for every operation,
+    though clients send the same few documents over and over: it is kept per document text now."""
+    printed: list[str] = []
+
+    def counted(document: DocumentNode, schema: GraphQLSchema | None = None) -> str:
+        printed.append(print_ast(document))
+        return literal_free(document, schema)
+
+    monkeypatch.setattr(tracing, "literal_free", counted)
+    exporter, provider = recorded()
+    name = f"Again{uuid.uuid4().hex[:8]}"  # a text no other test sent: not kept yet
+    read = f'query {name} {{ assets(first: 3) {{ edges {{ node {{ id }} }} }} }}'
+    other = read.replace("first: 3", "first: 4")  # another text: printed on its own
+    async with serving(create_app(settings, tracer_provider=provider)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        for query in (read, read, other, read):
+            response = await http.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {contributor}"})
+            assert response.status_code == 200 and not response.json().get("errors"), response.text
+    provider.shutdown()
+    documents = [dict(span.attributes or {}).get("graphql.document") for span in exporter.get_finished_spans()
+                 if span.name == f"query {name}"]
+    assert len(documents) == 4 and set(documents) == {print_ast(parse(read.replace("first: 3", "first: 0")))}, documents
+    assert len(printed) == 2, printed
 
 
 async def test_database_spans_follow_the_conventions_asked_for(settings: Settings, viewer: str,

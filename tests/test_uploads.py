@@ -1006,11 +1006,13 @@ async def test_external_registration_never_copies_or_deletes(api: Api, contribut
     error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": s3.bucket, "prefix": "assets/"}},
                             token=contributor)
     assert error["extensions"]["field"] == "prefix" and "this lake's own" in error["message"], error
-    # A name S3 cannot take (botocore refuses it before sending) is the caller's to fix, not INTERNAL.
+    # A name S3 cannot take (botocore refuses it before sending) is the caller's to fix, not INTERNAL,
+    # and said plainly: no store answered it.
     for bucket in ("Bad Bucket!", "x/y", "b" * 300):
         error = await api.error("RegisterExternal", {"input": {"mount": "lab", "bucket": bucket}}, token=contributor)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "bucket"}, (bucket, error)
-        assert "not a bucket name S3 takes" in error["message"] and "\n" not in error["message"]
+        assert f"{bucket!r} is not a bucket name S3 takes" in error["message"] and "\n" not in error["message"], error
+        assert "the store answered" not in error["message"], error  # botocore refused it: nothing was sent
 
 
 async def test_upload_into_a_collection_and_status_subscription(api: Api, served: Served, state: AppState,
@@ -1183,12 +1185,12 @@ async def _batch(api: Api, served: Served, token: str, files: list[bytes], mount
     await api.data("Me", token=token)  # the token's lookup is not the mutations' (it is cached only so long)
     served.commands.clear()
     sessions = (await api.data("CreateUploads", {"inputs": inputs}, token=token))["createUploads"]
-    created = list(served.commands.commands)
+    created = served.commands.tally()
     await asyncio.gather(*(put(s["url"], data, s["headers"]) for s, data in zip(sessions, files, strict=True)))
     await api.data("Me", token=token)
     served.commands.clear()
     done = (await api.data("CompleteUploads", {"ids": [s["id"] for s in sessions]}, token=token))["completeUploads"]
-    return sessions, done, created, list(served.commands.commands)
+    return sessions, done, created, served.commands.tally()
 
 
 @pytest.mark.parametrize("mount", MOUNTS)
@@ -1207,7 +1209,7 @@ async def test_batch_upload_of_small_files_costs_the_same_commands_for_3_or_30(
     assert all(a["status"] == "ACTIVE" and a["collections"]["edges"][0]["node"]["id"] == coll["id"] for a in done["assets"])
     assert [a["sha256"] for a in done["assets"]] == [hashlib.sha256(d).hexdigest() for d in many]
     # Batched writes: 30 files cost what 3 do.
-    assert len(created_many) == len(created_few) and len(completed_many) == len(completed_few), (created_many, completed_many)
+    assert created_many == created_few and completed_many == completed_few, (created_many, completed_many)
     items = (await api.data("Collection", {"id": coll["id"]}, token=contributor))["collection"]["items"]["edges"]
     assert {e["node"]["path"] for e in items} >= {f"train/img{i}.png" for i in range(30)}
 
@@ -1223,13 +1225,13 @@ async def test_a_single_upload_costs_few_database_commands(api: Api, served: Ser
     await put(session["url"], data, session["headers"])
     served.commands.clear()
     await complete(api, contributor, session["id"])
-    completed = list(zip(served.commands.commands, served.commands.collections, strict=True))
+    completed = served.commands.tally()
     # The session and its PENDING asset (returned without reading it back); the AUDIT event is
     # journaled and stored after the answer (services/events/journal.py).
     assert created == [("insert", "upload_sessions"), ("insert", "assets")], created
     # Claim, session, asset (read while the store answers), close and flip, the ASSET_STATUS and AUDIT
     # events (one insert), the collections the response asks for; the reconciler drops the claim later.
-    assert len(completed) <= 7 and ("delete", "upload_claims") not in completed, completed
+    assert completed.total() <= 7 and "delete upload_claims" not in completed, completed
 
 
 async def test_batch_completion_reports_each_failure_and_keeps_the_rest(api: Api, served: Served, contributor: str,

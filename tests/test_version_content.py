@@ -38,7 +38,7 @@ from storage.local import STAGED_PREFIX, LocalStore
 from storage.protocol import STRAY_DIR, ObjectInfo
 from storage.s3 import S3Store
 from storage.signing import UrlSigner
-from tests.conftest import MakeToken, S3Service, Served
+from tests.conftest import MakeToken, S3Service, Served, mount_at
 from tests.operations import object_id
 from tests.test_exchange_bundle import make_version
 from tests.waiting import wait_for
@@ -460,9 +460,8 @@ async def test_on_an_s3_mount_a_file_no_version_names_is_set_aside_too(s3: S3Ser
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     """The same sweep on an S3 mount: old objects nothing names are copied under .stray/ and deleted,
     and removed from there later; a mount the sweep cannot list is logged, and the others swept."""
-    credentials = {"endpoint_url": s3.endpoint, "access_key_id": s3.access_key, "secret_access_key": s3.secret_key}
-    store = S3Store("sweep", bucket=s3.bucket, prefix=f"sweep-{ObjectId()}", **credentials)
-    broken = S3Store("broken", bucket="no-such-bucket", **credentials)
+    store = mount_at(s3, "sweep", f"sweep-{ObjectId()}")
+    broken = mount_at(s3, "broken", bucket="no-such-bucket")
     await store.open()
     await broken.open()
     try:
@@ -520,8 +519,7 @@ async def test_the_stray_sweep_lists_and_checks_a_mount_a_page_at_a_time(
     monkeypatch.setattr(reconciler, "_named_by_versions", named)
     if backend == "s3":
         s3: S3Service = request.getfixturevalue("s3")
-        store: Any = S3Store("sweep", bucket=s3.bucket, prefix=f"sweep-{ObjectId()}", endpoint_url=s3.endpoint,
-                             access_key_id=s3.access_key, secret_access_key=s3.secret_key)
+        store: Any = mount_at(s3, "sweep", f"sweep-{ObjectId()}")
     else:
         store = LocalStore("sweep", tmp_path / "mount", UrlSigner(b"k", "http://x"))
     await store.open()
