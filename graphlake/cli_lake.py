@@ -181,9 +181,10 @@ def events_follow(
 ) -> None:
     """Print events as they are logged, one JSON object per line, until Ctrl-C (a restarting server is waited for)."""
     from graphlake_client import Client
+    from graphlake_client.follow import RESTART_RETRIES
 
     async def run() -> None:
-        async with Client(server_url(url), token) as lake:
+        async with Client(server_url(url), token, retries=RESTART_RETRIES) as lake:
             events = lake.follow_events(event_types=types, min_level=min_level.upper() if min_level else None,  # type: ignore[arg-type]
                                         source={"nodeId": node} if node else None,
                                         origin="LAKE" if lake_own else "CLIENT", after=after)

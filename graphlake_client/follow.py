@@ -32,6 +32,10 @@ from graphlake_client.retries import GATEWAY_ERRORS, never_sent, read_failed, re
 if TYPE_CHECKING:
     from graphlake_client.transport import Transport
 
+# Retries for a follow that should outlive a lake's restart or upgrade (the `graphlake events follow`
+# command's): waits of 0.5, 1, 2 ... s, about two minutes in all, as the log handler's
+# (logs.HANDLER_RETRIES), where the interactive default's 15 s end a follow mid-upgrade.
+RESTART_RETRIES = 9
 # How far before the last event's ID a resume starts: another process's events reach a subscriber up
 # to 50 ms after they were stored (README), so a second covers that with room for clocks and load.
 RESUME_BACK_MS = 1000
@@ -110,7 +114,7 @@ class Follower:
 
     def __init__(self, transport: Transport, event_filter: dict[str, Any], after: str | None) -> None:
         self.transport, self.filter = transport, event_filter
-        self.after = after  # where the next stream starts
+        self.after = after  # the caller's: where the follow began
         self.last: str | None = None  # the last event received
         self.opened_ms: int | None = None  # the server's time (to the second) as the first stream opened
         self.exact = False  # resume from the last event itself (after a replay cut short), not before it
