@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
 from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
+from graphlake_client.follow import Follower
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
@@ -102,8 +103,6 @@ class Client(Vault):
         RECEIVED), starts with those received since it. A stream that ends (the server restarting,
         the network) is opened again with the retry policy, resuming where it stood; a revoked
         token stops it with an UNAUTHENTICATED GraphlakeClientError."""
-        from graphlake_client.follow import Follower
-
         event_filter = _event_filter(where, event_types, min_level, source, origin, alert_only)
         async with aclosing(Follower(self, event_filter, after).events()) as events:
             async for event in events:
