@@ -497,7 +497,7 @@ def events_utilization(
         print_rows(columns, rows)
 
 
-register_lake(app, events_app)  # store, get, log, events list
+register_lake(app, events_app)  # store, get, log, events list and follow
 register_lifecycle(app)  # db, backup, restore
 register_privacy(app)
 register_exchange(app)  # import coco, export coco

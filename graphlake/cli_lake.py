@@ -1,5 +1,5 @@
 """Commands that use a running lake through its API, as the Python client does: store a value or a
-text, get an asset, log an event, list events. For shell scripts and instrument hooks, where
+text, get an asset, log an event, list events or follow them live. For shell scripts and instrument hooks, where
 `graphlake upload` and `download` move files. Each prints what a script reads next (an ID, JSON)
 on stdout, and says what went wrong on stderr (cli_support.client_run)."""
 
@@ -170,8 +170,38 @@ def events_list(
                 for e in events])  # type: ignore[union-attr]
 
 
+def events_follow(
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")] = None,
+    min_level: Annotated[str | None, typer.Option("--min-level", help="Only this level and above.")] = None,
+    node: Node = None,
+    lake_own: Annotated[bool, typer.Option("--lake", help="The lake's own events (audit trail, asset status, "
+                                                           "backups) instead of what clients logged.")] = False,
+    after: Annotated[str | None, typer.Option(help="First the events received since this one (its ID), then live.")] = None,
+    url: ServerUrl = None, token: Token = None,
+) -> None:
+    """Print events as they are logged, one JSON object per line, until Ctrl-C (a restarting server is waited for)."""
+    from graphlake_client import Client
+    from graphlake_client.follow import RESTART_RETRIES
+
+    async def run() -> None:
+        async with Client(server_url(url), token, retries=RESTART_RETRIES) as lake:
+            events = lake.follow_events(event_types=types, min_level=min_level.upper() if min_level else None,  # type: ignore[arg-type]
+                                        source={"nodeId": node} if node else None,
+                                        origin="LAKE" if lake_own else "CLIENT", after=after)
+            async for event in events:
+                # Flushed per line: a pipe (`| jq`, a script reading lines) sees each event as it comes.
+                sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+
+    try:
+        client_run(run(), token=token)
+    except KeyboardInterrupt:  # the way it ends: asyncio.run closed the stream as it cancelled
+        raise typer.Exit(130) from None
+
+
 def register(app: typer.Typer, events_app: typer.Typer) -> None:
     app.add_typer(store_app, name="store")
     app.command("get")(get)
     app.command("log")(log)
     events_app.command("list")(events_list)
+    events_app.command("follow")(events_follow)

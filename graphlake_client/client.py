@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
 from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
+from graphlake_client.follow import Follower
 from graphlake_client.predicates import Predicate, filter_inputs
 from graphlake_client.results import (
     BundleExport,
     BundleImport,
     CocoExport,
     DatasetVersion,
+    Event,
     EventInput,
     EventPage,
     HfExport,
@@ -44,6 +46,14 @@ if TYPE_CHECKING:
 
 def _silent(_: str) -> None:
     """The default `say` of the importers: no progress lines."""
+
+
+def _event_filter(where: Sequence[Predicate], event_types: Sequence[str] | None, min_level: Level | None,
+                  source: Source | None, origin: str | None, alert_only: bool, **more: Any) -> dict[str, Any]:
+    """An EventFilter of the events verbs' arguments, without those not given."""
+    return {k: v for k, v in {
+        "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source, "origin": origin,
+        "alertOnly": alert_only or None, **more, **filter_inputs(where, ("data",))}.items() if v is not None}
 
 
 class Client(Vault):
@@ -75,14 +85,28 @@ class Client(Vault):
         `by_received` by when the lake stored them; `oldest_first` reverses): `where` holds predicates on
         their data (`data("od600") > 0.3`), `after` / `before` bound their time, `origin` picks the lab's
         own (CLIENT) or the lake's (LAKE). `cursor` resumes after a page's `end_cursor`."""
-        event_filter = {k: v for k, v in {
-            "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source,
-            "after": wire_time(after, "after"), "before": wire_time(before, "before"), "origin": origin, "alertOnly": alert_only or None,
-            "includeArchived": include_archived, **filter_inputs(where, ("data",))}.items() if v is not None}
+        event_filter = _event_filter(where, event_types, min_level, source, origin, alert_only,
+                                     after=wire_time(after, "after"), before=wire_time(before, "before"),
+                                     includeArchived=include_archived)
         variables = {"filter": event_filter, "first": page_size, "orderBy": "RECEIVED" if by_received else "TIMESTAMP",
                      "direction": "ASC" if oldest_first else "DESC"}
         async for nodes, end_cursor, has_next in self._walk(ops.EVENTS_PAGE, "events", variables, cursor):
             yield EventPage(nodes, end_cursor, has_next)
+
+    async def follow_events(self, *where: Predicate, event_types: Sequence[str] | None = None,
+                            min_level: Level | None = None, source: Source | None = None,
+                            origin: Literal["CLIENT", "LAKE"] | None = None, alert_only: bool = False,
+                            after: str | None = None) -> AsyncIterator[Event]:
+        """The events matching every filter (as query_events takes them) as they are logged, each
+        once, until the caller stops (break, or cancel: the stream is closed): the `events`
+        subscription over SSE (follow.py). `after`, an event's ID (or a cursor of events by
+        RECEIVED), starts with those received since it. A stream that ends (the server restarting,
+        the network) is opened again with the retry policy, resuming where it stood; a revoked
+        token stops it with an UNAUTHENTICATED GraphlakeClientError."""
+        event_filter = _event_filter(where, event_types, min_level, source, origin, alert_only)
+        async with aclosing(Follower(self, event_filter, after).events()) as events:
+            async for event in events:
+                yield event
 
     async def _log(self, events: list[dict[str, Any]]) -> list[str]:
         for n, event in enumerate(events):  # as a value or metadata: a datetime in data is refused, not made text

@@ -68,6 +68,10 @@ EVENTS_PAGE = f"""query EventsPage($filter: EventFilter, $first: Int, $after: St
     edges {{ node {{ {EVENT_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }}
   }}
 }}"""
+# follow_events (follow.py), over SSE: `after` an event's ID or a cursor of events(orderBy: RECEIVED).
+FOLLOW_EVENTS = f"""subscription FollowEvents($filter: EventFilter, $after: String) {{
+  events(filter: $filter, after: $after) {{ {EVENT_FIELDS} }}
+}}"""
 
 # --- COCO import and export (coco.py, coco_export.py)
 DATUMS_BY_METADATA = """query DatumsByMetadata($metadata: [JsonPredicate!], $after: String) {

@@ -17,6 +17,9 @@ What is retried:
   expired or refused URL) is never retried: sending the same bytes again cannot fix it.
 - Never: a URL no attempt can reach (httpx's UnsupportedProtocol: no http:// or https://), which
   is a transport error but fails the same way every time.
+- `reconnects`: a live stream (`follow_events`) that ended without `complete` or could not be
+  opened, as `failed_reads` would try a query again; a run of attempts begins anew after a stream
+  that worked (an event or a heartbeat came), so a follow outlives any number of server restarts.
 - `completion_waits`: a completion another request is still at (CONFLICT while the session is
   open, `CompletionUnderWay`), asked again until the server settles it.
 
@@ -102,6 +105,14 @@ def failed_reads(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetr
 def store_failures(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRetryingCaller:
     """Calls a PUT to a store again while it fails: `await policy(fn, *args)`."""
     return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(store_failed)
+
+
+def reconnects(retries: int, backoff_seconds: float) -> AsyncIterable[stamina.Attempt]:
+    """Attempts at opening a live stream again (follow.py), for `async for attempt in ...: with
+    attempt: ...`, while it fails as a query may be tried again (`read_failed`: the network, a
+    gateway, the server's UNAVAILABLE). An iterator, as the stream's events are yielded between
+    attempts; the caller begins a new run of them after a stream that worked for a while."""
+    return stamina.retry_context(on=read_failed, **_waits(retries, backoff_seconds))
 
 
 def completion_waits(backoff_seconds: float) -> AsyncIterable[stamina.Attempt]:

@@ -200,6 +200,7 @@ class SyncClient:
     log_event = _blocking(Client.log_event)
     log_events = _blocking(Client.log_events)
     query_events = _pages(Client.query_events)
+    follow_events = _pages(Client.follow_events)
     # Uploads, downloads, collections
     upload_file = _blocking(Client.upload_file)
     upload_paths = _blocking(Client.upload_paths)

@@ -18,11 +18,11 @@ from graphlake.local_services import find_binary, free_port, start_ferretdb
 from tests.waiting import wait_for
 
 
-async def start_server_process(mongodb_url: str, database: str, data_dir: Path,
+async def start_server_process(mongodb_url: str, database: str, data_dir: Path, *, port: int | None = None,
                                **settings: str) -> tuple[asyncio.subprocess.Process, str]:
-    """A server on a free port, ready; returns the process and its base URL. `settings` are
-    extra GRAPHLAKE_* variables, e.g. MAX_SUBSCRIPTIONS_PER_CONNECTION="20"."""
-    port = free_port()
+    """A server on `port` (a free one by default: a restart passes the first's), ready; returns the
+    process and its base URL. `settings` are extra GRAPHLAKE_* variables, e.g. MAX_SUBSCRIPTIONS_PER_CONNECTION="20"."""
+    port = port or free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
            "GRAPHLAKE_MONGODB_URL": mongodb_url, "GRAPHLAKE_DATABASE": database, "GRAPHLAKE_PORT": str(port),
            "GRAPHLAKE_DATA_DIR": str(data_dir), "GRAPHLAKE_BOOTSTRAP_ADMIN_TOKEN": "false", "GRAPHLAKE_LOG_LEVEL": "WARNING",
