@@ -144,6 +144,25 @@ async def test_a_stopping_server_lets_queries_and_mutations_over_sse_finish(serv
         state.stopping.clear()
 
 
+async def test_a_subscription_resumed_while_the_server_stops_ends_and_lets_its_subscriber_go(
+        served: Served, state: AppState, api: Api, contributor: str, viewer: str) -> None:
+    """A stream resumed with `after` as the server stops is ended at once, its operation cancelled
+    while it was announcing itself to the feed (a database write). That cancellation was lost on the
+    way (Python 3.11's asyncio.wait_for inside PyMongo's send) and the subscription went on to wait
+    for live events for good: the stream never ended and its subscriber stayed."""
+    logged = (await api.data("LogEvents", {"inputs": [{"eventType": "RESUMED", "message": "a"}]},
+                             token=contributor))["logEvents"]["ids"]
+    state.stopping.set()
+    try:
+        async with sse(served.base_url, "EventStreamFrom", {"filter": {"eventTypes": ["RESUMED"]}, "after": logged[0]},
+                       token=viewer) as stream:
+            with pytest.raises(EOFError):  # ended, without complete (it waited for good before)
+                await stream.message(timeout=10)
+    finally:
+        state.stopping.clear()
+    await wait_for(lambda: live_subscribers(state.events) == 0, what="the resumed subscriber to be let go")
+
+
 async def test_a_costly_pattern_is_refused_before_the_stream_starts(served: Served, viewer: str) -> None:
     """A 483-character pattern of sixty `a{1,999}` passed the length limit; matched against an event's
     10,000-character string in a live subscription it held the server's event loop for seconds."""

@@ -149,3 +149,36 @@ async def test_a_backlog_past_the_limit_drops_every_subscriber_behind_it(monkeyp
     broadcast.publish("after")  # a new subscriber is fed again
     assert await second == "after"
     await late.aclose()
+
+
+async def test_a_subscriber_whose_cancellation_was_lost_on_the_way_stops_instead_of_waiting() -> None:
+    """Python 3.11's asyncio.wait_for (inside every PyMongo send) can return its result instead of
+    raising a cancellation that came at the same moment. A subscription so cancelled came back to
+    its live stream and waited there for good. The stream now raises the cancellation it finds
+    pending; one a task took back on purpose (`uncancel`, as asyncio.timeout does) reads on."""
+    broadcast = Broadcast(queue_size=10)
+    reached = asyncio.Event()
+
+    async def subscriber(*, taken_back: bool) -> str:
+        try:
+            await reached.wait()  # a write, cancelled as it ends: the cancellation lost on the way
+        except asyncio.CancelledError:
+            if taken_back:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        async for message in broadcast.subscribe():
+            return message
+        return "ended"
+
+    lost = asyncio.ensure_future(subscriber(taken_back=False))
+    await asyncio.sleep(0)
+    lost.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(lost, 5)  # waited for a message before
+    assert broadcast.subscriber_count == 0
+
+    kept = asyncio.ensure_future(subscriber(taken_back=True))
+    await asyncio.sleep(0)
+    kept.cancel()
+    await _listening(broadcast, 1)
+    broadcast.publish("still here")
+    assert await asyncio.wait_for(kept, 5) == "still here"
