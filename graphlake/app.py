@@ -47,6 +47,7 @@ from services.auth import ensure_bootstrap_admin
 from services.availability import no_time_limit
 from services.backups.schedule import scheduled_backup
 from services.batches import remove_abandoned
+from services.cancellation import raise_if_cancelled
 from services.events import audit
 from services.events.feed import ALIVE_FOR, FeedTail, ensure_feed
 from services.events.log import archive as archive_events
@@ -228,6 +229,7 @@ async def _maintain(state: AppState) -> None:
     with no_time_limit():  # no client waits on this task: its operations have no time limit
         swept_at = -math.inf
         while True:
+            raise_if_cancelled()  # as in _watch_schema
             try:
                 with task_outcome(state.metrics, "maintenance"):
                     swept_at = await _maintenance_round(state, swept_at)
@@ -299,6 +301,7 @@ async def _watch_schema(state: AppState) -> None:
     in_background.set(True)  # not a request's reads
     with no_time_limit():
         while True:
+            raise_if_cancelled()  # the server stopping: a cancel lost in a read would keep this loop on
             try:
                 await state.schema_watch.check(state.db)  # once changed, it stays so without reading again
             except Exception:  # the database away for a moment: readyz says so already; look again next time
@@ -402,6 +405,7 @@ async def _scheduled_backups(state: AppState) -> None:
         settings = state.settings
         roots = local_roots(settings) if settings.backup_with_payloads else {}
         while True:
+            raise_if_cancelled()  # as in _watch_schema
             try:
                 with task_outcome(state.metrics, "backup"):
                     taken = await scheduled_backup(state.db, state.feed, settings, settings.backups,

@@ -23,22 +23,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from services.cancellation import raise_if_cancelled
 from services.pauses import take_turn, turn_due
 
 log = logging.getLogger("graphlake.broadcast")
 
-
-def _raise_lost_cancellation() -> None:
-    """CancelledError if this task was cancelled and the cancellation never reached it. On Python
-    3.11, `asyncio.wait_for` returns its inner result instead of raising when the two come at once
-    (fixed in 3.12: CPython gh-86296), and PyMongo's asynchronous driver sends every command through
-    it: about one cancel in three landing half a millisecond into a write was lost. A subscription
-    cancelled so (its client gone, the server stopping) came back here and waited for live messages
-    for good, its subscriber kept and its task never ended. A task whose cancellation was caught
-    on purpose has taken it back (`uncancel`, as `asyncio.timeout` does) and reads on."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class SubscriberOverflow(Exception):
@@ -191,7 +180,7 @@ class Broadcast:
 
     async def _read(self, subscriber: _Subscriber) -> AsyncIterator[Any]:
         while True:
-            _raise_lost_cancellation()
+            raise_if_cancelled()  # else a subscription whose cancellation was lost waits here for good
             if subscriber.queue.empty():
                 if subscriber.failed is not None:
                     raise subscriber.failed

@@ -247,3 +247,31 @@ async def test_a_feed_reader_that_keeps_failing_says_so_once_then_each_minute(st
             await client.close()
             feed_module.log.removeHandler(timed)
     assert "works again after" in caplog.text
+
+
+async def test_the_feed_reader_stops_when_its_cancellation_was_lost_in_a_read(state: AppState,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server stopping cancels the feed reader; on Python 3.11 a cancel landing as a database read
+    ends can be lost (services/cancellation.py), and the reader read on, holding the stop for its
+    whole wait (10 s) and then left running. It stops at its next round now."""
+    tail = FeedTail(state.db, Broadcast(10))
+    reading, rounds = asyncio.Event(), []
+    refresh = tail._refresh_writers
+
+    async def read_losing_its_cancel() -> None:
+        rounds.append(1)
+        reading.set()
+        try:
+            await asyncio.sleep(3600)  # a read, cancelled as it ends: the answer comes, the cancel is lost
+        except asyncio.CancelledError:
+            if len(rounds) > 1:  # read on after its cancel (the test fails): this round's ends it
+                raise
+            await refresh()
+
+    monkeypatch.setattr(tail, "_refresh_writers", read_losing_its_cancel)
+    monkeypatch.setattr(feed_module, "WRITERS_REFRESH_SECONDS", 0)  # a read every round
+    running = asyncio.ensure_future(tail.run())
+    await asyncio.wait_for(reading.wait(), 10)
+    running.cancel()
+    await asyncio.wait({running}, timeout=10)  # not wait_for: it would cancel again, and again be lost
+    assert running.cancelled() and len(rounds) == 1, rounds

@@ -48,6 +48,7 @@ from migrations.liveness import this_process
 from migrations.occupancy import ALIVE_FOR, SERVERS_COLLECTION
 from services.availability import no_time_limit
 from services.broadcast import Broadcast
+from services.cancellation import raise_if_cancelled
 from services.pauses import event_within
 
 if TYPE_CHECKING:
@@ -468,6 +469,7 @@ class FeedTail:
         loop = asyncio.get_running_loop()
         said_at = -STILL_FAILING_EVERY
         while True:
+            raise_if_cancelled()  # the server stopping: a cancel lost in a read would keep this loop on
             try:
                 if loop.time() - refreshed >= WRITERS_REFRESH_SECONDS or self.broadcast.listening_changed.is_set():
                     self.broadcast.listening_changed.clear()

@@ -50,6 +50,7 @@ from pymongo.errors import BulkWriteError
 
 from documents.event import Event, lake_mark, new_event_id
 from documents.sparse import stored
+from services.cancellation import raise_if_cancelled
 from services.errors import Conflict
 from services.pauses import event_within
 
@@ -300,6 +301,7 @@ class AuditJournal:
         loop = asyncio.get_running_loop()
         replay_at = loop.time() + self.replay_every
         while not self._stopping:
+            raise_if_cancelled()  # a cancel lost in a flush's write would keep this loop on
             await event_within(self._wake, max(0.0, replay_at - loop.time()))
             if loop.time() >= replay_at:
                 replay_at = loop.time() + self.replay_every

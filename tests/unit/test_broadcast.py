@@ -153,9 +153,10 @@ async def test_a_backlog_past_the_limit_drops_every_subscriber_behind_it(monkeyp
 
 async def test_a_subscriber_whose_cancellation_was_lost_on_the_way_stops_instead_of_waiting() -> None:
     """Python 3.11's asyncio.wait_for (inside every PyMongo send) can return its result instead of
-    raising a cancellation that came at the same moment. A subscription so cancelled came back to
-    its live stream and waited there for good. The stream now raises the cancellation it finds
-    pending; one a task took back on purpose (`uncancel`, as asyncio.timeout does) reads on."""
+    raising a cancellation that came at the same moment (services/cancellation.py). A subscription
+    so cancelled came back to its live stream and waited there for good. The stream now raises the
+    cancellation it finds pending; one a task took back on purpose (`uncancel`, as asyncio.timeout
+    does) reads on."""
     broadcast = Broadcast(queue_size=10)
     reached = asyncio.Event()
 
