@@ -24,6 +24,7 @@ from datetime import datetime
 from documents.api_token import hash_secret
 from documents.clock import utcnow
 from services.auth import Principal, authenticate
+from services.cancellation import raise_if_cancelled
 from services.errors import Unauthenticated
 from services.pauses import event_within
 
@@ -92,6 +93,7 @@ class TokenCache:
         """
         failing = False  # one log line per outage and socket, not a traceback a second
         while True:
+            raise_if_cancelled()  # its socket closed: a cancel lost in a lookup would keep watching for good
             forgotten = self._forgotten  # taken first: a revocation during the lookup still wakes this
             try:
                 await self.authenticate(secret)
