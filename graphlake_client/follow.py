@@ -18,7 +18,7 @@ import binascii
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +134,7 @@ class Follower:
             return self.last
         return start if began >= ms - RESUME_BACK_MS else position_at(ms - RESUME_BACK_MS)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """The events, each once, until the server completes the subscription or an error stops it."""
         try:
             while True:
@@ -178,7 +178,7 @@ class Follower:
             raise GraphlakeClientError(f"{self.transport.url}/graphql answered HTTP {status} without an event stream",
                                        "UNAVAILABLE" if status in GATEWAY_ERRORS else "INTERNAL") from error
 
-    async def _stream(self, after: str | None) -> AsyncIterator[Event | None]:
+    async def _stream(self, after: str | None) -> AsyncGenerator[Event | None, None]:
         """One stream's events (None for each heartbeat); httpx.RemoteProtocolError when it ends without `complete`."""
         body = json.dumps({"query": ops.FOLLOW_EVENTS, "operationName": "FollowEvents",
                            "variables": {"filter": self.filter, "after": after}})
