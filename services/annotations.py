@@ -148,8 +148,15 @@ async def create_schema(name: str, kinds: Sequence[Kind], labels: Sequence[docs.
 async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: ObjectId,
                      source: docs.AnnotationSource | None, actor: str | None) -> docs.AnnotationSet:
     name = check_name(name)
-    schema = await docs.AnnotationSchema.get(schema_id)
-    if schema is None or schema.deleting_at is not None:
+    schemas = docs.AnnotationSchema.get_pymongo_collection()
+
+    async def there() -> bool:
+        """Whether the schema is there and no delete has it (one still looking for sets is waited out:
+        refused by a set, it takes its mark back)."""
+        found = await delete_marks.settled(schemas, [schema_id], "deleting_at", delete_marks.WAIT_SECONDS)
+        return found[schema_id] is delete_marks.Found.CLEAR
+
+    if not await there():
         raise delete_marks.gone("annotation schema", NodeType.ANNOTATION_SCHEMA, schema_id, "schemaId")
     _check_source(source, "source")
     annotation_set = docs.AnnotationSet(name=name, purpose=purpose, schema_id=schema_id, source=source, created_by=actor)
@@ -157,7 +164,7 @@ async def create_set(name: str, purpose: docs.AnnotationPurpose, schema_id: Obje
     # Looked for again once the set exists: a delete of the schema marks it before it looks for sets
     # (delete_schema), so whichever comes second sees the other. A set whose schema is gone broke
     # every list of sets asking for it.
-    if await docs.AnnotationSchema.get_pymongo_collection().count_documents({"_id": schema_id, "deleting_at": None}) == 0:
+    if not await there():
         await docs.AnnotationSet.get_pymongo_collection().delete_one({"_id": annotation_set.id})
         raise delete_marks.gone("annotation schema", NodeType.ANNOTATION_SCHEMA, schema_id, "schemaId")
     return annotation_set
@@ -288,9 +295,11 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     reading them as models (lean(AnnotationRecord)) is left to whoever shows them. A record whose
     key the set holds already with the same content is not stored again: the held one is returned
     in its place (services/record_keys.py)."""
+    # A correction names the record it corrects (`id`) and the new one (`record`); a batch, its set and records.
+    set_field, records_field = ("id", "record") if supersedes else ("setId", "records")
     annotation_set = await docs.AnnotationSet.get(set_id)
     if annotation_set is None or annotation_set.deleting_at is not None:
-        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, set_field)
     if not records:
         raise BadUserInput("give at least one record", field="records")
     if len(records) > max_items:
@@ -303,9 +312,14 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     found = {a: doc for a, doc in (await fields_by_ids(Asset, asset_ids | mask_ids, ["status", "media_type"])).items()
              if doc.get("status") != AssetStatus.DELETED.value}
     datum_ids = {r.datum_id for r in records if r.datum_id is not None}
-    # A datum a delete has marked is as good as gone (services/datums.delete_datum): left out, it is "no datum".
-    rules = _Rules.of(schema, annotation_set.source, [d for d in (await fields_by_ids(Datum, datum_ids, ["roles", "deleting_at"])).values()
-                                                      if d.get("deleting_at") is None])
+    datums = await fields_by_ids(Datum, datum_ids, ["roles", "deleting_at"])
+    if marked := [d for d, doc in datums.items() if doc.get("deleting_at") is not None]:
+        # A delete's mark (services/datums.delete_datum): one still looking for holders is waited out
+        # (refused by a record or a version, it takes its mark back); a datum still marked then, or
+        # whose delete is past its checks, is as good as gone: left out, it is "no datum".
+        settled = await delete_marks.settled(Datum.get_pymongo_collection(), marked, "deleting_at", delete_marks.WAIT_SECONDS)
+        datums = {d: doc for d, doc in datums.items() if settled.get(d, delete_marks.Found.CLEAR) is delete_marks.Found.CLEAR}
+    rules = _Rules.of(schema, annotation_set.source, datums.values())
     if supersedes and records[0].key is not None:
         raise BadUserInput("a correction carries no key: the record it replaces keeps its own", field="record.key")
     check_client_keys([r.key for r in records], lambda i: f"records[{i}]")
@@ -335,19 +349,21 @@ async def add_records(set_id: ObjectId, records: Sequence[NewRecord], actor: str
     # (delete_set): they go, not the delete. Unmarked now, the delete's rounds, which follow its mark, find them.
     if await docs.AnnotationSet.get_pymongo_collection().count_documents({"_id": set_id, "deleting_at": None}) == 0:
         await take_back()
-        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, "setId")
+        raise delete_marks.gone("annotation set", NodeType.ANNOTATION_SET, set_id, set_field)
     deleted = await in_use_despite_delete(list(asset_ids | mask_ids))
     if deleted:  # a delete ran between the check and the write: the records go, not the delete
         await take_back()
         raise Conflict(f"asset(s) deleted meanwhile: {', '.join(encode_id(NodeType.ASSET, a) for a in deleted)}",
-                       field="records")
+                       field=records_field)
     # So may a datum's delete: marked since the check above, it may have looked for records before
-    # these were written (services/datums.delete_datum). Unmarked now, its look follows this write.
-    if datum_ids and (gone := datum_ids - {d for d, doc in (await fields_by_ids(Datum, datum_ids, ["deleting_at"])).items()
-                                           if doc.get("deleting_at") is None}):
+    # these were written (services/datums.delete_datum). Unmarked now, its look follows this write; one
+    # still looking is waited out (it finds these records, is refused and takes its mark back).
+    settled = await delete_marks.settled(Datum.get_pymongo_collection(), datum_ids, "deleting_at",
+                                         delete_marks.WAIT_SECONDS) if datum_ids else {}
+    if gone := sorted(d for d, there in settled.items() if there is not delete_marks.Found.CLEAR):
         await take_back()
-        raise Conflict(f"datum(s) deleted meanwhile, or being deleted: {', '.join(encode_id(NodeType.DATUM, d) for d in sorted(gone))}",
-                       field="records")
+        raise Conflict(f"datum(s) deleted meanwhile, or being deleted: {', '.join(encode_id(NodeType.DATUM, d) for d in gone)}",
+                       field=records_field)
     return Added(stored, len(stored) - len(made))
 
 

@@ -50,9 +50,6 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
 ABANDONED_AFTER = timedelta(minutes=10)
 # Collection items a build from a collection makes datums of at a time (_datums_from_collection).
 ITEMS_PER_BATCH = snapshots.BATCH
-# How long a build waits out a delete's mark on what its version holds, while the delete is still
-# looking for holders (delete_marks.waited_out): it takes a few reads, and finds this build.
-MARK_WAIT_SECONDS = 2.0
 # A version's members read at a time for a diff or a split (only their datum and entry, or split),
 # in `_id` order (the version_members index; by datum, our FerretDB build sorts the whole version
 # for every page): each page is decoded on the event loop, a few ms here.
@@ -468,7 +465,7 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
             # it looks for versions (delete_set, delete_dataset, delete_version), so it finds this one
             # building and is refused, taking its mark back (waited out here), or this finds its mark.
             holds = await delete_marks.waited_out(lambda: _what_it_holds(set_ids, plan), _Holds.pending,
-                                                  MARK_WAIT_SECONDS)
+                                                  delete_marks.WAIT_SECONDS)
             _refuse_what_is_gone(holds, plan)
             await _build(version, plan, chosen, set_ids, made, actor, content)
         except BaseException:

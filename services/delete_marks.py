@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -33,6 +33,9 @@ TOKEN = "delete_token"
 COMMITTED = "delete_committed"
 MARK_FIELDS = {TOKEN: 1, COMMITTED: 1}  # a projection keeping what found() reads
 POLL_SECONDS = 0.05  # how often a writer waiting out a mark (waited_out) looks again
+# How long a writer waits out a delete's mark on what it needs while the delete is still looking for
+# holders: it takes a few reads, and finds the writer's (a version build's members, records, a set).
+WAIT_SECONDS = 2.0
 
 _Looked = TypeVar("_Looked")
 
@@ -95,6 +98,18 @@ def found(document: dict[str, Any] | None, marked: bool) -> Found:
     if not marked:
         return Found.CLEAR
     return Found.PENDING if document.get(TOKEN) is not None and not document.get(COMMITTED) else Found.GONE
+
+
+async def settled(collection: AsyncCollection, ids: Collection[ObjectId], marked_by: str,
+                  seconds: float) -> dict[ObjectId, Found]:
+    """What each document of `ids` is to a writer (`marked_by`: the field a delete's mark sets), once
+    the deletes still looking for holders have decided: one read, again while any is PENDING
+    (waited_out). For writers that look after their write whether what they need is being deleted."""
+    async def look() -> dict[ObjectId, Found]:
+        read = {d["_id"]: d async for d in collection.find({"_id": {"$in": list(ids)}}, {marked_by: 1, **MARK_FIELDS})}
+        return {i: found(read.get(i), (read.get(i) or {}).get(marked_by) is not None) for i in ids}
+
+    return await waited_out(look, lambda looked: Found.PENDING in looked.values(), seconds)
 
 
 async def waited_out(look: Callable[[], Awaitable[_Looked]], pending: Callable[[_Looked], bool],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from bson import ObjectId
 
@@ -19,7 +20,7 @@ from documents.asset import Asset
 from documents.common import AssetStatus, RetentionOwnerType, Split
 from documents.dataset import Datum
 from documents.manifest import asset_digest
-from services import retention, snapshots, version_content
+from services import delete_marks, retention, snapshots, version_content
 from services.assets import in_use_despite_delete
 from services.availability import no_time_limit
 from services.errors import BadUserInput, Conflict
@@ -39,7 +40,7 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
     entries: list[bytes] = []
     records = {str(set_id): 0 for set_id in sets}  # a set with none on the version's datums counts 0
     unsettled: set[ObjectId] = set()  # write batches left out (snapshots._settled)
-    writing: asyncio.Task[tuple[list[ObjectId], list[ObjectId]]] | None = None
+    writing: asyncio.Task[_Written] | None = None
     try:
         for start in range(0, len(ids), BUILD_BATCH):
             wanted = ids[start:start + BUILD_BATCH]
@@ -54,11 +55,11 @@ async def copy_in(version_id: ObjectId, chosen: Mapping[ObjectId, Split], sets: 
             masks = await _mask_assets(copied)
             entries += copied.entries
             if writing is not None:  # shielded: a cancelled build still waits for its writes (below)
-                await _pinned_assets_kept(await asyncio.shield(writing))
+                await _still_held(await asyncio.shield(writing))
             with no_time_limit():  # undone by the build's discard if it fails; the task takes the block's context
                 writing = asyncio.create_task(_write_batch(version_id, copied, batch, content, actor, masks))
         if writing is not None:
-            await _pinned_assets_kept(await asyncio.shield(writing))
+            await _still_held(await asyncio.shield(writing))
     finally:  # a failure: the discard runs once no write of the build is under way
         if writing is not None and not writing.done():
             await asyncio.wait([writing])
@@ -106,19 +107,41 @@ async def _mask_assets(copied: snapshots.CopiedBatch) -> list[ObjectId]:
     return list(masks)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What a batch's write made the version hold: its datums (members), their role assets and its masks (pins)."""
+
+    datums: list[ObjectId]
+    roles: list[ObjectId]
+    masks: list[ObjectId]
+
+
 async def _write_batch(version_id: ObjectId, copied: snapshots.CopiedBatch, datums: list[snapshots.DatumRead],
                        content: version_content.ContentWriter | None, actor: str | None,
-                       masks: list[ObjectId]) -> tuple[list[ObjectId], list[ObjectId]]:
+                       masks: list[ObjectId]) -> _Written:
     """Write a batch of the version (its copies and members, and its lines into `content`) and pin its
-    datums' role assets and its records' masks, at once; returns those assets (role assets, masks).
-    Ends only when none of its writes is under way."""
+    datums' role assets and its records' masks, at once. Ends only when none of its writes is under way."""
     roles: list[ObjectId] = [r["asset_id"] for d in datums for r in d.roles]
     done = await asyncio.gather(snapshots.write_batch(copied, content),
                                 retention.pin(roles + masks, RetentionOwnerType.DATASET_VERSION, version_id, actor),
                                 return_exceptions=True)
     if failed := next((d for d in done if isinstance(d, BaseException)), None):
         raise failed
-    return roles, masks
+    return _Written([d.id for d in datums], roles, masks)
+
+
+async def _still_held(written: _Written) -> None:
+    """CONFLICT if what a batch's write made the version hold went meanwhile: its assets
+    (_pinned_assets_kept), or a datum whose delete marked it before it looked for versions holding
+    it, and so did not see these members (services/datums.delete_datum): looked for once the members
+    are written, whichever comes second sees the other. A delete still looking is waited out: it
+    finds this build's members, is refused and takes its mark back."""
+    await _pinned_assets_kept((written.roles, written.masks))
+    found = await delete_marks.settled(Datum.get_pymongo_collection(), written.datums, "deleting_at",
+                                       delete_marks.WAIT_SECONDS)
+    if gone := sorted(d for d, there in found.items() if there is not delete_marks.Found.CLEAR):
+        raise Conflict("datum(s) deleted while the version was built: "
+                       f"{', '.join(encode_id(NodeType.DATUM, d) for d in gone)}", field="addDatums")
 
 
 async def _pinned_assets_kept(pinned: tuple[list[ObjectId], list[ObjectId]]) -> None:

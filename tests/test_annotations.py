@@ -619,9 +619,9 @@ async def test_a_schema_deleted_while_a_set_is_created_on_it_leaves_neither_a_se
     kept = await AnnotationSchema.get_pymongo_collection().find_one({"_id": schema_id})
     assert kept is not None and "deleting_at" not in kept and "delete_token" not in kept  # as it was
 
-    # A create meeting the mark is NOT_FOUND, and leaves no set; the delete goes on.
+    # A create meeting the mark of a delete past its checks is NOT_FOUND, and leaves no set; the delete goes on.
     await AnnotationSet.get_pymongo_collection().delete_many({})
-    created = once_after(monkeypatch, delete_marks, "mark", lambda: api.error("CreateAnnotationSet", {"input": {
+    created = once_after(monkeypatch, delete_marks, "commit", lambda: api.error("CreateAnnotationSet", {"input": {
         "name": "meanwhile", "purpose": "GROUND_TRUTH", "schemaId": schema["id"]}}, token=contributor))
     assert (await api.data("DeleteAnnotationSchema", {"id": schema["id"]}, token=contributor))["deleteAnnotationSchema"]["deleted"]
     monkeypatch.undo()
@@ -685,12 +685,13 @@ async def test_a_version_built_while_records_are_written_holds_none_of_their_bat
 
 
 async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_pointing_at_nothing(
-        api: Api, contributor: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Api, contributor: str, admin: str, setup: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """addAnnotations read the datum, then wrote its records; deleteDatum looked for records, then
     removed the datum. Interleaved, records named a datum that was gone (no version takes them, no
     correction can stay on it). The delete marks the datum before it looks, and the records look for
     the mark after their write: the records go (CONFLICT), or the delete finds them (CONFLICT naming
-    them), its mark taken back."""
+    them), its mark taken back. Records meeting the mark of a delete still looking wait it out: a
+    refused delete does not fail them too."""
     s = setup
     labelled = {"setId": s["truth"]["id"], "records": [record(s, "CLASSIFICATION", label="dent")]}
     insert_all = batches.insert_all
@@ -722,9 +723,34 @@ async def test_a_datum_deleted_while_records_are_added_on_it_leaves_no_record_po
     assert "deleting_at" not in await Datum.get_pymongo_collection().find_one({"_id": object_id(datum["id"])})
     error = await api.error("DeleteAsset", {"id": image["id"]}, token=contributor)  # the datum uses it still
     assert datum["id"] in error["extensions"]["holders"], error
-    # And an addAnnotations meeting the mark up front is NOT_FOUND on the datum, the delete going on.
+    # An addAnnotations meeting the mark of a delete still looking waits it out: refused (the datum is
+    # in a version), the delete takes its mark back, and the records are written.
     await AnnotationRecord.get_pymongo_collection().delete_one({"_id": raw["_id"]})
-    refused = once_after(monkeypatch, delete_marks, "mark",
+    dataset = await factories.dataset(api, contributor)
+    version = await factories.version(api, contributor, dataset["id"], "v1", addDatums=[datum["id"]])
+    adding: list[asyncio.Future] = []
+    waiting, waited_out = asyncio.Event(), delete_marks.waited_out
+
+    async def noting_the_wait(*args: Any, **kwargs: Any) -> Any:
+        waiting.set()
+        return await waited_out(*args, **kwargs)
+
+    async def records_added_meanwhile() -> None:
+        adding.append(asyncio.ensure_future(api.run("AddAnnotations", labelled, token=contributor)))
+        await asyncio.wait_for(waiting.wait(), 10)  # it met the mark and looks again until the delete decides
+
+    monkeypatch.setattr(delete_marks, "waited_out", noting_the_wait)
+    once_after(monkeypatch, delete_marks, "mark", records_added_meanwhile)
+    error = await api.error("DeleteDatum", {"id": datum["id"]}, token=contributor)
+    monkeypatch.undo()
+    assert error["extensions"]["code"] == "CONFLICT" and version["id"] in error["extensions"]["holders"], error
+    added = await adding[0]
+    assert not added.get("errors") and len(added["data"]["addAnnotations"]["ids"]) == 1, added
+
+    # One meeting the mark of a delete past its checks is NOT_FOUND on the datum, the delete going on.
+    await api.data("DeleteDatasetVersion", {"id": version["id"]}, token=admin)
+    await AnnotationRecord.get_pymongo_collection().delete_many({})
+    refused = once_after(monkeypatch, delete_marks, "commit",
                          lambda: api.error("AddAnnotations", labelled, token=contributor))
     assert (await api.data("DeleteDatum", {"id": datum["id"]}, token=contributor))["deleteDatum"]["deleted"]
     monkeypatch.undo()

@@ -16,7 +16,7 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from resolvers.context import AppState
-from services import annotations, batches, bulk_deletes, datasets, delete_marks, unfinished_deletes
+from services import annotations, batches, bulk_deletes, datasets, delete_marks, snapshots, unfinished_deletes
 from services import collections as collections_service
 from services import datums as datums_service
 from services.errors import Conflict
@@ -160,11 +160,11 @@ async def test_a_build_waits_out_a_delete_still_looking_for_holders_and_goes_on(
 async def test_a_build_gives_up_on_a_mark_a_delete_cut_short_left(
         api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     """A mark that stays pending (its delete died before it committed) is waited out only so long
-    (MARK_WAIT_SECONDS): the build then fails as for a set being deleted."""
+    (delete_marks.WAIT_SECONDS): the build then fails as for a set being deleted."""
     datums, labels = await _labelled(api, contributor)
     dataset = await factories.dataset(api, contributor)
     await delete_marks.mark(state.db.annotation_sets, object_id(labels["id"]), {"deleting_at": utcnow()})
-    monkeypatch.setattr(datasets, "MARK_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(delete_marks, "WAIT_SECONDS", 0.2)
     error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
                                                                "addDatums": [d["id"] for d in datums],
                                                                "addAnnotationSets": [labels["id"]]}}, token=contributor)
@@ -518,7 +518,7 @@ async def test_a_build_waits_out_a_dataset_delete_that_has_leftovers_to_remove(
                                           "created_at": utcnow() - datasets.ABANDONED_AFTER - timedelta(minutes=1)})
     claim, delete_version, mark, deletes = datasets._claim_name, datasets.delete_version, delete_marks.mark, []
     marked = asyncio.Event()
-    monkeypatch.setattr(datasets, "MARK_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(delete_marks, "WAIT_SECONDS", 0.5)
 
     async def marking(*args: Any, **kwargs: Any) -> Any:
         token = await mark(*args, **kwargs)
@@ -758,3 +758,22 @@ async def test_a_schema_delete_cut_short_is_run_again(api: Api, contributor: str
     shown = await db.annotation_schemas.find_one({"_id": object_id(used["id"])})
     assert "deleting_at" not in shown and "delete_token" not in shown  # its set holds it: open again
     assert await unfinished_deletes.finish(state.stores) == 0
+
+
+async def test_a_datum_deleted_while_a_version_is_built_from_it_fails_the_build(
+        api: Api, contributor: str, state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build read its datums; a delete of one marked it, found no version holding it (the members
+    not written yet), and removed it; the build then wrote its members and turned READY, holding a
+    datum that was gone. The build looks for the datums' marks once their members are written: it
+    fails (CONFLICT naming the datum, the version discarded), or the delete, looking after, finds it."""
+    db = state.db
+    kept, doomed = await factories.datums(api, contributor, 2, roles=("image",))
+    dataset = await factories.dataset(api, contributor)
+    deleted = once_before(monkeypatch, snapshots, "write_batch",
+                          lambda: api.data("DeleteDatum", {"id": doomed["id"]}, token=contributor))
+    error = await api.error("CreateDatasetVersion", {"input": {"datasetId": dataset["id"], "version": "v1",
+                                                               "addDatums": [kept["id"], doomed["id"]]}}, token=contributor)
+    monkeypatch.undo()
+    assert deleted[0]["deleteDatum"]["deleted"]
+    assert error["extensions"] == {"code": "CONFLICT", "field": "addDatums"} and doomed["id"] in error["message"], error
+    assert await db.dataset_versions.count_documents({}) == 0 and await db.version_members.count_documents({}) == 0
