@@ -78,7 +78,8 @@ async def _refusal(request: Request, state: AppState, settings: Settings) -> Res
         if outage is None:
             raise
         log.warning("cannot check a /metrics token: %s", outage)
-        return PlainTextResponse(f"{outage}\n", status_code=503, headers={"Retry-After": "1"})
+        return PlainTextResponse(f"{outage}\n", status_code=503,
+                                 headers={"Retry-After": "1"} if outage.retry else None)
     if principal.role is not Role.ADMIN:
         return PlainTextResponse("/metrics needs an ADMIN token (or GRAPHLAKE_METRICS_TOKEN)\n", status_code=403)
     return None

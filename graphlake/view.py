@@ -217,7 +217,7 @@ class GraphQLView(GraphQL[Context, None]):
             # Its request id is the log filter's (graphlake/logs.py), read from the same variable.
             log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__)
             return _error_response(str(outage), {**outage.extensions, "requestId": request_id_var.get() or "-"}, 503,
-                                   media_type, {"Retry-After": "1"})
+                                   media_type, {"Retry-After": "1"} if outage.retry else None)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()

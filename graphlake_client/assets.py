@@ -144,7 +144,8 @@ class Assets(Uploader):
                     "collectionId": collection_id, "items": [{"assetId": asset["id"]}]}})
             except GraphlakeClientError as error:
                 raise GraphlakeClientError(f"asset {asset['id']} was stored but not put into collection "
-                                           f"{collection!r}: {error}", error.code, error.field) from error
+                                           f"{collection!r}: {error}", error.code, error.field,
+                                           retry=error.retry) from error
         return asset
 
     async def store_file(self, path: Path | str, *, name: str | None = None, collection: str | None = None,

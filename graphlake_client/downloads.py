@@ -154,17 +154,30 @@ def _described(headers: httpx.Headers) -> dict[str, Any] | None:
 REDIRECTS = (302, 303, 307)
 
 
+async def _not_to_retry(response: httpx.Response) -> GraphlakeClientError | None:
+    """The content route's UNAVAILABLE saying no retry will help (`extensions.retry: false`), read
+    from its 5xx answer; None for any other (the store down for a moment, a proxy's JSON)."""
+    try:
+        refused = GraphlakeClientError.answered(json.loads(await response.aread())["errors"][0])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):  # cut short, or not the route's
+        return None
+    return refused if refused.code == "UNAVAILABLE" and not refused.retry else None
+
+
 async def _described_or_refused(response: httpx.Response) -> dict[str, Any] | None:
     """What a content-route answer says of its asset; GraphlakeClientError for the route's refusal
-    (no such asset, no token, ...); HTTPStatusError for a 5xx (retried); None from a server without it."""
+    (no such asset, no token, ...); HTTPStatusError for a 5xx (retried), unless the route says no
+    retry will help (UNAVAILABLE with `extensions.retry: false`); None from a server without it."""
+    json_body = response.headers.get("content-type", "").startswith("application/json")
     if response.status_code >= 500:
+        if json_body and (refused := await _not_to_retry(response)) is not None:
+            raise refused
         response.raise_for_status()  # another attempt may work (store_failures)
     described = _described(response.headers)
-    if described is None and response.headers.get("content-type", "").startswith("application/json"):
+    if described is None and json_body:
         errors = json.loads(await response.aread()).get("errors") or []
         if errors:
-            extensions = errors[0].get("extensions", {})
-            raise GraphlakeClientError(errors[0]["message"], extensions.get("code"), extensions.get("field"))
+            raise GraphlakeClientError.answered(errors[0])
     if described is not None and response.status_code not in REDIRECTS:
         response.raise_for_status()
     return described

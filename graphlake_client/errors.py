@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,23 @@ MAX_JSON_DEPTH = 500  # the nesting the server takes (documents/json_value/encod
 
 
 class GraphlakeClientError(Exception):
-    """An error the server answered with; `code` and `field` come from its extensions."""
+    """An error the server answered with; `code` and `field` come from its extensions. `retry` is
+    False where the server said another attempt will not help (`extensions.retry: false`: an
+    UNAVAILABLE only the server's operator can mend, such as a store refusing its credentials), so
+    the client's retry policy (retries.py) raises it at once; True says nothing more."""
 
-    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, field: str | None = None, *, retry: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
+        self.retry = retry
+
+    @classmethod
+    def answered(cls, error: Mapping[str, Any], default: str = "the server answered an error") -> GraphlakeClientError:
+        """The client's error for a GraphQL error the server answered (`{"message": ..., "extensions": ...}`)."""
+        extensions = error.get("extensions") or {}
+        return cls(error.get("message") or default, extensions.get("code"), extensions.get("field"),
+                   retry=extensions.get("retry") is not False)
 
 
 class ServerUnreachable(GraphlakeClientError):

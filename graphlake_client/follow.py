@@ -106,7 +106,7 @@ def _refusal(payload: dict[str, Any], received: int) -> Exception:
     code, field = extensions.get("code"), extensions.get("field")
     if code == "BAD_USER_INPUT" and field == "after" and received:
         return _ReplayCut(error.get("message"))
-    return GraphlakeClientError(error.get("message") or "the event stream failed", code, field)
+    return GraphlakeClientError.answered(error, "the event stream failed")
 
 
 class Follower:

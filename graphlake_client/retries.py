@@ -6,7 +6,9 @@ What is retried:
 - `unsent_requests`: any GraphQL request, a mutation too, that never reached the server (the
   connection refused or not made in time: a server restarting): nothing ran, so it is sent again.
 - `failed_reads`: a query (it changes nothing), also when its answer was lost on the way or the
-  server answered UNAVAILABLE (its database or a store was down for a moment).
+  server answered UNAVAILABLE (its database or a store was down for a moment). Not an UNAVAILABLE
+  with `extensions.retry: false` (a store refusing the server's own credentials): the server says
+  only its operator can mend that, so it is raised at once, here and wherever UNAVAILABLE is retried.
 - `lost_answers`: a GraphQL request that is safe to send twice, when its answer was lost on the
   way (a timeout, a broken connection, a gateway's 502/503/504): the server may have run it.
 - `keyed_writes`: a write each of whose items carries a key the client chose (`logEvents` with
@@ -65,8 +67,10 @@ def never_sent(error: Exception) -> bool:
 
 
 def read_failed(error: Exception) -> bool:
-    """Whether a query failed in a way another attempt may fix: on the way, or the server's UNAVAILABLE."""
-    return answer_lost(error) or (isinstance(error, GraphlakeClientError) and error.code == "UNAVAILABLE")
+    """Whether a query failed in a way another attempt may fix: on the way, or the server's UNAVAILABLE,
+    unless the server said no retry will help (`extensions.retry: false`)."""
+    return answer_lost(error) or (isinstance(error, GraphlakeClientError) and error.code == "UNAVAILABLE"
+                                  and error.retry)
 
 
 def store_failed(error: Exception) -> bool:

@@ -286,9 +286,7 @@ class Transport:
         if not isinstance(body, dict):
             body = {}
         if body.get("errors"):
-            error = body["errors"][0]
-            extensions = error.get("extensions", {})
-            raise GraphlakeClientError(error["message"], extensions.get("code"), extensions.get("field"))
+            raise GraphlakeClientError.answered(body["errors"][0])
         response.raise_for_status()
         if not isinstance(body.get("data"), dict):
             raise GraphlakeClientError(f"{self.url}/graphql answered without data or errors (HTTP {response.status_code})",

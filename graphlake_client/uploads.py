@@ -398,7 +398,7 @@ class Uploader(Transport):
                     found = re.match(r"inputs\[(\d+)\]", error.field or "")
                     if found and int(found.group(1)) < len(run):
                         raise GraphlakeClientError(f"{files[fresh[run.start + int(found.group(1))]][0]}: {error}",
-                                                   error.code, error.field) from None
+                                                   error.code, error.field, retry=error.retry) from None
                     raise
                 for i, session in zip(fresh[run.start:run.stop], created, strict=True):
                     sessions[i] = session

@@ -45,10 +45,13 @@ class Conflict(GraphlakeError):
 class Unavailable(GraphlakeError):
     """A part Graphlake depends on (the database, a store) cannot serve now; the same request may
     work shortly. INTERNAL stays for bugs. Not `retry`: it will not work before the server's
-    operator acts (a store refusing the server's credentials), so no Retry-After is sent."""
+    operator acts (a store refusing the server's credentials), so no Retry-After is sent, and
+    `extensions.retry` is false: clients tell it from a passing outage without reading the message."""
 
     code = "UNAVAILABLE"
 
     def __init__(self, message: str, *, field: str | None = None, retry: bool = True, **details: Any) -> None:
         super().__init__(message, field=field, **details)
         self.retry = retry
+        if not retry:  # only then: a client reads a missing `retry` as "may work shortly", as before
+            self.extensions["retry"] = False

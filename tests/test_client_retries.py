@@ -6,14 +6,22 @@ retries is a GraphlakeClientError, so one `except` catches whatever stopped a ca
 from __future__ import annotations
 
 import socket
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from graphlake.settings import Settings
 from graphlake_client import Client, GraphlakeClientError, ResumeState, ServerUnreachable
-from tests.conftest import Served
+from graphlake_client import operations as ops
+from resolvers.context import AppState
+from tests.conftest import S3Service, Served, mount_at
 from tests.operations import Api
+from tests.test_s3_failures import mounted, refusal_of_the_servers_credentials
+from tests.test_uploads import MIB, multipart_from_one_mib, payload, start
 
 
 class Failing(httpx.AsyncHTTPTransport):
@@ -143,3 +151,69 @@ async def test_what_is_not_a_graphql_answer_is_a_client_error_too(served: Served
         with pytest.raises(GraphlakeClientError, match="cannot be sent as JSON") as unsendable:
             await flaky.store_text("\ud800", name="surrogate")  # a lone surrogate: no UTF-8 for it
         assert unsendable.value.code == "BAD_USER_INPUT"
+
+
+class Counting(httpx.AsyncHTTPTransport):
+    """Counts the requests sent to the server, by what they ask (GraphQL, or an asset's content)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent["content" if request.url.path.endswith("/content") else "graphql"] += 1
+        return await super().handle_async_request(request)
+
+
+async def test_a_query_the_server_says_no_retry_mends_is_asked_once(
+        served: Served, api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service,
+        tmp_path: Path) -> None:
+    """An S3 mount refusing the server's own credentials (a secret rotated since it started) answers
+    UNAVAILABLE with `extensions.retry: false`: only the server's operator can mend it. The client
+    asked again all the same, `retries` times with its backoff, as it does for a store down for a
+    moment; it raises it at once now, saying so (`retry` False)."""
+    prefix = f"rotated-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "rotating", prefix)):
+        with multipart_from_one_mib(settings):  # its session lists the parts received: a request to the store
+            session = await start(api, contributor, payload(2 * MIB), "rotating")
+        async with mounted(state, mount_at(s3, "rotating", prefix, secret_access_key="rotated-since")):
+            counting = Counting()
+            async with lake(served, contributor, tmp_path, counting) as client:
+                with pytest.raises(GraphlakeClientError, match="the server's operator must fix") as refused:
+                    await client.execute(ops.SESSION, {"id": session["id"]})
+    assert refused.value.code == "UNAVAILABLE" and refused.value.retry is False
+    assert counting.sent == {"graphql": 1}  # not 1 + 3 retries
+
+
+async def test_no_call_retries_what_the_server_says_no_retry_mends(
+        served: Served, contributor: str, state: AppState, s3: S3Service, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query, a keyed write, a download and a follow retried every UNAVAILABLE (a download's 503
+    from the content route, a follow's reconnects); one saying no retry will help is raised at once
+    by each. The refusal is MinIO's own, met here by the token's lookup: every call meets it."""
+    refusal = await refusal_of_the_servers_credentials(s3)
+
+    async def refused(secret: str) -> None:
+        raise refusal
+
+    monkeypatch.setattr(state.tokens, "authenticate", refused)
+
+    async def follow(client: Client) -> None:
+        async for _ in client.follow_events():
+            pass
+
+    calls: dict[str, Callable[[Client], Awaitable[object]]] = {
+        "graphql": lambda client: client.get_asset("some-alias"),
+        "keyed": lambda client: client.log_events([{"eventType": "KEYED", "key": "k"}]),
+        "content": lambda client: client.download("some-alias", tmp_path),
+        "follow": follow}
+    sent, raised = {}, {}
+    for name, call in calls.items():
+        counting = Counting()
+        async with lake(served, contributor, tmp_path, counting) as client:
+            with pytest.raises(GraphlakeClientError) as error:
+                await call(client)
+        sent[name] = sum(counting.sent.values())
+        raised[name] = (error.value.code, error.value.retry, "the server's operator must fix" in str(error.value))
+    assert sent == dict.fromkeys(calls, 1)  # not 1 + 3 retries
+    assert raised == dict.fromkeys(calls, ("UNAVAILABLE", False, True))  # the server's own words

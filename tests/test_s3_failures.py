@@ -59,6 +59,8 @@ async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
             error = await api.error("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor, status=503)
             assert error["extensions"]["code"] == "UNAVAILABLE", error
             assert "s3 mount 'rotating'" in error["message"] and "parts" in error["message"], error
+            # A rotated secret is the operator's to mend (extensions.retry false); an endpoint away may come back.
+            assert error["extensions"].get("retry", True) is (failure == "endpoint"), error
         state.stores["rotating"] = good  # the store is back: nothing was lost meanwhile
         asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
         assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
@@ -92,6 +94,7 @@ async def test_a_store_refusing_the_servers_credentials_says_what_to_fix_not_to_
                 [error] = response.json()["errors"]
                 message = error["message"]
                 assert error["extensions"]["code"] == "UNAVAILABLE", error
+                assert error["extensions"]["retry"] is False, error  # told apart without reading the message
                 assert "s3 mount 'narrowed'" in message and "AccessDenied" in message, error
                 assert "retry shortly" not in message and "now" not in message.split("AccessDenied")[0], error
                 assert message.endswith("retrying will not change that: the server's operator must fix the permissions "
@@ -99,6 +102,43 @@ async def test_a_store_refusing_the_servers_credentials_says_what_to_fix_not_to_
         state.stores["narrowed"] = good  # the credentials mended: nothing was lost meanwhile
         asset = (await api.data("CompleteUpload", {"input": {"id": session["id"]}}, token=contributor))["completeUpload"]
         assert asset["status"] == "ACTIVE" and asset["sizeBytes"] == len(data)
+
+
+async def refusal_of_the_servers_credentials(s3: S3Service) -> StoreAnswered:
+    """What MinIO answers a mount whose secret was rotated since the server started: the store
+    refusing the server itself, which no retry mends (storage.to_fix)."""
+    refused = mount_at(s3, "rotated", secret_access_key="rotated-since")
+    await refused.open()
+    try:
+        with pytest.raises(StoreAnswered) as checked:
+            await refused.check()
+    finally:
+        await refused.close()
+    assert to_fix(checked.value)
+    return checked.value
+
+
+async def test_a_refusal_met_before_the_operation_runs_sends_no_retry_after(
+        api: Api, contributor: str, state: AppState, s3: S3Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outage met before execution (the token's lookup) was answered with `Retry-After: 1`
+    whatever it was (graphlake/view.py), where the error policy and the content route left it out
+    for one only the operator can mend. Both now alike: UNAVAILABLE, `extensions.retry` false, no
+    Retry-After. The refusal is MinIO's own; only the step that meets it is chosen here."""
+    refusal = await refusal_of_the_servers_credentials(s3)
+
+    async def refused(secret: str) -> None:
+        raise refusal
+
+    monkeypatch.setattr(state.tokens, "authenticate", refused)
+    headers = {"Authorization": f"Bearer {contributor}"}
+    answers = {"/graphql": await api.http.post("/graphql", headers=headers, json={
+                   "query": document("Status"), "operationName": "Status"}),
+               "content route": await api.http.get("/assets/some-alias/content", headers=headers)}
+    for where, response in answers.items():
+        assert response.status_code == 503 and "retry-after" not in response.headers, (where, response.headers)
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "UNAVAILABLE" and error["extensions"]["retry"] is False, (where, error)
+        assert "the server's operator must fix the mount's credentials" in error["message"], (where, error)
 
 
 @pytest.fixture
@@ -141,6 +181,30 @@ async def test_a_batch_the_store_refuses_half_way_leaves_no_multipart_upload_ope
         assert error["extensions"]["field"] == "inputs[1].mount", error
         assert "s3 mount 'gone'" in error["message"] and "NoSuchBucket" in error["message"], error
         assert open_uploads(s3, prefix) == before  # the batch's, started on the mount that answered, is aborted
+
+
+async def test_credentials_narrowed_since_a_mounts_check_are_the_operators_to_fix(
+        api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service,
+        checks_remembered: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store refusing the start of an upload in parts after its check had answered (remembered a
+    few seconds) was `cannot take uploads now` with Retry-After, though no retry mends a refusal of
+    the server's credentials: it is said as the check's own refusal is (extensions.retry false)."""
+    prefix = f"narrowed-{uuid.uuid4().hex[:8]}"
+    async with mounted(state, mount_at(s3, "narrowed", prefix)) as good:
+        await start(api, contributor, b"checked", "narrowed")  # its check answered, and is remembered
+        for variable, value in s3.read_only_credentials().items():
+            monkeypatch.setenv(variable, value)
+        async with mounted(state, mount_at(s3, "narrowed", prefix, access_key_id=None, secret_access_key=None)) as narrowed:
+            upload_mounts._checked[narrowed] = upload_mounts._checked[good]  # the same mount, checked a moment ago
+            with multipart_from_one_mib(settings):
+                response = await api.http.post("/graphql", headers={"Authorization": f"Bearer {contributor}"}, json={
+                    "query": document("CreateUpload"), "operationName": "CreateUpload",
+                    "variables": {"input": {"name": "x.bin", "sizeBytes": 2 * MIB, "mount": "narrowed"}}})
+    assert response.status_code == 503 and "retry-after" not in response.headers, response.headers
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {**error["extensions"], "code": "UNAVAILABLE", "field": "mount", "retry": False}, error
+    assert error["message"].startswith("mount: mount 'narrowed' cannot take uploads: s3 mount 'narrowed': starting"), error
+    assert "AccessDenied" in error["message"] and "the server's operator must fix" in error["message"], error
 
 
 @contextlib.asynccontextmanager

@@ -65,6 +65,11 @@ async def choose_store(stores: dict[str, ObjectStore], requested: str | None, de
             return fallback
         if isinstance(error, MountNotOwned):  # not a passing state: nothing to retry
             raise Conflict(f"mount {name!r} takes no uploads: {error}", field=field) from None
-        if (fix := to_fix(error)) is not None:  # not "now": the same answer awaits every retry
-            raise MountUnavailable(f"mount {name!r} cannot take uploads: {error}: {fix}", field=field, retry=False) from None
-        raise MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field) from None
+        raise cannot_take_uploads(name, error, field) from None
+
+
+def cannot_take_uploads(name: str, error: StoreUnavailable, field: str) -> MountUnavailable:
+    """The error of a mount that failed an upload's start, at its check or since."""
+    if (fix := to_fix(error)) is not None:  # not "now": the same answer awaits every retry
+        return MountUnavailable(f"mount {name!r} cannot take uploads: {error}: {fix}", field=field, retry=False)
+    return MountUnavailable(f"mount {name!r} cannot take uploads now: {error}", field=field)

@@ -28,7 +28,7 @@ from services.id_reads import docs_by_ids
 from services.node_ids import NodeType, encode_id
 from services.uploads import claims, stat_hints
 from services.uploads.finishing import file_completed
-from services.uploads.mounts import MountUnavailable, choose_store
+from services.uploads.mounts import cannot_take_uploads, choose_store
 from services.uploads.verification import check_sha256
 from storage import LocalStore, ObjectStore, StoreUnavailable
 from storage.concurrency import bounded_gather
@@ -352,9 +352,8 @@ async def create_uploads(requests: Sequence[UploadRequest], stores: dict[str, Ob
         except UnsafeKey as error:  # a link someone sharing the local mount put where its uploads' parts go
             raise Unavailable(f"mount {store.name!r} cannot take uploads in parts now: {error}",
                               field=f"{where(i)}mount") from None
-        except StoreUnavailable as error:  # failed since its check (a bucket deleted, a SlowDown): named as it would be
-            raise MountUnavailable(f"mount {store.name!r} cannot take uploads now: {error}",
-                                   field=f"{where(i)}mount") from None
+        except StoreUnavailable as error:  # failed since its check (a bucket deleted, credentials narrowed): said as it would be
+            raise cannot_take_uploads(store.name, error, f"{where(i)}mount") from None
         return UploadSession(
             id=asset_id, asset_id=asset_id, mount=store.name, key=key, size_bytes=request.size_bytes,
             sha256=request.sha256, media_type=request.media_type, multipart_id=multipart_id, part_size=part_size,
