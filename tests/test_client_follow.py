@@ -229,6 +229,43 @@ async def test_the_sync_client_follows(served: Served, viewer: str, contributor:
     assert await asyncio.to_thread(follow) == ["b", "c"]
 
 
+INTERRUPTED_FOLLOW = """
+import sys
+from graphlake_client import SyncClient
+
+url, token, first, event_type = sys.argv[1:]
+try:
+    with SyncClient(url, token) as lake:
+        for event in lake.follow_events(event_types=[event_type], after=first):
+            print(event["message"], flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+async def test_ctrl_c_on_the_sync_clients_follow_raises_keyboard_interrupt(served: Served, state: AppState,
+                                                                           viewer: str, contributor: str) -> None:
+    """Ctrl-C while the follow waits for an event: that wait is cancelled on the client's loop, and
+    the stream closed once its cleanup ran, not raising "aclose(): asynchronous generator is
+    already running" over the KeyboardInterrupt."""
+    async with Client(served.base_url, contributor) as lake:
+        first, *_ = await log(lake, "a", "b")
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", INTERRUPTED_FOLLOW, served.base_url, viewer,
+                                                   first, TYPE, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"b\n"  # type: ignore[union-attr]
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the follow to wait for live events")
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "interrupted\n", "")
+    await wait_for(lambda: live_subscribers(state.events) == 0, what="the interrupted follow's subscriber to be let go")
+
+
 async def test_event_ids_hold_the_millisecond_a_resume_goes_back_from(served: Served, contributor: str) -> None:
     async with Client(served.base_url, contributor) as lake:
         [event_id] = await log(lake, "timed")
