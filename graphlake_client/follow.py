@@ -82,17 +82,22 @@ class Seen:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
 
+    def __len__(self) -> int:
+        return len(self._ids)
+
     def add(self, event_id: str, ms: int | None) -> None:
         self._ids[event_id] = ms
         if ms is not None and (self._newest is None or ms > self._newest):
             self._newest = ms
         while len(self._ids) > SEEN_MOST:
             del self._ids[next(iter(self._ids))]
-        if self._newest is not None:
-            for old, made in list(self._ids.items()):
-                if made is None or made >= self._newest - SEEN_WINDOW_MS:
-                    break
-                del self._ids[old]
+        # From the oldest end only, and only what fell out of the window: each ID is dropped once,
+        # where copying the dict to look through it cost every event the size of the window.
+        while self._newest is not None and self._ids:
+            old, made = next(iter(self._ids.items()))
+            if made is None or made >= self._newest - SEEN_WINDOW_MS:
+                break
+            del self._ids[old]
 
 
 class _ReplayCut(Exception):
