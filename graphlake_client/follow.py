@@ -127,7 +127,9 @@ class Follower:
 
     def resume_after(self) -> str | None:
         """`after` for the next stream: a second before the last event received, but never before
-        where the follow began (the caller's `after`; else the second its first stream opened)."""
+        where the follow began (the caller's `after`; else the second its first stream opened, to the
+        second as the Date header says it: rounded down, as one rounded up could miss events of that
+        second; so a resume before the first event can give some logged up to a second before it)."""
         start = position_at(self.opened_ms) if self.after is None and self.opened_ms is not None else self.after
         if self.last is None:
             return start
