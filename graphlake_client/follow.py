@@ -3,11 +3,13 @@ SSE (graphql-sse, distinct connections: a POST to /graphql that accepts `text/ev
 
 A stream that ends without `complete` (the server stopped or restarted, the network dropped, the
 subscriber fell behind and was dropped: UNAVAILABLE) is opened again with the client's retry policy
-(retries.reconnects), resuming with `after`. Across server processes the live stream is not in ID
-order (README, "Resuming a subscription"): the last event received may sort after one of another
-process that was not yet received. So a resume starts `RESUME_BACK_MS` before the last event's ID
-(event IDs sort by the millisecond they were made: documents/event.py) and drops the IDs already
-given (`Seen`), and each event reaches the caller once. A replay the server cuts short (more than
+(retries.reconnects), resuming with `after`; so is one refused with 429 as it is opened again (the
+token's cap on streams, whose slot the dropped stream may hold until the server's next heartbeat).
+Across server processes the live stream is not in ID order (README, "Resuming a subscription"):
+the last event received may sort after one of another process that was not yet received. So a
+resume starts `RESUME_BACK_MS` before the last event's ID (event IDs sort by the millisecond they
+were made: documents/event.py) and drops the IDs already given (`Seen`), and each event reaches the
+caller once. A replay the server cuts short (more than
 GRAPHLAKE_MAX_EVENT_REPLAY events since `after`: BAD_USER_INPUT on `after`) goes on the same way.
 """
 
@@ -25,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from graphlake_client import operations as ops
-from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable, StreamsFull
 from graphlake_client.results import Event
-from graphlake_client.retries import GATEWAY_ERRORS, never_sent, read_failed, reconnects
+from graphlake_client.retries import GATEWAY_ERRORS, never_sent, reconnect_failed, reconnects
 
 if TYPE_CHECKING:
     from graphlake_client.transport import Transport
@@ -123,6 +125,7 @@ class Follower:
         self.last: str | None = None  # the last event received
         self.opened_ms: int | None = None  # the server's time (to the second) as the first stream opened
         self.exact = False  # resume from the last event itself (after a replay cut short), not before it
+        self.streams = 0  # streams opened: after one, a 429 may be its own slot, still held
         self.seen = Seen()
 
     def resume_after(self) -> str | None:
@@ -171,7 +174,7 @@ class Follower:
                         # From the last one itself: a second back could hold more than a replay's limit again.
                         worked, self.exact = True, True
                     except Exception as error:  # sorted just below
-                        if not read_failed(error):
+                        if not reconnect_failed(error, reconnecting=self.streams > 0):
                             raise
                         failure = error
                     if worked:
@@ -195,6 +198,7 @@ class Follower:
                                               headers=headers) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 await _refused(response)
+            self.streams += 1
             if self.opened_ms is None and self.after is None:
                 self.opened_ms = _server_ms(response)
             kind, data = None, []
@@ -235,7 +239,10 @@ async def _refused(response: httpx.Response) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("errors"):
-        raise _refusal(body, 0)
+        refusal = _refusal(body, 0)
+        if response.status_code == 429 and isinstance(refusal, GraphlakeClientError):  # the token's cap on streams
+            raise StreamsFull(str(refusal), refusal.code, refusal.field)
+        raise refusal
     response.raise_for_status()
     raise GraphlakeClientError(f"{response.request.url} answered HTTP {response.status_code} without an event stream",
                                "INTERNAL")

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from documents.api_token import ApiToken
 from documents.clock import utcnow
 from documents.roles import Role
 from graphlake.settings import Settings
-from graphlake_client import Client, GraphlakeClientError, SyncClient
+from graphlake_client import Client, GraphlakeClientError, StreamsFull, SyncClient
 from graphlake_client.follow import event_millis, position_at
 from graphlake_client.results import Event
 from resolvers.context import AppState
@@ -91,6 +92,7 @@ class Network(httpx.AsyncBaseTransport):
         self.cut = asyncio.Event()
         self.down = False
         self.refused = 0  # connections not made while down
+        self.statuses: list[int] = []  # of the event streams asked for
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
@@ -99,6 +101,7 @@ class Network(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         if request.headers.get("accept") != "text/event-stream":
             return response
+        self.statuses.append(response.status_code)
         return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
                               stream=CuttableStream(response.stream, self.cut))  # type: ignore[arg-type]
 
@@ -155,6 +158,55 @@ async def test_a_dropped_stream_is_resumed_with_nothing_missed_or_twice(served: 
         await wait_for(lambda: len(got) >= 5, what="the event after the resume")
         await stop(task)
     assert messages(got) == ["before 1", "before 2", "while down 1", "while down 2", "after"]
+
+
+@asynccontextmanager
+async def holding_a_stream(http: httpx.AsyncClient, base_url: str, token: str) -> AsyncIterator[None]:
+    """An SSE subscription open with `token`: one of its slots held."""
+    body = json.dumps({"query": "subscription { events { id } }"})
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with http.stream("POST", f"{base_url}/graphql", content=body, headers=headers) as holder:
+        assert holder.status_code == 200
+        yield
+
+
+async def test_a_reconnection_refused_for_the_tokens_stream_cap_is_tried_again(
+        served: Served, state: AppState, settings: Settings, make_token: MakeToken, contributor: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped stream can hold its token's slot on the server (half-open, until a heartbeat finds
+    it gone): the reconnection's 429 (GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN) is tried again with
+    backoff, not the follow's end. Here another stream of the token holds the slot meanwhile."""
+    await wait_for(lambda: state.sockets.open_count == 0, what="the streams of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets_per_token", 1)
+    secret = await make_token(Role.VIEWER, name="follow-capped")
+    got: list[Event] = []
+    network = Network()
+    async with Client(served.base_url, secret, retries=10, graphql_transport=network) as follower, \
+            Client(served.base_url, contributor) as lake, httpx.AsyncClient() as other:
+        follower.backoff_seconds = 0.2
+        async with holding_a_stream(other, served.base_url, secret):  # the first stream's 429 is the caller's
+            with pytest.raises(StreamsFull) as refused:
+                await anext(follower.follow_events(event_types=[TYPE]))
+            assert refused.value.code == "BAD_USER_INPUT"
+        await wait_for(lambda: state.sockets.open_count == 0, what="the holding stream to be let go")
+        task = asyncio.create_task(collect(follower.follow_events(event_types=[TYPE]), got))
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the follow to listen")
+        await log(lake, "before")
+        await wait_for(lambda: len(got) >= 1, what="the event before the drop")
+        network.down = True
+        network.cut.set()
+        await wait_for(lambda: state.sockets.open_count == 0, what="the server to let the cut stream go")
+        async with holding_a_stream(other, served.base_url, secret):  # as the dropped stream's could be
+            network.cut.clear()
+            network.down = False
+            await wait_for(lambda: 429 in network.statuses or task.done(), what="the follow to be refused a stream")
+        await wait_for(lambda: live_subscribers(state.events) == 1 or task.done(), timeout=60,
+                       what="the follow to listen again once the slot is free")
+        assert not task.done(), task.exception()
+        await log(lake, "after")
+        await wait_for(lambda: len(got) >= 2, what="the event after the reconnection")
+        await stop(task)
+    assert messages(got) == ["before", "after"]
 
 
 async def test_a_restarted_server_is_followed_again(settings: Settings, viewer: str, contributor: str,
