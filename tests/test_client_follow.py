@@ -16,10 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 
 from documents.api_token import ApiToken
 from documents.clock import utcnow
 from documents.roles import Role
+from graphlake.cli import app
 from graphlake.settings import Settings
 from graphlake_client import Client, GraphlakeClientError, StreamsFull, SyncClient
 from graphlake_client.follow import event_millis, position_at
@@ -334,13 +336,15 @@ async def test_graphlake_events_follow_prints_json_lines(served: Served, state: 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
            "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": contributor, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "events", "follow", "--type", TYPE,
-                                                   env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                   "--level", "warning", env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
     try:
         await wait_for(lambda: live_subscribers(state.events) == 1, timeout=60, what="the command to listen")
         async with Client(served.base_url, contributor) as lake:
-            ids = await log(lake, "one", "two")
-        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 30)) for _ in ids]  # type: ignore[union-attr]
-        assert [(e["id"], e["message"]) for e in lines] == list(zip(ids, ["one", "two"], strict=True))
+            one, _, two = await lake.log_events([{"eventType": TYPE, "message": m, "level": level}
+                                                 for m, level in (("one", "WARNING"), ("below", "INFO"), ("two", "ERROR"))])
+        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 30)) for _ in (one, two)]  # type: ignore[union-attr]
+        assert [(e["id"], e["message"]) for e in lines] == [(one, "one"), (two, "two")]
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert await asyncio.wait_for(process.wait(), 30) == 130
         assert (await process.stderr.read()).decode() == ""  # type: ignore[union-attr]
@@ -349,3 +353,12 @@ async def test_graphlake_events_follow_prints_json_lines(served: Served, state: 
             process.kill()
             await process.wait()
     await wait_for(lambda: live_subscribers(state.events) == 0, what="the command's subscriber to be let go")
+
+
+def test_graphlake_events_follow_takes_the_level_as_events_list_does() -> None:
+    """`--level`, the name `events list` gives the same filter; `--min-level` still works."""
+    command = typer.main.get_command(app)
+    follow, listing = (command.commands["events"].commands[name] for name in ("follow", "list"))  # type: ignore[attr-defined]
+    [follow_level] = [p for p in follow.params if p.name == "level"]
+    [list_level] = [p for p in listing.params if p.name == "level"]
+    assert follow_level.opts == ["--level", "--min-level"] and list_level.opts == ["--level"]
