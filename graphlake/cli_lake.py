@@ -172,7 +172,8 @@ def events_list(
 
 def events_follow(
     types: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")] = None,
-    min_level: Annotated[str | None, typer.Option("--min-level", help="Only this level and above.")] = None,
+    # --level as `events list` names the same filter; --min-level, its first name, still works.
+    level: Annotated[str | None, typer.Option("--level", "--min-level", help="Only this level and above.")] = None,
     node: Node = None,
     lake_own: Annotated[bool, typer.Option("--lake", help="The lake's own events (audit trail, asset status, "
                                                            "backups) instead of what clients logged.")] = False,
@@ -185,7 +186,7 @@ def events_follow(
 
     async def run() -> None:
         async with Client(server_url(url), token, retries=RESTART_RETRIES) as lake:
-            events = lake.follow_events(event_types=types, min_level=min_level.upper() if min_level else None,  # type: ignore[arg-type]
+            events = lake.follow_events(event_types=types, min_level=level.upper() if level else None,  # type: ignore[arg-type]
                                         source={"nodeId": node} if node else None,
                                         origin="LAKE" if lake_own else "CLIENT", after=after)
             async for event in events:

@@ -50,7 +50,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from graphlake_client.assets import Asset, Page
     from graphlake_client.client import Client
-    from graphlake_client.errors import GraphlakeClientError, NaiveTime, SaveConflict, ServerUnreachable, UploadsFailed
+    from graphlake_client.errors import (
+        GraphlakeClientError,
+        NaiveTime,
+        SaveConflict,
+        ServerUnreachable,
+        StreamsFull,
+        UploadsFailed,
+    )
     from graphlake_client.logs import GraphlakeLogHandler
     from graphlake_client.predicates import Predicate, data, join_path, json_time, metadata, value
     from graphlake_client.results import EventPage
@@ -60,13 +67,14 @@ if TYPE_CHECKING:
 # Imported on first use (PEP 562), so the server's local mount can import direct.py, the protocol it
 # shares with the client, without httpx and the whole client (most of a second on a slow machine).
 _HOME = {"Asset": "assets", "Page": "assets", "Client": "client", "EventPage": "results", "GraphlakeClientError": "errors",
-         "NaiveTime": "errors", "SaveConflict": "errors", "ServerUnreachable": "errors", "UploadsFailed": "errors",
+         "NaiveTime": "errors", "SaveConflict": "errors", "ServerUnreachable": "errors", "StreamsFull": "errors",
+         "UploadsFailed": "errors",
          "GraphlakeLogHandler": "logs",
          "Predicate": "predicates", "metadata": "predicates", "value": "predicates", "data": "predicates",
          "join_path": "predicates", "json_time": "predicates", "ResumeState": "resume", "SyncClient": "sync"}
 
 __all__ = ["Asset", "Client", "EventPage", "GraphlakeClientError", "GraphlakeLogHandler", "NaiveTime", "Page", "Predicate",
-           "ResumeState", "SaveConflict", "ServerUnreachable", "SyncClient", "UploadsFailed", "data", "join_path", "json_time",
+           "ResumeState", "SaveConflict", "ServerUnreachable", "StreamsFull", "SyncClient", "UploadsFailed", "data", "join_path", "json_time",
            "metadata", "value"]
 
 

@@ -47,6 +47,13 @@ class ServerUnreachable(GraphlakeClientError):
         self.url = url
 
 
+class StreamsFull(GraphlakeClientError):
+    """A live stream refused as its token holds as many as the server allows already (HTTP 429,
+    BAD_USER_INPUT: GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN). `follow_events` tries again on a reconnection
+    (retries.reconnects): its own dropped stream, half-open, can hold a slot until the server's next
+    heartbeat finds it gone."""
+
+
 class UploadsFailed(GraphlakeClientError):
     """Files of an upload that did not make it; the others were completed (a rerun sends only these).
     `failures` holds each one's error by its path as the caller gave it (root/relative for a

@@ -3,11 +3,13 @@ SSE (graphql-sse, distinct connections: a POST to /graphql that accepts `text/ev
 
 A stream that ends without `complete` (the server stopped or restarted, the network dropped, the
 subscriber fell behind and was dropped: UNAVAILABLE) is opened again with the client's retry policy
-(retries.reconnects), resuming with `after`. Across server processes the live stream is not in ID
-order (README, "Resuming a subscription"): the last event received may sort after one of another
-process that was not yet received. So a resume starts `RESUME_BACK_MS` before the last event's ID
-(event IDs sort by the millisecond they were made: documents/event.py) and drops the IDs already
-given (`Seen`), and each event reaches the caller once. A replay the server cuts short (more than
+(retries.reconnects), resuming with `after`; so is one refused with 429 as it is opened again (the
+token's cap on streams, whose slot the dropped stream may hold until the server's next heartbeat).
+Across server processes the live stream is not in ID order (README, "Resuming a subscription"):
+the last event received may sort after one of another process that was not yet received. So a
+resume starts `RESUME_BACK_MS` before the last event's ID (event IDs sort by the millisecond they
+were made: documents/event.py) and drops the IDs already given (`Seen`), and each event reaches the
+caller once. A replay the server cuts short (more than
 GRAPHLAKE_MAX_EVENT_REPLAY events since `after`: BAD_USER_INPUT on `after`) goes on the same way.
 """
 
@@ -25,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from graphlake_client import operations as ops
-from graphlake_client.errors import GraphlakeClientError, ServerUnreachable
+from graphlake_client.errors import GraphlakeClientError, ServerUnreachable, StreamsFull
 from graphlake_client.results import Event
-from graphlake_client.retries import GATEWAY_ERRORS, never_sent, read_failed, reconnects
+from graphlake_client.retries import GATEWAY_ERRORS, never_sent, reconnect_failed, reconnects
 
 if TYPE_CHECKING:
     from graphlake_client.transport import Transport
@@ -82,17 +84,22 @@ class Seen:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
 
+    def __len__(self) -> int:
+        return len(self._ids)
+
     def add(self, event_id: str, ms: int | None) -> None:
         self._ids[event_id] = ms
         if ms is not None and (self._newest is None or ms > self._newest):
             self._newest = ms
         while len(self._ids) > SEEN_MOST:
             del self._ids[next(iter(self._ids))]
-        if self._newest is not None:
-            for old, made in list(self._ids.items()):
-                if made is None or made >= self._newest - SEEN_WINDOW_MS:
-                    break
-                del self._ids[old]
+        # From the oldest end only, and only what fell out of the window: each ID is dropped once,
+        # where copying the dict to look through it cost every event the size of the window.
+        while self._newest is not None and self._ids:
+            old, made = next(iter(self._ids.items()))
+            if made is None or made >= self._newest - SEEN_WINDOW_MS:
+                break
+            del self._ids[old]
 
 
 class _ReplayCut(Exception):
@@ -118,11 +125,14 @@ class Follower:
         self.last: str | None = None  # the last event received
         self.opened_ms: int | None = None  # the server's time (to the second) as the first stream opened
         self.exact = False  # resume from the last event itself (after a replay cut short), not before it
+        self.streams = 0  # streams opened: after one, a 429 may be its own slot, still held
         self.seen = Seen()
 
     def resume_after(self) -> str | None:
         """`after` for the next stream: a second before the last event received, but never before
-        where the follow began (the caller's `after`; else the second its first stream opened)."""
+        where the follow began (the caller's `after`; else the second its first stream opened, to the
+        second as the Date header says it: rounded down, as one rounded up could miss events of that
+        second; so a resume before the first event can give some logged up to a second before it)."""
         start = position_at(self.opened_ms) if self.after is None and self.opened_ms is not None else self.after
         if self.last is None:
             return start
@@ -164,7 +174,7 @@ class Follower:
                         # From the last one itself: a second back could hold more than a replay's limit again.
                         worked, self.exact = True, True
                     except Exception as error:  # sorted just below
-                        if not read_failed(error):
+                        if not reconnect_failed(error, reconnecting=self.streams > 0):
                             raise
                         failure = error
                     if worked:
@@ -188,6 +198,7 @@ class Follower:
                                               headers=headers) as response:
             if not response.headers.get("content-type", "").startswith("text/event-stream"):
                 await _refused(response)
+            self.streams += 1
             if self.opened_ms is None and self.after is None:
                 self.opened_ms = _server_ms(response)
             kind, data = None, []
@@ -228,7 +239,10 @@ async def _refused(response: httpx.Response) -> None:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("errors"):
-        raise _refusal(body, 0)
+        refusal = _refusal(body, 0)
+        if response.status_code == 429 and isinstance(refusal, GraphlakeClientError):  # the token's cap on streams
+            raise StreamsFull(str(refusal), refusal.code, refusal.field)
+        raise refusal
     response.raise_for_status()
     raise GraphlakeClientError(f"{response.request.url} answered HTTP {response.status_code} without an event stream",
                                "INTERNAL")

@@ -20,8 +20,10 @@ What is retried:
 - Never: a URL no attempt can reach (httpx's UnsupportedProtocol: no http:// or https://), which
   is a transport error but fails the same way every time.
 - `reconnects`: a live stream (`follow_events`) that ended without `complete` or could not be
-  opened, as `failed_reads` would try a query again; a run of attempts begins anew after a stream
-  that worked (an event or a heartbeat came), so a follow outlives any number of server restarts.
+  opened, as `failed_reads` would try a query again, and on a reconnection also the token's cap on
+  streams (`StreamsFull`, a 429: the dropped stream may hold its slot until the server's next
+  heartbeat); a run of attempts begins anew after a stream that worked (an event or a heartbeat
+  came), so a follow outlives any number of server restarts.
 - `completion_waits`: a completion another request is still at (CONFLICT while the session is
   open, `CompletionUnderWay`), asked again until the server settles it.
 
@@ -42,7 +44,7 @@ from typing import Any
 import httpx
 import stamina
 
-from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError
+from graphlake_client.errors import CompletionUnderWay, GraphlakeClientError, StreamsFull
 
 RETRIES = 5  # attempts after the first, by default
 BACKOFF_SECONDS = 0.5  # the first wait, by default
@@ -111,12 +113,21 @@ def store_failures(retries: int, backoff_seconds: float) -> stamina.BoundAsyncRe
     return stamina.AsyncRetryingCaller(**_waits(retries, backoff_seconds)).on(store_failed)
 
 
+def reconnect_failed(error: Exception, reconnecting: bool) -> bool:
+    """Whether opening a live stream failed in a way another attempt may fix: as a query's
+    (`read_failed`), or, when a stream of the same follow was open before, the token's cap on
+    streams (that stream, dropped on the way, can hold its slot until the server's next heartbeat).
+    The first stream's 429 is the caller's to hear: its token holds too many streams elsewhere."""
+    return read_failed(error) or (reconnecting and isinstance(error, StreamsFull))
+
+
 def reconnects(retries: int, backoff_seconds: float) -> AsyncIterable[stamina.Attempt]:
     """Attempts at opening a live stream again (follow.py), for `async for attempt in ...: with
-    attempt: ...`, while it fails as a query may be tried again (`read_failed`: the network, a
-    gateway, the server's UNAVAILABLE). An iterator, as the stream's events are yielded between
-    attempts; the caller begins a new run of them after a stream that worked for a while."""
-    return stamina.retry_context(on=read_failed, **_waits(retries, backoff_seconds))
+    attempt: ...`, while it fails as `reconnect_failed` says (the caller raises in `attempt` only
+    such failures: whether it was reconnecting is its to know). An iterator, as the stream's events
+    are yielded between attempts; the caller begins a new run of them after a stream that worked for a while."""
+    return stamina.retry_context(on=lambda error: reconnect_failed(error, reconnecting=True),
+                                 **_waits(retries, backoff_seconds))
 
 
 def completion_waits(backoff_seconds: float) -> AsyncIterable[stamina.Attempt]:

@@ -27,6 +27,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
+from types import AsyncGeneratorType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from graphlake_client.client import Client
@@ -60,9 +61,18 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
                     return
         finally:
             if self._closer.alive:  # an iterator kept past close(): nothing left to close on that loop
-                self.run(pages.aclose())  # type: ignore[attr-defined]
+                self.run(_close(pages))  # type: ignore[arg-type]  # an async generator, as every _pages method's
 
     return call
+
+
+async def _close(pages: AsyncGeneratorType[Any, None]) -> None:
+    """Close a page iterator once it stops running. A Ctrl-C while a page was awaited cancels that
+    `anext` on the loop, and the generator then runs its cleanup (closing an HTTP stream awaits):
+    an aclose() at once raised "asynchronous generator is already running" over the KeyboardInterrupt."""
+    while pages.ag_running:  # noqa: ASYNC110 (a generator's end sets no event; its cancelled step's end is not told)
+        await asyncio.sleep(0.01)
+    await pages.aclose()
 
 
 CLOSE_SECONDS = 10.0  # how long closing a SyncClient waits for its loop to close its connections

@@ -10,17 +10,20 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+import typer
 
 from documents.api_token import ApiToken
 from documents.clock import utcnow
 from documents.roles import Role
+from graphlake.cli import app
 from graphlake.settings import Settings
-from graphlake_client import Client, GraphlakeClientError, SyncClient
+from graphlake_client import Client, GraphlakeClientError, StreamsFull, SyncClient
 from graphlake_client.follow import event_millis, position_at
 from graphlake_client.results import Event
 from resolvers.context import AppState
@@ -91,6 +94,7 @@ class Network(httpx.AsyncBaseTransport):
         self.cut = asyncio.Event()
         self.down = False
         self.refused = 0  # connections not made while down
+        self.statuses: list[int] = []  # of the event streams asked for
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
@@ -99,6 +103,7 @@ class Network(httpx.AsyncBaseTransport):
         response = await self.inner.handle_async_request(request)
         if request.headers.get("accept") != "text/event-stream":
             return response
+        self.statuses.append(response.status_code)
         return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
                               stream=CuttableStream(response.stream, self.cut))  # type: ignore[arg-type]
 
@@ -155,6 +160,55 @@ async def test_a_dropped_stream_is_resumed_with_nothing_missed_or_twice(served: 
         await wait_for(lambda: len(got) >= 5, what="the event after the resume")
         await stop(task)
     assert messages(got) == ["before 1", "before 2", "while down 1", "while down 2", "after"]
+
+
+@asynccontextmanager
+async def holding_a_stream(http: httpx.AsyncClient, base_url: str, token: str) -> AsyncIterator[None]:
+    """An SSE subscription open with `token`: one of its slots held."""
+    body = json.dumps({"query": "subscription { events { id } }"})
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    async with http.stream("POST", f"{base_url}/graphql", content=body, headers=headers) as holder:
+        assert holder.status_code == 200
+        yield
+
+
+async def test_a_reconnection_refused_for_the_tokens_stream_cap_is_tried_again(
+        served: Served, state: AppState, settings: Settings, make_token: MakeToken, contributor: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped stream can hold its token's slot on the server (half-open, until a heartbeat finds
+    it gone): the reconnection's 429 (GRAPHLAKE_MAX_WEBSOCKETS_PER_TOKEN) is tried again with
+    backoff, not the follow's end. Here another stream of the token holds the slot meanwhile."""
+    await wait_for(lambda: state.sockets.open_count == 0, what="the streams of earlier tests to be let go")
+    monkeypatch.setattr(settings, "max_websockets_per_token", 1)
+    secret = await make_token(Role.VIEWER, name="follow-capped")
+    got: list[Event] = []
+    network = Network()
+    async with Client(served.base_url, secret, retries=10, graphql_transport=network) as follower, \
+            Client(served.base_url, contributor) as lake, httpx.AsyncClient() as other:
+        follower.backoff_seconds = 0.2
+        async with holding_a_stream(other, served.base_url, secret):  # the first stream's 429 is the caller's
+            with pytest.raises(StreamsFull) as refused:
+                await anext(follower.follow_events(event_types=[TYPE]))
+            assert refused.value.code == "BAD_USER_INPUT"
+        await wait_for(lambda: state.sockets.open_count == 0, what="the holding stream to be let go")
+        task = asyncio.create_task(collect(follower.follow_events(event_types=[TYPE]), got))
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the follow to listen")
+        await log(lake, "before")
+        await wait_for(lambda: len(got) >= 1, what="the event before the drop")
+        network.down = True
+        network.cut.set()
+        await wait_for(lambda: state.sockets.open_count == 0, what="the server to let the cut stream go")
+        async with holding_a_stream(other, served.base_url, secret):  # as the dropped stream's could be
+            network.cut.clear()
+            network.down = False
+            await wait_for(lambda: 429 in network.statuses or task.done(), what="the follow to be refused a stream")
+        await wait_for(lambda: live_subscribers(state.events) == 1 or task.done(), timeout=60,
+                       what="the follow to listen again once the slot is free")
+        assert not task.done(), task.exception()
+        await log(lake, "after")
+        await wait_for(lambda: len(got) >= 2, what="the event after the reconnection")
+        await stop(task)
+    assert messages(got) == ["before", "after"]
 
 
 async def test_a_restarted_server_is_followed_again(settings: Settings, viewer: str, contributor: str,
@@ -229,6 +283,43 @@ async def test_the_sync_client_follows(served: Served, viewer: str, contributor:
     assert await asyncio.to_thread(follow) == ["b", "c"]
 
 
+INTERRUPTED_FOLLOW = """
+import sys
+from graphlake_client import SyncClient
+
+url, token, first, event_type = sys.argv[1:]
+try:
+    with SyncClient(url, token) as lake:
+        for event in lake.follow_events(event_types=[event_type], after=first):
+            print(event["message"], flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+async def test_ctrl_c_on_the_sync_clients_follow_raises_keyboard_interrupt(served: Served, state: AppState,
+                                                                           viewer: str, contributor: str) -> None:
+    """Ctrl-C while the follow waits for an event: that wait is cancelled on the client's loop, and
+    the stream closed once its cleanup ran, not raising "aclose(): asynchronous generator is
+    already running" over the KeyboardInterrupt."""
+    async with Client(served.base_url, contributor) as lake:
+        first, *_ = await log(lake, "a", "b")
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", INTERRUPTED_FOLLOW, served.base_url, viewer,
+                                                   first, TYPE, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"b\n"  # type: ignore[union-attr]
+        await wait_for(lambda: live_subscribers(state.events) == 1, what="the follow to wait for live events")
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (process.returncode, out.decode(), err.decode()) == (0, "interrupted\n", "")
+    await wait_for(lambda: live_subscribers(state.events) == 0, what="the interrupted follow's subscriber to be let go")
+
+
 async def test_event_ids_hold_the_millisecond_a_resume_goes_back_from(served: Served, contributor: str) -> None:
     async with Client(served.base_url, contributor) as lake:
         [event_id] = await log(lake, "timed")
@@ -245,13 +336,15 @@ async def test_graphlake_events_follow_prints_json_lines(served: Served, state: 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GRAPHLAKE_")},
            "GRAPHLAKE_URL": served.base_url, "GRAPHLAKE_TOKEN": contributor, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "graphlake", "events", "follow", "--type", TYPE,
-                                                   env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                                                   "--level", "warning", env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
     try:
         await wait_for(lambda: live_subscribers(state.events) == 1, timeout=60, what="the command to listen")
         async with Client(served.base_url, contributor) as lake:
-            ids = await log(lake, "one", "two")
-        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 30)) for _ in ids]  # type: ignore[union-attr]
-        assert [(e["id"], e["message"]) for e in lines] == list(zip(ids, ["one", "two"], strict=True))
+            one, _, two = await lake.log_events([{"eventType": TYPE, "message": m, "level": level}
+                                                 for m, level in (("one", "WARNING"), ("below", "INFO"), ("two", "ERROR"))])
+        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 30)) for _ in (one, two)]  # type: ignore[union-attr]
+        assert [(e["id"], e["message"]) for e in lines] == [(one, "one"), (two, "two")]
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert await asyncio.wait_for(process.wait(), 30) == 130
         assert (await process.stderr.read()).decode() == ""  # type: ignore[union-attr]
@@ -260,3 +353,12 @@ async def test_graphlake_events_follow_prints_json_lines(served: Served, state: 
             process.kill()
             await process.wait()
     await wait_for(lambda: live_subscribers(state.events) == 0, what="the command's subscriber to be let go")
+
+
+def test_graphlake_events_follow_takes_the_level_as_events_list_does() -> None:
+    """`--level`, the name `events list` gives the same filter; `--min-level` still works."""
+    command = typer.main.get_command(app)
+    follow, listing = (command.commands["events"].commands[name] for name in ("follow", "list"))  # type: ignore[attr-defined]
+    [follow_level] = [p for p in follow.params if p.name == "level"]
+    [list_level] = [p for p in listing.params if p.name == "level"]
+    assert follow_level.opts == ["--level", "--min-level"] and list_level.opts == ["--level"]

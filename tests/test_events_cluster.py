@@ -230,15 +230,18 @@ async def test_a_feed_reader_that_keeps_failing_says_so_once_then_each_minute(st
             assert len(said) == 1 and said[0].exc_info, [record.getMessage() for record in said]
             # Then again once per interval, however many attempts fail within it: an interval of about
             # four attempts (each waits for the driver's next look at the server, half a second or more).
+            # Only the spacing is asserted, on the loop's clock the reader goes by (each line is timed
+            # as it is said, before the reader notes when it said it): how many attempts fit in an
+            # interval depends on the machine's speed, and timings belong in bench/.
             every = 4 * (loop.time() - started) / tail.failures
             monkeypatch.setattr(feed_module, "STILL_FAILING_EVERY", every)
             await wait_for(lambda: len(said_at) >= 3, timeout=max(10, 3 * every),
                            what="the reader to say twice more that it still fails")
-            times, records = [t for t, _ in said_at[:3]], [record for _, record in said_at[:3]]
+            times, records = [t for t, _ in said_at], [record for _, record in said_at]
             assert all(later - earlier >= every for earlier, later in itertools.pairwise(times)), (times, every)
-            attempts = [1] + [record.args[0] for record in records[1:]]  # "still failing after %d attempts"
             assert all("still failing" in record.getMessage() for record in records[1:]), records
-            assert all(later > earlier + 1 for earlier, later in itertools.pairwise(attempts)), (attempts, times, every)
+            attempts = [1] + [record.args[0] for record in records[1:]]  # "still failing after %d attempts"
+            assert attempts == sorted(set(attempts)) and attempts[-1] <= tail.failures, attempts
             tail.db = state.db  # the database is back
             await wait_for(lambda: tail.failures == 0, what="the reader to work again")
         finally:

@@ -38,6 +38,17 @@ async def mounted(state: AppState, store: S3Store) -> AsyncIterator[S3Store]:
         await store.close()
 
 
+async def every_part_sent(api: Api, token: str, settings: Settings, data: bytes, mount: str) -> dict:
+    """An upload of `data` to `mount` in parts of 1 MiB, each part PUT: its session, left to complete."""
+    with multipart_from_one_mib(settings):
+        session = await start(api, token, data, mount)
+    size = session["partSizeBytes"]
+    for part in session["parts"]:
+        offset = (part["partNumber"] - 1) * size
+        assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+    return session
+
+
 @pytest.mark.parametrize("failure", ["credentials", "endpoint"])
 async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
         api: Api, contributor: str, state: AppState, settings: Settings, s3: S3Service, failure: str) -> None:
@@ -46,13 +57,8 @@ async def test_a_mount_failing_after_an_upload_began_is_unavailable_naming_it(
     stopped answering UNAVAILABLE naming no mount."""
     prefix = f"failing-{uuid.uuid4().hex[:8]}"
     async with mounted(state, mount_at(s3, "rotating", prefix)) as good:
-        with multipart_from_one_mib(settings):
-            data = payload(9 * MIB, seed=7)
-            session = await start(api, contributor, data, "rotating")
-        size = session["partSizeBytes"]
-        for part in session["parts"]:
-            offset = (part["partNumber"] - 1) * size
-            assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+        data = payload(9 * MIB, seed=7)
+        session = await every_part_sent(api, contributor, settings, data, "rotating")
         broken = (mount_at(s3, "rotating", prefix, secret_access_key="rotated-since") if failure == "credentials"
                   else mount_at(s3, "rotating", prefix, endpoint_url="http://127.0.0.1:9", timeout=0.5))
         async with mounted(state, broken):
@@ -75,13 +81,8 @@ async def test_a_store_refusing_the_servers_credentials_says_what_to_fix_not_to_
     cannot use the mount now), it says what to fix, and sends no Retry-After."""
     prefix = f"narrowed-{uuid.uuid4().hex[:8]}"
     async with mounted(state, mount_at(s3, "narrowed", prefix)) as good:
-        with multipart_from_one_mib(settings):
-            data = payload(2 * MIB, seed=11)
-            session = await start(api, contributor, data, "narrowed")
-        size = session["partSizeBytes"]
-        for part in session["parts"]:
-            offset = (part["partNumber"] - 1) * size
-            assert (await put(part["url"], data[offset:offset + size])).status_code == 200
+        data = payload(2 * MIB, seed=11)
+        session = await every_part_sent(api, contributor, settings, data, "narrowed")
         for variable, value in s3.read_only_credentials().items():  # through the default credential chain
             monkeypatch.setenv(variable, value)
         async with mounted(state, mount_at(s3, "narrowed", prefix, access_key_id=None, secret_access_key=None)):
