@@ -44,7 +44,7 @@ class SchemaWatch:
     def refuse_writes(self) -> None:
         """Unavailable, saying why, once the schema changed under this server."""
         if self.changed is not None:
-            raise Unavailable(self.changed)
+            raise Unavailable(self.changed, retry=False)  # only a restart mends it
 
 
 def _what_changed(started: SchemaState | None, now: SchemaState) -> str:

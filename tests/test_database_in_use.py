@@ -93,6 +93,7 @@ async def test_the_commands_refuse_while_a_server_on_another_host_runs_and_one_f
             assert (await wait_for(not_ready, what="the server to see its schema changed"))["failing"] == ["schema"]
             refused_write = await api.error(*create, token=token, status=503)
             assert refused_write["extensions"]["code"] == "UNAVAILABLE"
+            assert refused_write["extensions"]["retry"] is False  # a restart mends it, not a retry
             assert "schema changed under it (it holds schema version 10 now)" in refused_write["message"]
             assert "Restart it" in refused_write["message"]
             assert (await http.get("/healthz")).status_code == 200  # alive, only not taking writes
