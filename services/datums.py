@@ -172,9 +172,9 @@ async def delete_datum(datum_id: ObjectId) -> None:
     already is done.
 
     Marked first (services/delete_marks.py), as an annotation set's delete is: the datum is marked
-    (`deleting_at`) before its holders are looked for, and addAnnotations looks for the mark after
-    writing its records (services/annotations.add_records), so whichever comes second sees the
-    other. Nothing is removed until the delete has passed its checks: refused, it only takes its
+    (`deleting_at`) before its holders are looked for, and addAnnotations and version builds look for
+    the mark after writing their records or members (services/annotations.add_records,
+    services/version_build._still_held), so whichever comes second sees the other. Nothing is removed until the delete has passed its checks: refused, it only takes its
     mark back, and a delete of one of its role assets meanwhile still finds the datum using it (the
     delete removed the datum and its uses, then brought them back, and an asset delete in between
     took the asset from under the datum). A delete cut short leaves its mark: addAnnotations refuses
