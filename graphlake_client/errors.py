@@ -58,7 +58,8 @@ class UploadsFailed(GraphlakeClientError):
     """Files of an upload that did not make it; the others were completed (a rerun sends only these).
     `failures` holds each one's error by its path as the caller gave it (root/relative for a
     directory: `a/x.csv` and `b/x.csv` are told apart), in path order. `code` and `field` are the
-    first failure's code and path; the message names the first few, each by its path."""
+    first failure's code and path; the message names the first few, each by its path; `retry` is
+    False when no failure may pass on a rerun."""
 
     def __init__(self, failures: dict[str, GraphlakeClientError], total: int) -> None:
         failures = dict(sorted(failures.items()))  # by path, whichever batch or thread failed first
@@ -66,7 +67,9 @@ class UploadsFailed(GraphlakeClientError):
         # Each by its path, unless its message names it already (a file it could not read, a store's refusal of its PUT).
         named = "; ".join(str(error) if path in str(error) else f"{path}: {error}" for path, error in list(failures.items())[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-        super().__init__(f"{len(failures)} of {total} files did not upload: {named}{more}", error.code or "INTERNAL", first)
+        # A rerun may help unless every file met an error no retry mends (the store refusing the server).
+        super().__init__(f"{len(failures)} of {total} files did not upload: {named}{more}", error.code or "INTERNAL", first,
+                         retry=any(e.retry for e in failures.values()))
         self.failures = failures
 
 
