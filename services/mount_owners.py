@@ -172,10 +172,16 @@ async def settle_owners(db: AsyncDatabase, stores: Mapping[str, ObjectStore],
                 if owner is None and isinstance(store, LocalStore) and str(store.root) in claimed:
                     store.ownership.owner = None  # known before: writes stop now, not onto the disk below
                     store.mount_id = None  # and no client is told to write directly where the server cannot see
+                    # In a thread: a stat of a path on a file system gone away may hang.
+                    if await asyncio.to_thread(store.root.is_dir):
+                        gone, adopt = (f"the {OWNER_FILE} this lake wrote there is gone",
+                                       f"if this empty folder is the mount's new place, `graphlake mounts adopt {store.name}`")
+                    else:  # none to adopt: the advice names the step before
+                        gone, adopt = ("the folder is missing", "if the mount has a new place, make that folder and run "
+                                                                f"`graphlake mounts adopt {store.name}`")
                     store.ownership.unknown_because = (
-                        f"local mount {store.name!r} at {store.root}: the {OWNER_FILE} this lake wrote there is gone: "
-                        "is its file system not mounted? This lake writes and deletes nothing there until it is "
-                        f"back; if this empty folder is the mount's new place, `graphlake mounts adopt {store.name}`")
+                        f"local mount {store.name!r} at {store.root}: {gone}: is its file system not mounted? This lake "
+                        f"writes and deletes nothing there until it is back; {adopt}")
                     log.warning("%s", store.ownership.unknown_because)
                     return
                 if owner is None:

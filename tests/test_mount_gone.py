@@ -174,6 +174,11 @@ async def test_a_mount_folder_the_lake_used_before_is_not_made_again_as_it_opens
         assert not root.exists()  # left missing
         assert await settle_owners(scratch_db, {"nas": restarted}) == {"nas": None}
         assert not root.exists() and restarted.mount_id is None
+        # No empty folder to adopt: the advice says to make the new one first.
+        assert restarted.ownership.unknown_because == (
+            f"local mount 'nas' at {root}: the folder is missing: is its file system not mounted? This lake writes "
+            "and deletes nothing there until it is back; if the mount has a new place, make that folder and run "
+            "`graphlake mounts adopt nas`")
         said = (await probe(None, {"nas": restarted})).mount_errors["nas"] or ""
         assert said == f"local mount 'nas' at {root}: the folder is missing: is its file system not mounted?", said
         with pytest.raises(StoreUnavailable):
