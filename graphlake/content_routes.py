@@ -38,6 +38,7 @@ from documents.common import AssetKind, AssetStatus
 from documents.roles import Role
 from graphlake.object_files import ObjectFileResponse, content_etag, not_modified, not_modified_response, open_stored
 from graphlake.user_content import user_content
+from resolvers.errors import retry_after
 from services.assets import aliased_asset
 from services.auth import bearer_secret
 from services.availability import unavailable
@@ -60,8 +61,7 @@ _STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT
 
 def _refusal(error: GraphlakeError) -> JSONResponse:
     status = _STATUS.get(error.code, 500)
-    retry = status == 503 and getattr(error, "retry", True)  # not where only the operator can mend it
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if retry else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else retry_after(error)
     return JSONResponse({"errors": [{"message": str(error), "extensions": error.extensions}]}, status_code=status,
                         headers=headers)
 

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from documents.roles import Role
 from graphlake.settings import Settings
 from resolvers.context import AppState
+from resolvers.errors import retry_after
 from services.auth import bearer_secret
 from services.availability import unavailable
 from services.errors import Unauthenticated
@@ -78,8 +79,7 @@ async def _refusal(request: Request, state: AppState, settings: Settings) -> Res
         if outage is None:
             raise
         log.warning("cannot check a /metrics token: %s", outage)
-        return PlainTextResponse(f"{outage}\n", status_code=503,
-                                 headers={"Retry-After": "1"} if outage.retry else None)
+        return PlainTextResponse(f"{outage}\n", status_code=503, headers=retry_after(outage))
     if principal.role is not Role.ADMIN:
         return PlainTextResponse("/metrics needs an ADMIN token (or GRAPHLAKE_METRICS_TOKEN)\n", status_code=403)
     return None

@@ -34,6 +34,7 @@ from graphlake.settings import Settings
 from graphlake.sse import event_stream_response, sse_transport
 from graphlake.websocket_handlers import LegacyWSHandler, TransportWSHandler, authorization
 from resolvers.context import Context
+from resolvers.errors import retry_after
 from resolvers.internals import (
     CannotGetOperationTypeError,
     HTTPException,
@@ -217,7 +218,7 @@ class GraphQLView(GraphQL[Context, None]):
             # Its request id is the log filter's (graphlake/logs.py), read from the same variable.
             log.warning("unavailable before execution: %s (%s)", outage, type(error).__name__)
             return _error_response(str(outage), {**outage.extensions, "requestId": request_id_var.get() or "-"}, 503,
-                                   media_type, {"Retry-After": "1"} if outage.retry else None)
+                                   media_type, retry_after(outage))
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()

@@ -143,9 +143,8 @@ class Assets(Uploader):
                 await self.execute(ops.ADD_TO_COLLECTION, {"input": {
                     "collectionId": collection_id, "items": [{"assetId": asset["id"]}]}})
             except GraphlakeClientError as error:
-                raise GraphlakeClientError(f"asset {asset['id']} was stored but not put into collection "
-                                           f"{collection!r}: {error}", error.code, error.field,
-                                           retry=error.retry) from error
+                raise error.restated(f"asset {asset['id']} was stored but not put into collection "
+                                     f"{collection!r}: {error}") from error
         return asset
 
     async def store_file(self, path: Path | str, *, name: str | None = None, collection: str | None = None,

@@ -31,6 +31,10 @@ class GraphlakeClientError(Exception):
         return cls(error.get("message") or default, extensions.get("code"), extensions.get("field"),
                    retry=extensions.get("retry") is not False)
 
+    def restated(self, message: str) -> GraphlakeClientError:
+        """The same error (code, field, whether a retry may help) told in `message`: a file's, say, by its path."""
+        return GraphlakeClientError(message, self.code, self.field, retry=self.retry)
+
 
 class ServerUnreachable(GraphlakeClientError):
     """The server never answered (refused, timed out, the connection broke), after the retries the

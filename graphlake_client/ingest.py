@@ -124,8 +124,7 @@ async def ingest_chunk(lake: Uploader, found: Found, progress: Progress | None) 
             return None
         which = re.match(r"inputs\[(\d+)\]", error.field or "")  # "inputs[7].sha256: ..." -> which file that is
         if which and int(which.group(1)) < len(files):
-            raise GraphlakeClientError(f"{files[int(which.group(1))][0]}: {error}", error.code, error.field,
-                                       retry=error.retry) from None
+            raise error.restated(f"{files[int(which.group(1))][0]}: {error}") from None
         raise
     if progress:
         progress(sum(seen.st_size for seen in found.stats))

@@ -397,8 +397,7 @@ class Uploader(Transport):
                 except GraphlakeClientError as error:  # "inputs[7].name: ..." -> which file that is
                     found = re.match(r"inputs\[(\d+)\]", error.field or "")
                     if found and int(found.group(1)) < len(run):
-                        raise GraphlakeClientError(f"{files[fresh[run.start + int(found.group(1))]][0]}: {error}",
-                                                   error.code, error.field, retry=error.retry) from None
+                        raise error.restated(f"{files[fresh[run.start + int(found.group(1))]][0]}: {error}") from None
                     raise
                 for i, session in zip(fresh[run.start:run.stop], created, strict=True):
                     sessions[i] = session

@@ -49,6 +49,12 @@ def internal_error(request_id: str | None) -> dict[str, Any]:
             "extensions": {"code": "INTERNAL", "requestId": request_id}}
 
 
+def retry_after(error: GraphlakeError) -> dict[str, str]:
+    """The Retry-After header of an HTTP answer to `error`: a second for an UNAVAILABLE, none where the
+    server says no retry mends it (Unavailable.retry: only its operator can) or for any other code."""
+    return {"Retry-After": "1"} if error.code == "UNAVAILABLE" and getattr(error, "retry", True) else {}
+
+
 def variable_field(message: str) -> str | None:
     """The `field` of a variable-coercion error: the place in the variable's value, named from the
     variable (`$input`'s `policy` is `input.policy`, as the same input written inline is named when
@@ -105,8 +111,7 @@ class ErrorPolicy(SchemaExtension):
             response = getattr(self.execution_context.context, "response", None)
             if isinstance(response, Response):  # HTTP; over a WebSocket this is the socket, with no status
                 response.status_code = 503
-                if outage.retry:
-                    response.headers["Retry-After"] = "1"
+                response.headers.update(retry_after(outage))
             return GraphQLError(str(outage), nodes=error.nodes, path=error.path,
                                 extensions={**outage.extensions, "requestId": request_id})
         if isinstance(original, CannotGetOperationTypeError):

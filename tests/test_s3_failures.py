@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -390,57 +391,69 @@ async def test_staging_a_bundle_says_what_the_store_answered(s3: S3Service) -> N
     await refused.open()
     try:
         with pytest.raises(BadUserInput, match=r"cannot read bundles/b\.tar on mount 'lab': the store answered HTTP 403"):
-            async with located(refused, "bundles/b.tar"):
-                pass
+            await _staged(refused, "bundles/b.tar")
     finally:
-        await refused.close()
         s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b.tar")
 
     bucket = f"graphlake-gone-{uuid.uuid4().hex[:8]}"
     client = s3.client()
     client.create_bucket(Bucket=bucket)
-    for name in ("manifest.json", "payloads/a"):
-        client.put_object(Bucket=bucket, Key=f"bundles/b1/{name}", Body=b"{}")
+    _put_bundle(client, bucket, "bundles/b1")
     store = mount_at(s3, "lab", bucket=bucket)
     await store.open()
-    listed_then_read = store.read
 
-    def read_after_the_bucket_is_gone(key: str) -> AsyncIterator[bytes]:
-        for name in ("manifest.json", "payloads/a"):
+    def the_bucket_gone(_: str) -> None:
+        for name in BUNDLE_FILES:
             client.delete_object(Bucket=bucket, Key=f"bundles/b1/{name}")
         with contextlib.suppress(Exception):  # already gone (the second object's read)
             client.delete_bucket(Bucket=bucket)
-        return listed_then_read(key)
 
-    store.read = read_after_the_bucket_is_gone  # type: ignore[method-assign]
-    try:
-        with pytest.raises(BadUserInput, match=r"cannot read bundles/b1 on mount 'lab': the store answered NoSuchBucket"):
-            async with located(store, "bundles/b1"):
-                pass
-    finally:
-        await store.close()
+    _before_each_read(store, the_bucket_gone)
+    with pytest.raises(BadUserInput, match=r"cannot read bundles/b1 on mount 'lab': the store answered NoSuchBucket"):
+        await _staged(store, "bundles/b1")
 
 
 async def test_an_object_deleted_while_a_bundle_is_staged_is_named(s3: S3Service) -> None:
     """An object of a bundle listed on an S3 mount and deleted before it was read (its bundle being
     replaced, say) failed the import as INTERNAL."""
     prefix = f"bundle-deleted-{uuid.uuid4().hex[:8]}"
-    for name in ("manifest.json", "payloads/a"):
-        s3.client().put_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b1/{name}", Body=b"{}")
+    _put_bundle(s3.client(), s3.bucket, f"{prefix}/bundles/b1")
     store = mount_at(s3, "lab", prefix)
     await store.open()
-    listed_then_read = store.read
 
-    def read_once_deleted(key: str) -> AsyncIterator[bytes]:
+    def deleted_once_listed(key: str) -> None:
         if key.endswith("payloads/a"):
             s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/{key}")
+
+    _before_each_read(store, deleted_once_listed)
+    with pytest.raises(Conflict, match=r"bundles/b1/payloads/a was deleted from mount 'lab' while the bundle was read"):
+        await _staged(store, "bundles/b1")
+    s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b1/manifest.json")
+
+
+BUNDLE_FILES = ("manifest.json", "payloads/a")  # the least a bundle's listing holds
+
+
+def _put_bundle(client: Any, bucket: str, at: str) -> None:
+    for name in BUNDLE_FILES:
+        client.put_object(Bucket=bucket, Key=f"{at}/{name}", Body=b"{}")
+
+
+def _before_each_read(store: S3Store, change: Callable[[str], None]) -> None:
+    """Have `change(key)` run as each of the bundle's objects, listed already, is about to be read."""
+    listed_then_read = store.read
+
+    def read(key: str) -> AsyncIterator[bytes]:
+        change(key)
         return listed_then_read(key)
 
-    store.read = read_once_deleted  # type: ignore[method-assign]
+    store.read = read  # type: ignore[method-assign]
+
+
+async def _staged(store: S3Store, path: str) -> None:
+    """Stage the bundle at `path` of the opened `store` as an import does (located), then close the store."""
     try:
-        with pytest.raises(Conflict, match=r"bundles/b1/payloads/a was deleted from mount 'lab' while the bundle was read"):
-            async with located(store, "bundles/b1"):
-                pass
+        async with located(store, path):
+            pass
     finally:
-        await store.delete("bundles/b1/manifest.json")
         await store.close()
