@@ -253,6 +253,26 @@ def _connection(docs: list[dict[str, Any]], sort: SortSpec, page: Page, to_node:
     return Connection(edges=edges, page_info=_page_info(page, edges, more), count=count)
 
 
+def loaded_connection(docs: Sequence[D], sort: SortSpec, page: Page, to_node: Callable[[D], T], *,
+                      scope: str) -> Connection[T]:
+    """The page without a cursor (the first, or with `last` the last) of a list whose every document is
+    loaded already (`docs`, models, in `sort` order: what a loader found by a unique key, one at most),
+    as paginate gives it: the same cursors, of the list `scope`, and its totalCount, counted here. A
+    page from a cursor is paginate's (or paginate_by's) own read."""
+    if page.after or page.before:
+        raise ValueError("a page from a cursor is read, not taken from loaded documents")
+    sort = with_tiebreaker(sort)
+    shown = docs[-page.first:] if page.backward else docs[:page.first]
+    edges = [Edge(cursor=encode_cursor({key: getattr(doc, "id" if key == "_id" else key) for key, _ in sort}, sort,
+                                       scope=scope), node=to_node(doc)) for doc in shown]
+    total = len(docs)
+
+    async def count() -> int:
+        return total
+
+    return Connection(edges=edges, page_info=_page_info(page, edges, total > page.first), count=count)
+
+
 def page_read(query: dict[str, Any], sort: SortSpec, page: Page, *,
               scope: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     """The filter and the order a page of `query` in `sort` order (an `_id` tiebreaker is added) is

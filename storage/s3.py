@@ -195,7 +195,11 @@ class S3Store:
         own errors reached GraphQL's error policy as they were: a ClientError was INTERNAL, and a lost
         connection UNAVAILABLE naming no mount. A method that expects an answer (NoSuchUpload, say)
         catches it inside the block. `theirs`: the asker named what is asked for (another bucket, a
-        prefix), so an answer other than the store's own trouble (a 5xx) is a refusal for them to fix."""
+        prefix), so an answer other than the store's own trouble (a 5xx) is a refusal for them to fix.
+        A socket's own error (ConnectionError: reset, refused, a broken pipe), should one get past
+        botocore and aiohttp, is the store not answering too. Other OSErrors pass as they are: in these
+        blocks they are a file's (a missing object's FileNotFoundError raised here, a file to upload
+        that cannot be read), no fault of the store's."""
         try:
             yield
         except ClientError as error:
@@ -205,7 +209,7 @@ class S3Store:
             raise StoreAnswered(f"s3 mount {self.name!r}: {doing}: the store answered {code} "
                                 f"({said.get('Message') or 'no message'})", code=code, status=status,
                                 refused=theirs and not (status is not None and status >= 500)) from error
-        except (BotoCoreError, aiohttp.ClientError) as error:
+        except (BotoCoreError, aiohttp.ClientError, ConnectionError) as error:
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {doing}: {error}") from error
 
     async def close(self) -> None:
@@ -260,11 +264,9 @@ class S3Store:
                     await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
                 with self._asking(f"deleting the probe object {WRITE_PROBE_KEY!r}"):
                     await self.client.delete_object(Bucket=self.bucket, Key=probe)
-        except TimeoutError:
+        except TimeoutError:  # its own deadline (asyncio.timeout) passed: no request failed, so none is named
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
-        except OSError as error:  # a socket's own, should one get past botocore and aiohttp
-            raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 
     # --- signed URLs
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,

@@ -132,6 +132,37 @@ async def test_names_are_unique_and_updatable(api: Api, contributor: str) -> Non
         assert [e["node"]["name"] for e in listed["edges"]] == names, variables
 
 
+async def test_collections_by_name_under_aliases_are_one_read(api: Api, contributor: str, served: Served) -> None:
+    """`collections(name:)` under three aliases (a client looking up several collections at once) sent
+    one find per alias; like `dataset(name:)` and `assetByAlias`, the names go to a loader: one read.
+    The pages are the list's all the same: its cursors, its totalCount, paging on from them."""
+    for name in ("x1", "x2", "x3"):
+        await factories.collection(api, contributor, name)
+    page = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id name } }"
+    query = (f'query Named {{ a: collections(name: "x1") {{ {page} }} b: collections(name: "x3", first: 1) {{ {page} }} '
+             f'c: collections(name: "none", last: 2) {{ {page} }} }}')
+    await api.data("Collections", {"first": 1}, token=contributor)  # the token's lookup, remembered, is not the query's
+    served.commands.clear()
+    body = await api.run("Named", token=contributor, query=query)
+    assert not body.get("errors"), body
+    assert served.commands.tally("collections") == {"find": 1}, served.commands.tally()
+    named = body["data"]
+    assert [[e["node"]["name"] for e in named[alias]["edges"]] for alias in "abc"] == [["x1"], ["x3"], []]
+    assert [named[alias]["totalCount"] for alias in "abc"] == [1, 1, 0]
+    assert named["c"]["pageInfo"] == {"hasNextPage": False, "hasPreviousPage": False, "startCursor": None, "endCursor": None}
+    listed = {e["node"]["name"]: e["cursor"] for e in
+              (await api.run("Listed", token=contributor, query=f"query Listed {{ collections {{ {page} }} }}"))
+              ["data"]["collections"]["edges"]}
+    for alias, name in (("a", "x1"), ("b", "x3")):
+        info = named[alias]["pageInfo"]
+        assert named[alias]["edges"][0]["cursor"] == info["startCursor"] == info["endCursor"] == listed[name], alias
+        assert not info["hasNextPage"] and not info["hasPreviousPage"], alias
+    # From a cursor of the loaded page, the list's own read goes on: nothing after, nothing before.
+    for paged in (f'first: 1, after: "{listed["x1"]}"', f'last: 1, before: "{listed["x1"]}"'):
+        on = (await api.run("On", token=contributor, query=f'query On {{ collections(name: "x1", {paged}) {{ {page} }} }}'))
+        assert on["data"]["collections"]["edges"] == [], (paged, on)
+
+
 async def test_remove_releases_only_this_collections_pin(api: Api, contributor: str) -> None:
     asset = await factories.value_asset(api, contributor)
     one, two = await factories.collection(api, contributor, "one"), await factories.collection(api, contributor, "two")

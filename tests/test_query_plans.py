@@ -183,21 +183,27 @@ async def test_hot_reads_use_indexes_on_the_embedded_default(api: Api, served: S
 
 async def test_a_collection_by_name_is_searched_not_walked(api: Api, served: Served, state: AppState,
                                                            contributor: str) -> None:
-    """`collections(name:)` (the web app's upload picker): a search of the name in the list's order. With
-    only the unique index, which serves no query here, it walked every collection newest first, and a
-    walk of an index is no SCAN the hot reads' check flags."""
+    """`collections(name:)` (the web app's upload picker): a search of the name. With only the unique
+    index, which serves no query here, it walked every collection newest first, and a walk of an index
+    is no SCAN the hot reads' check flags. Its first page is a loader's read of the names asked (no
+    order: one collection at most); a page from a cursor is the list's, searched in the list's order."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     for name in ("raw", "other", "third"):
         await factories.collection(api, contributor, name)
-    served.commands.clear()
-    found = await api.data("Collections", {"name": "other", "first": 2}, token=contributor)
-    assert [e["node"]["name"] for e in found["collections"]["edges"]] == ["other"]
-    [read] = [f for f in served.commands.finds if f["find"] == "collections"]
-    plan = await state.db.command("explain", {"find": "collections", "filter": read["filter"], "sort": read.get("sort", {})})
-    steps = plan["queryPlanner"]["Plan"]
-    assert any("detail=SEARCH" in step and step.endswith("_name (<expr>=?)") for step in steps) and plan["sortPushdown"], steps
-    assert plan_problems(plan) == [], steps
+    query = 'query Named($after: String) { collections(name: "other", first: 2, after: $after) { edges { cursor node { name } } } }'
+    after = None
+    for sorted_read in (False, True):
+        served.commands.clear()
+        found = await api.run("Named", {"after": after}, token=contributor, query=query)
+        assert [e["node"]["name"] for e in found["data"]["collections"]["edges"]] == ([] if after else ["other"]), found
+        after = after or found["data"]["collections"]["edges"][0]["cursor"]
+        [read] = [f for f in served.commands.finds if f["find"] == "collections"]
+        plan = await state.db.command("explain", {"find": "collections", "filter": read["filter"], "sort": read.get("sort", {})})
+        steps = plan["queryPlanner"]["Plan"]
+        assert any("detail=SEARCH" in step and step.endswith("_name (<expr>=?)") for step in steps), steps
+        assert bool(read.get("sort")) is sorted_read and plan["sortPushdown"] is sorted_read, (read, steps)
+        assert plan_problems(plan) == [], steps
 
 
 async def test_events_by_origin_pin_it_in_the_index(api: Api, served: Served, state: AppState, contributor: str,

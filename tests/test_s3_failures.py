@@ -359,6 +359,34 @@ async def test_the_sweep_and_the_readiness_check_name_what_the_store_answered(
         await store.close()
 
 
+async def test_a_socket_error_past_botocore_is_the_same_unavailable_in_the_check_as_anywhere(s3: S3Service) -> None:
+    """A socket's own error (a connection reset) reaching the store's code unwrapped was mapped by the
+    readiness check alone, apart from S3Store._asking: its message did not say what was asked; and
+    every other request let it through as it was (INTERNAL). Both are now the one StoreUnavailable
+    naming the mount, its endpoint and the request. aiobotocore wraps what its HTTP layer raises, so
+    the reset is raised where a request is sent (botocore's before-send event), the rest real."""
+    store = mount_at(s3, "lab", f"reset-{uuid.uuid4().hex[:8]}")
+    await store.open()
+
+    def reset(**_: Any) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    store.client.meta.events.register("before-send.s3", reset)
+    try:
+        for doing, call in ((f"asking for bucket {s3.bucket!r}", store.check),
+                            ("starting a multipart upload of 'assets/x'",
+                             lambda: store.start_multipart("assets/x", content_type="application/octet-stream"))):
+            with pytest.raises(StoreUnavailable) as raised:
+                await call()
+            assert type(raised.value) is StoreUnavailable  # no StoreAnswered: nothing answered
+            assert str(raised.value) == f"s3 mount 'lab' at {s3.endpoint}: {doing}: [Errno 104] Connection reset by peer"
+            told = unavailable(raised.value)  # what a client is told: UNAVAILABLE, may work shortly
+            assert unreachable(raised.value) and to_fix(raised.value) is None and told is not None and told.retry, told
+    finally:
+        store.client.meta.events.unregister("before-send.s3", reset)
+        await store.close()
+
+
 async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:
     """A read of a key with no object was botocore's NoSuchKey, which an export or a thumbnail (expecting
     a local mount's FileNotFoundError for a file deleted meanwhile) reported as INTERNAL; and a store

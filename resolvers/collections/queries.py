@@ -10,7 +10,7 @@ from documents.collection import Collection as CollectionDocument
 from documents.lean import lean
 from resolvers.collections.types import Collection
 from resolvers.context import Info
-from resolvers.pagination import DESCENDING, paginate
+from resolvers.pagination import DESCENDING, loaded_connection, paginate
 from resolvers.permissions import CanRead
 from resolvers.relay import After, Before, Connection, First, Last
 from services.checks import text_contains
@@ -35,11 +35,18 @@ class CollectionQueries:
         name: Annotated[str | None, strawberry.argument(description=(
             "Only the collection of exactly this name (names are unique: at most one); null for all."))] = None,
     ) -> Connection[Collection]:
+        page, sort = info.context.page(first, after, last, before), [("created_at", DESCENDING)]
+        collection = CollectionDocument.get_pymongo_collection()
+        if name is not None and not name_contains and not (page.after or page.before):
+            # The list of one name (unique: at most one collection) from a loader, so aliases asking for
+            # several names cost one read. A page from a cursor, or a name beside `nameContains` (whose
+            # case-insensitive match is the database's to make), is read below.
+            found = await info.context.loaders.unique(CollectionDocument, ("name",)).load((name,))
+            return loaded_connection([found] if found else [], sort, page, Collection.from_document, scope=collection.name)
         query: dict = text_contains("name", name_contains) if name_contains else {}
         if name is not None:  # a string, compared as one (never an operator)
             query = {"$and": [query, {"name": {"$eq": name}}]} if query else {"name": {"$eq": name}}
         return await paginate(
-            CollectionDocument.get_pymongo_collection(), query=query, sort=[("created_at", DESCENDING)],
-            page=info.context.page(first, after, last, before),
+            collection, query=query, sort=sort, page=page,
             to_node=lambda raw: Collection.from_document(lean(CollectionDocument).model_validate(raw)),
         )
