@@ -57,7 +57,17 @@ def batch_input(cls: T) -> T:
         return type_(**kwargs)
 
     definition.from_input = from_input
+    _PLANNED.add(cls)
     return cls
+
+
+_PLANNED: set[type] = set()  # the types batch_input planned
+
+
+def is_batch_input(type_: Any) -> bool:
+    """Whether `type_` is an input type batch_input planned (its items may be converted by its
+    `from_input` directly: resolvers/direct_calls.py)."""
+    return type_ in _PLANNED if isinstance(type_, type) else False
 
 
 def _plan(definition: Any, context: InputContext) -> _Plan:
