@@ -197,6 +197,23 @@ def _input_object(type_: GraphQLInputObjectType, making: dict[tuple[GraphQLNamed
             if given != 1 or len(coerced) != 1 or next(iter(coerced.values())) is None:
                 raise _Refused
         return out_type(coerced)
+
+    if one_of and all(not required and default is Undefined for _, _, _, required, default in fields):
+        # A one-of input (GeometryInput: seven shapes, one given) told by its one key, not a look for
+        # each of its fields; anything else (no key, two, Undefined) is the general plan's to decide.
+        by_name = {name: (out_name, plan) for name, out_name, plan, _, _ in fields}
+
+        def coerce_one_of(value: Any) -> Any:
+            if type(value) is dict and len(value) == 1:
+                ((name, item),) = value.items()
+                found = by_name.get(name)
+                if found is not None and item is not Undefined:
+                    result = found[1](item)
+                    if result is None:
+                        raise _Refused
+                    return out_type({found[0]: result})
+            return coerce(value)
+        return coerce_one_of
     return coerce
 
 
