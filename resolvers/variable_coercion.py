@@ -219,7 +219,8 @@ def _input_object(type_: GraphQLInputObjectType, making: dict[tuple[GraphQLNamed
 
 # graphql-core's built-in scalars answer a value of exactly their own Python type with that value
 # (a Float, a finite one): checked here first, the call, its `try` and its Undefined test are spared.
-# An addAnnotations box has ten such leaves; 1,000 boxes took 2 ms less (scratch timing).
+# An addAnnotations box has ten such leaves: with the one-of plan (`_input_object`), coercing one
+# took 3.9 us against 5.4 (1,000 boxes).
 _SAME_TYPE: dict[object, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 

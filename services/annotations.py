@@ -194,7 +194,8 @@ def _check_geometry(record: NewRecord, field: str, masks: Mapping[ObjectId, dict
                            f"got {shape.type.lower()}", field=f"{field}.geometry")
     if expected in _FLAT_SHAPES:
         # A box's numbers, its fields as they stand (without dumping it): all finite and both sides
-        # positive, the common case, told by one test before any is looked at on its own.
+        # positive, the common case, told by one test before any is looked at on its own (with the
+        # field names made only for an error, a COCO box's checks took 1.7 us against 5.7).
         numbers = shape.__dict__
         if all(map(math.isfinite, [v for v in numbers.values() if isinstance(v, float)])) and shape.width > 0 and shape.height > 0:
             return
@@ -417,8 +418,8 @@ def record_documents(records: Sequence[NewRecord], shared: dict[str, Any]) -> li
     """`record_document` of each record, written out here without building the model: its validation
     and dump were a quarter of the server's CPU in addAnnotations, for values already checked. Built
     sparse field by field (in the order they always had), not whole and then filtered, with the shared
-    fields filtered once and the ids made at once (documents/object_ids.py): from 8.4 to 4.5 us a
-    COCO box (scratch timing of this step alone)."""
+    fields filtered once and the ids made at once (documents/object_ids.py): 1.0 us a COCO box
+    against 4.5 (this step alone, 1,000 boxes)."""
     head = {name: value for name, value in shared.items() if name != "source" and value is not None}
     set_source = shared.get("source")
     documents = []
