@@ -44,8 +44,11 @@ from strawberry.permission import PermissionExtension
 from strawberry.relay import GlobalID
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.inputs import is_batch_input
 from resolvers.internals import (
+    InputContext,
     StrawberryField,
+    StrawberryList,
     StrawberryMaybe,
     StrawberryOptional,
     convert_arguments,
@@ -102,9 +105,13 @@ def _direct_resolver(schema: strawberry.Schema, field: GraphQLField, config: Str
 
     chained = _chain(steps, call, resolver.is_async)
 
+    lists = _batch_lists(definition, config, scalar_registry) if names is None else None
+
     def converted(arguments_in: dict[str, Any], info: Any) -> dict[str, Any]:
         if names is not None:
             kwargs = {names[name]: value for name, value in arguments_in.items()}
+        elif lists is not None:
+            kwargs = _converted_with_lists(arguments_in, lists, arguments, config, scalar_registry, info)
         else:
             kwargs = convert_arguments(arguments_in, arguments, scalar_registry=scalar_registry, config=config,
                                        info=info)
@@ -203,6 +210,43 @@ def _plain_arguments(definition: StrawberryField, config: StrawberryConfig,
             return None
         names[config.name_converter.from_argument(argument)] = argument.python_name
     return names
+
+
+def _batch_lists(definition: StrawberryField, config: StrawberryConfig,
+                 scalar_registry: Mapping[object, Any]) -> dict[str, tuple[str, type]] | None:
+    """{GraphQL name: (Python name, item type)} of the field's arguments that are lists of an input
+    type batch_input planned (resolvers/inputs.py), each item of which `_converted_with_lists` hands
+    to the type's `from_input` itself; None when there is none. Strawberry's list conversion asks of
+    every item again what its type is before it gets there: for addAnnotations' 1,000 records, 3.3
+    of the 6.8 us a record its conversion took (scratch timing)."""
+    lists = {}
+    for argument in definition.arguments:
+        argument_type = argument.type
+        if isinstance(argument_type, StrawberryOptional) and not isinstance(argument_type, StrawberryMaybe):
+            argument_type = argument_type.of_type
+        if isinstance(argument_type, StrawberryList) and is_batch_input(argument_type.of_type):
+            lists[config.name_converter.from_argument(argument)] = (argument.python_name, argument_type.of_type)
+    return lists or None
+
+
+def _converted_with_lists(arguments_in: dict[str, Any], lists: dict[str, tuple[str, type]], arguments: list[Any],
+                          config: StrawberryConfig, scalar_registry: Mapping[object, Any], info: Any) -> dict[str, Any]:
+    """Strawberry's `convert_arguments`, the lists of `lists` converted item by item by their type's
+    `from_input`, with the context (and path: the argument's name, the item's index) Strawberry gives it."""
+    kwargs = convert_arguments({name: value for name, value in arguments_in.items() if name not in lists}, arguments,
+                               scalar_registry=scalar_registry, config=config, info=info)
+    for name, (python_name, item_type) in lists.items():
+        if name in arguments_in:
+            value = arguments_in[name]
+            if value is None:
+                kwargs[python_name] = None
+                continue
+            from_input = item_type.__strawberry_definition__.from_input
+            kwargs[python_name] = [
+                None if item is None else from_input(item_type, item, InputContext(
+                    info=info, config=config, scalar_registry=scalar_registry, path=(name, index)))
+                for index, item in enumerate(value)]
+    return kwargs
 
 
 def _union_lookup(union: GraphQLUnionType) -> Callable[[Any, Any, Any], Any]:

@@ -105,7 +105,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.arguments import InputContext, convert_arguments
 from strawberry.types.arguments import _is_leaf_type as is_leaf_type
-from strawberry.types.base import StrawberryMaybe, StrawberryOptional
+from strawberry.types.base import StrawberryList, StrawberryMaybe, StrawberryOptional
 from strawberry.types.cast import get_strawberry_type_cast
 from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
@@ -113,7 +113,7 @@ from strawberry.types.field import StrawberryField
 __all__ = ["MAX_NESTING_DEPTH", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
            "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
            "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryField",
-           "StrawberryGraphQLCoreExecutionContext", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",
+           "StrawberryGraphQLCoreExecutionContext", "StrawberryList", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",
            "ValuesOfCorrectTypeRule", "convert_arguments", "field_exception_handlers", "get_strawberry_type_cast", "graphql_schema",
            "graphql_variable_coercion", "is_leaf_type", "provided_operation_name", "replace_variable_coercion",
            "set_merge_budget", "spent_merge_budget", "strawberry_definition", "strawberry_field",

@@ -24,7 +24,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLInputObjectType, GraphQLInputType, GraphQLList, GraphQLNamedType, GraphQLNonNull
+from graphql import (
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLString,
+)
 from graphql.pyutils import Undefined, is_iterable
 from graphql.type import assert_leaf_type, is_required_input_field
 from graphql.utilities.coerce_input_value import coerce_default_value
@@ -187,12 +197,51 @@ def _input_object(type_: GraphQLInputObjectType, making: dict[tuple[GraphQLNamed
             if given != 1 or len(coerced) != 1 or next(iter(coerced.values())) is None:
                 raise _Refused
         return out_type(coerced)
+
+    if one_of and all(not required and default is Undefined for _, _, _, required, default in fields):
+        # A one-of input (GeometryInput: seven shapes, one given) told by its one key, not a look for
+        # each of its fields; anything else (no key, two, Undefined) is the general plan's to decide.
+        by_name = {name: (out_name, plan) for name, out_name, plan, _, _ in fields}
+
+        def coerce_one_of(value: Any) -> Any:
+            if type(value) is dict and len(value) == 1:
+                ((name, item),) = value.items()
+                found = by_name.get(name)
+                if found is not None and item is not Undefined:
+                    result = found[1](item)
+                    if result is None:
+                        raise _Refused
+                    return out_type({found[0]: result})
+            return coerce(value)
+        return coerce_one_of
     return coerce
+
+
+# graphql-core's built-in scalars answer a value of exactly their own Python type with that value
+# (a Float, a finite one): checked here first, the call, its `try` and its Undefined test are spared.
+# An addAnnotations box has ten such leaves: with the one-of plan (`_input_object`), coercing one
+# took 3.9 us against 5.4 (1,000 boxes).
+_SAME_TYPE: dict[object, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 
 def _leaf(type_: GraphQLInputType) -> Coerce:
     leaf = assert_leaf_type(type_).coerce_input_value
+    if type_ is GraphQLFloat:
+        general = _general_leaf(leaf)
 
+        def coerce_float(value: Any) -> Any:
+            return value if type(value) is float and math.isfinite(value) else general(value)
+        return coerce_float
+    if (same := _SAME_TYPE.get(type_)) is not None:
+        general = _general_leaf(leaf)
+
+        def coerce_same(value: Any) -> Any:
+            return value if type(value) is same else general(value)
+        return coerce_same
+    return _general_leaf(leaf)
+
+
+def _general_leaf(leaf: Callable[[Any], Any]) -> Coerce:
     def coerce(value: Any) -> Any:
         if value is None or value is Undefined:
             return None

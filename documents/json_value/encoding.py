@@ -157,7 +157,14 @@ def _check(value: Any, depth: int) -> None:
         raise InvalidJson(f"nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_key(key)
+            if type(key) is not str:
+                _check_key(key)
+            # A member `indexed` takes as it is, told without a call (most members are such: an
+            # addAnnotations box's COCO id, crowd flag and area: 0.43 us for the walk, 1.04 with a call each).
+            kind = type(item)
+            if depth < MAX_DEPTH and (kind is str or kind is bool or item is None or (kind is float and math.isfinite(item))
+                                      or (kind is int and _INT64_MIN <= item <= _INT64_MAX)):
+                continue
             _check(item, depth + 1)
     elif isinstance(value, list):
         for item in value:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
+from bson import ObjectId
 
 from documents import annotation as docs
-from documents.json_value import JsonText
+from documents.json_value import InvalidJson, JsonText
 from documents.lean import lean
 from resolvers.annotations.inputs import (
     AnnotationRecordInput,
@@ -50,10 +51,12 @@ def _source(value: AnnotationSourceInput | None) -> docs.AnnotationSource | None
 
 
 def _shape(geometry: GeometryInput | None, field: str) -> object:
+    """The shape of the record at `field` (records[3])."""
     if geometry is None:
         return None
     if geometry.bbox:
-        return docs.BBoxShape(**vars(geometry.bbox))
+        box = geometry.bbox
+        return docs.BBoxShape(x=box.x, y=box.y, width=box.width, height=box.height)
     if geometry.rotated_bbox:
         return docs.RotatedBBoxShape(**vars(geometry.rotated_bbox))
     if geometry.polygon:
@@ -63,22 +66,42 @@ def _shape(geometry: GeometryInput | None, field: str) -> object:
     if geometry.keypoints:
         return docs.KeypointsShape(points=[docs.Keypoint(**vars(p)) for p in geometry.keypoints.points])
     if geometry.mask:
-        return docs.MaskShape(asset_id=decode_object_id(geometry.mask.asset_id, NodeType.ASSET, field=f"{field}.mask.assetId"))
-    raise BadUserInput("give exactly one shape", field=field)
+        return docs.MaskShape(asset_id=decode_object_id(geometry.mask.asset_id, NodeType.ASSET, field=f"{field}.geometry.mask.assetId"))
+    raise BadUserInput("give exactly one shape", field=f"{field}.geometry")
 
 
 def _record(field: str, record: AnnotationRecordInput) -> service.NewRecord:
+    """`field`: where the record is in the call (records[3]), for errors; the names under it are made
+    only for an error, as most records have none (a batch's thousand records made four each)."""
     attributes = record.attributes if record.attributes is not None else {}
     if not isinstance(attributes, dict):
         raise BadUserInput("must be a JSON object", field=f"{field}.attributes")
     return service.NewRecord(
-        asset_id=decode_object_id(record.asset_id, NodeType.ASSET, field=f"{field}.assetId"),
-        datum_id=decode_object_id(record.datum_id, NodeType.DATUM, field=f"{field}.datumId") if record.datum_id else None,
+        asset_id=_object_id(record.asset_id, NodeType.ASSET, field, "assetId"),
+        datum_id=_object_id(record.datum_id, NodeType.DATUM, field, "datumId") if record.datum_id else None,
         kind=record.kind, label=record.label, score=record.score, value=record.value,
-        geometry=_shape(record.geometry, f"{field}.geometry"),
-        attributes=encode_json(attributes, field=f"{field}.attributes", form=JsonText), attribute_keys=list(attributes),
-        source=_source(record.source), key=record.key,
+        geometry=_shape(record.geometry, field) if record.geometry is not None else None,
+        attributes=_attributes(attributes, field) if attributes else _NO_ATTRIBUTES,
+        attribute_keys=list(attributes), source=_source(record.source), key=record.key,
     )
+
+
+# What `encode_json({})` gives, made once: JsonText is never changed in place (NewRecord is read only).
+_NO_ATTRIBUTES = JsonText.encode({})
+
+
+def _attributes(attributes: dict[str, Any], field: str) -> JsonText:
+    try:
+        return JsonText.encode(attributes)
+    except InvalidJson:  # encoded again to say why, naming the field
+        return encode_json(attributes, field=f"{field}.attributes", form=JsonText)
+
+
+def _object_id(global_id: str, type_name: NodeType, field: str, name: str) -> ObjectId:
+    try:
+        return decode_object_id(global_id, type_name)
+    except BadUserInput:  # decoded again to say why, naming the field
+        return decode_object_id(global_id, type_name, field=f"{field}.{name}")
 
 
 @strawberry.type

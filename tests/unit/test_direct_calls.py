@@ -16,6 +16,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 
 from documents.roles import Role
 from resolvers import direct_calls
+from resolvers.inputs import batch_input
 from resolvers.internals import graphql_schema
 from resolvers.permissions import CanRead, CanWrite, IsAdmin, RoleRequired
 from resolvers.scalars import SCALAR_MAP
@@ -30,6 +31,22 @@ class Size(enum.Enum):
 @strawberry.input
 class Shout:
     times: int
+
+
+@batch_input
+@strawberry.input
+class Inner:
+    width: float
+
+
+@batch_input
+@strawberry.input
+class Piece:
+    """A list argument of a batch_input type: the direct call converts its items itself."""
+
+    count: int
+    inner: Inner | None = None
+    size: Size = Size.SMALL
 
 
 class Nobody(BasePermission):
@@ -150,6 +167,11 @@ class Thing:
     def shout(self, how: Shout) -> str:
         return self.name * how.times
 
+    @strawberry.field
+    def tally(self, pieces: list[Piece], more: list[Piece | None] | None = None, sep: str = ",") -> str:
+        return sep.join(f"{type(p).__name__}{p.count}{p.size.value}{p.inner.width if p.inner else '-'}"
+                        for p in [*pieces, *(more or [])] if p is not None)
+
     @strawberry.field(permission_classes=[Nobody])
     def secret(self) -> str | None:
         return "leaked"
@@ -208,6 +230,8 @@ QUERY = """{ things { name plain context scalars two: scalars(times: 2, sep: "+"
               failing later shout(how: {times: 3}) secret shapes { __typename ... on Box { width } ... on Dot { x } }
               checked loud: checked(how: {times: 2}) checkedSync(times: 3) writer quiet renamed(count: 2)
               named other: named(source: "s")
+              tally(pieces: [{count: 1, inner: {width: 2}}, {count: 3, size: LARGE}])
+              tally2: tally(pieces: [], more: [{count: 5}, null], sep: "+") tally3: tally(pieces: [{count: 4}], more: null)
               risky { __typename ... on Refusal { reason } } }
             hello named: hello(name: "me") }"""
 FAILING_REQUIRED = "{ things { name failingRequired } }"
@@ -233,7 +257,7 @@ def test_resolvers_are_called_directly_unless_strawberry_must_wrap_them() -> Non
     into a value (`risky`)."""
     assert resolved_directly(schema(True)) == {
         "Thing.plain", "Thing.context", "Thing.scalars", "Thing.failing", "Thing.failingRequired", "Thing.shapes",
-        "Thing.later", "Thing.shout", "Thing.checked", "Thing.checkedSync", "Thing.writer", "Thing.named",
+        "Thing.later", "Thing.shout", "Thing.tally", "Thing.checked", "Thing.checkedSync", "Thing.writer", "Thing.named",
         "Query.things", "Query.hello"}
     assert resolved_directly(schema(False)) == set()
     assert graphql_schema(schema(True)).type_map["Shape"].resolve_type.__name__ == "resolve_type"  # the lookup's
