@@ -316,3 +316,12 @@ def test_what_direct_calls_reads_of_a_checked_async_resolver_is_still_there() ->
     converted = internals.convert_arguments({"how": {"times": 2}}, definition.arguments,
                                             scalar_registry=schema.schema_converter.scalar_registry, config=schema.config)
     assert converted["how"].times == 2 and isinstance(converted["how"], ProbeInput)
+
+
+def test_the_executor_still_keeps_resolver_helpers_of_its_own_two_methods() -> None:
+    # resolvers/fanout.py replaces them (internals.weak_async_helpers) with helpers that call the same two.
+    assert list(internals.GraphQLResolveInfoHelpers._fields) == ["gather", "track"], \
+        "graphql-core's GraphQLResolveInfoHelpers changed"
+    source = inspect.getsource(internals.Executor.__init__)
+    assert "self.async_helpers = GraphQLResolveInfoHelpers(" in source and "gather=self.gather_async_work" in source \
+        and "track=self.track_async_work" in source, "graphql-core builds the executor's async_helpers differently"
