@@ -35,6 +35,10 @@ module calls for each variable (`replace_variable_coercion`), answers `Undefined
 would (so graphql-core's own diagnostics still explain every refusal), and hands values of types
 that nest without bound to graphql-core's nesting check (`graphql_variable_coercion`, its `MAX_NESTING_DEPTH`).
 
+`schema.py` overrides Strawberry's `Schema._get_middleware_manager(extensions)` (one shared empty
+manager when no extension wraps resolvers), which `extension_hooks.py` tells by Strawberry's
+`SchemaExtension._implements_resolve()`.
+
 `fanout.py` also replaces the executor's `async_helpers` (graphql-core 3.3's `GraphQLResolveInfoHelpers`,
 which it builds from bound methods of the executor, `gather_async_work` and `track_async_work`) with
 helpers that reach the executor through a weak reference (`weak_async_helpers`).
