@@ -13,6 +13,8 @@ for a byte range or for Server-Sent Events is never compressed (see Compression)
 
 from __future__ import annotations
 
+import functools
+
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -65,6 +67,7 @@ class Compression:
         await self.compressing(scope, receive, send)
 
 
+@functools.lru_cache(maxsize=256)  # a handful of distinct headers (one per kind of client), parsed on every request
 def acceptable_codings(header: str) -> str:
     """An Accept-Encoding header without the codings it gives a q-value of 0 (or one that is not a number)."""
     parts = [part for part in header.split(",") if part.strip()]

@@ -63,6 +63,8 @@ def wants_event_stream(accept: str) -> bool:
     JSON type preferred to it (a higher q-value, or the same one listed before it). urql lists every
     type it can read, JSON first and `text/event-stream` after, and wants JSON for a query; the
     graphql-sse client lists `text/event-stream` alone."""
+    if EVENT_STREAM not in accept.lower():  # nearly every request: nothing to weigh (_qualities lowercases too)
+        return False
     best_stream, best_json = None, None
     for place, (media, quality) in enumerate(_qualities(accept)):
         if quality <= 0:

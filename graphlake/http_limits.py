@@ -101,8 +101,12 @@ class BodySizeLimit:
         if scope["type"] != "http" or not scope["path"].startswith(self.paths):
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await self._refuse(send)
+        if length is not None and length.isdigit():
+            if int(length) > self.max_bytes:
+                return await self._refuse(send)
+            # The server reads no more than Content-Length says (what follows is the next request), so
+            # a body it allows needs no counting: nearly every request, spared two wrappers (~2 us).
+            return await self.app(scope, receive, send)
         received = 0
         started = False
 

@@ -49,4 +49,4 @@ class HttpRequests:
             if metrics is not None:
                 route = route_template(scope) or UNMATCHED
                 method = scope["method"] if scope["method"] in _METHODS else "other"
-                metrics.http_requests.labels(method, route, str(status) if status else "none").inc()
+                metrics.child(metrics.http_requests, method, route, str(status) if status else "none").inc()

@@ -183,6 +183,14 @@ class GraphQLView(GraphQL[Context, None]):
         every answer here is a GraphQL error with a code instead, so clients parse one shape."""
         if isinstance(request, WebSocket):
             return await self._run_socket(request, context, root_value)
+        try:
+            return await self._run_http(request, context, root_value)
+        finally:
+            # The context refers to the request: kept on it past the answer (an SSE stream was handed
+            # its context already), the two made a reference cycle that only a garbage collection freed.
+            request.scope.get("state", {}).pop("graphlake_context", None)  # what request.state holds
+
+    async def _run_http(self, request: Request, context: Any, root_value: Any) -> Any:
         media_type = response_media_type(request.headers.get("accept"))
         if request.method not in ("GET", "POST"):
             # Before the body, a slot or the token's lookup, which Strawberry's own check comes after.

@@ -18,7 +18,7 @@ from typing import Any
 
 from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, print_ast
 
-from resolvers.internals import Executor
+from resolvers.internals import Executor, weak_async_helpers
 from resolvers.loop_slices import SlicedExecutor
 from resolvers.read_limits import oversized_read
 from resolvers.request_cost import weighed
@@ -33,6 +33,12 @@ class SharedResults:
 
 class FanoutExecutor(SlicedExecutor):
     _share_key: tuple | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # No reference cycle through the helpers: the executor and all it holds are freed as the
+        # operation ends, not by the next garbage collection (resolvers/internals.weak_async_helpers).
+        self.async_helpers = weak_async_helpers(self)
 
     @classmethod
     def build(cls, schema: GraphQLSchema, document: DocumentNode, root_value: Any = None, context_value: Any = None,

@@ -35,6 +35,14 @@ module calls for each variable (`replace_variable_coercion`), answers `Undefined
 would (so graphql-core's own diagnostics still explain every refusal), and hands values of types
 that nest without bound to graphql-core's nesting check (`graphql_variable_coercion`, its `MAX_NESTING_DEPTH`).
 
+`schema.py` overrides Strawberry's `Schema._get_middleware_manager(extensions)` (one shared empty
+manager when no extension wraps resolvers), which `extension_hooks.py` tells by Strawberry's
+`SchemaExtension._implements_resolve()`.
+
+`fanout.py` also replaces the executor's `async_helpers` (graphql-core 3.3's `GraphQLResolveInfoHelpers`,
+which it builds from bound methods of the executor, `gather_async_work` and `track_async_work`) with
+helpers that reach the executor through a weak reference (`weak_async_helpers`).
+
 `list_limits.py` reads the graphql-core schema behind a Strawberry schema (`graphql_schema`) to
 walk a request's variables along their declared types before graphql-core coerces them.
 
@@ -81,6 +89,7 @@ its shape, so an upgrade that moves or changes one fails there, naming it, befor
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +97,7 @@ from cross_web import HTTPException
 from graphql import (
     GraphQLError,
     GraphQLField,
+    GraphQLResolveInfoHelpers,
     GraphQLSchema,
     GraphQLSyntaxError,
     OverlappingFieldsCanBeMergedRule,
@@ -111,13 +121,14 @@ from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 
 __all__ = ["MAX_NESTING_DEPTH", "BaseGraphQLTransportWSHandler", "BaseGraphQLWSHandler",
-           "CannotGetOperationTypeError", "ExecutionContext", "Executor", "HTTPException", "InputContext",
+           "CannotGetOperationTypeError", "ExecutionContext", "Executor", "GraphQLResolveInfoHelpers",
+           "HTTPException", "InputContext",
            "InvalidOperationTypeError", "MissingQueryError", "SSETransport", "StrawberryField",
            "StrawberryGraphQLCoreExecutionContext", "StrawberryList", "StrawberryMaybe", "StrawberryOptional", "ValidationAbortedError",
            "ValuesOfCorrectTypeRule", "convert_arguments", "field_exception_handlers", "get_strawberry_type_cast", "graphql_schema",
            "graphql_variable_coercion", "is_leaf_type", "provided_operation_name", "replace_variable_coercion",
            "set_merge_budget", "spent_merge_budget", "strawberry_definition", "strawberry_field",
-           "token_limit_exceeded"]
+           "token_limit_exceeded", "weak_async_helpers"]
 
 
 def graphql_schema(schema: Any) -> GraphQLSchema:
@@ -182,3 +193,21 @@ def token_limit_exceeded(error: GraphQLError, max_tokens: int) -> bool:
     """Whether parsing stopped because the document has more than `max_tokens` tokens."""
     return (isinstance(error, GraphQLSyntaxError)
             and error.description == f"Document contains more than {max_tokens} tokens. Parsing aborted.")  # type: ignore[attr-defined]
+
+
+def weak_async_helpers(executor: Executor) -> GraphQLResolveInfoHelpers:
+    """The helpers graphql-core hands resolvers (`info.async_helpers`), reaching `executor` weakly.
+    graphql-core builds them from the executor's bound methods and keeps them on it: a reference
+    cycle, so every operation's executor, with its context, the request and whatever the operation
+    built, waited for a garbage collection instead of being freed as the request ends (35 such
+    objects per `{ __typename }`, and young collections of them cost about a quarter of its CPU in
+    a serving process's settings). They are called only while the executor runs (its own frames hold it)."""
+    ref = weakref.ref(executor)
+
+    def gather(values: Any) -> Any:
+        return ref().gather_async_work(values)  # type: ignore[union-attr]
+
+    def track(values: Any) -> None:
+        ref().track_async_work(values)  # type: ignore[union-attr]
+
+    return GraphQLResolveInfoHelpers(gather=gather, track=track)

@@ -9,6 +9,7 @@ A fresh `Loaders` comes with each request (see Context), so cached documents nev
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -150,9 +151,13 @@ class Loaders:
         self._loaders: dict[bytes, DataLoader] = {}
         self._by_id: dict[type, ByIdLoader] = {}  # by_id's, by class: asked once per item of a page
         self._metrics = metrics
-        # The upload part URLs the request may still be handed, whichever fields sign them (aliases
-        # of uploadSession, nodes, createUploads): new with the loaders, so for each operation.
-        self.part_urls = PartUrls()
+
+    @functools.cached_property
+    def part_urls(self) -> PartUrls:
+        """The upload part URLs the request may still be handed, whichever fields sign them (aliases
+        of uploadSession, nodes, createUploads): new with the loaders, so for each operation. Made
+        when first asked: every operation makes loaders twice (FreshLoaders), few sign uploads."""
+        return PartUrls()
 
     def _get(self, key: bytes, load_fn: Any, label: str, kind: type[DataLoader] = DataLoader, **options: Any) -> DataLoader:
         """The loader of `key`; `label` (the kind of loader and its collection: a closed set) names
@@ -160,7 +165,7 @@ class Loaders:
         loader = self._loaders.get(key)
         if loader is None:
             if self._metrics is not None:
-                load_fn = _measured(load_fn, self._metrics.loader_batch.labels(label))
+                load_fn = _measured(load_fn, self._metrics.child(self._metrics.loader_batch, label))
             loader = self._loaders[key] = kind(load_fn=load_fn, **options)
         return loader
 

@@ -51,9 +51,9 @@ class OperationMetrics(SchemaExtension):
         caller = getattr(context.context, "principal", None)
         name = metrics.operation_label(context.operation_name if kind != "unknown" else None, may_add=caller is not None)
         errors = context.result.errors if context.result is not None else self._last_errors
-        metrics.operations.labels(kind, name, error_code(errors)).inc()
+        metrics.child(metrics.operations, kind, name, error_code(errors)).inc()
         if kind != OperationType.SUBSCRIPTION.value:
-            metrics.operation_seconds.labels(kind, name).observe(elapsed)
+            metrics.child(metrics.operation_seconds, kind, name).observe(elapsed)
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, GraphQLInputObjectType
+from graphql import GraphQLError, GraphQLInputObjectType, MiddlewareManager
 from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -37,7 +37,7 @@ from resolvers.errors import ErrorPolicy
 from resolvers.events.audit import AuditTrail
 from resolvers.events.mutations import EventMutations
 from resolvers.events.queries import EventQueries, EventSubscriptions
-from resolvers.extension_hooks import KeptHooksRunner
+from resolvers.extension_hooks import KeptHooksRunner, wraps_resolvers
 from resolvers.fanout import FanoutExecutor
 from resolvers.guests import GuestGate, TokenBudget
 from resolvers.input_literals import InputLiteralErrors
@@ -112,6 +112,9 @@ def limit_extensions(settings: ServerSettings) -> list[Callable[[], SchemaExtens
     return extensions
 
 
+_NO_MIDDLEWARE = MiddlewareManager()
+
+
 class GraphlakeSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,6 +131,12 @@ class GraphlakeSchema(strawberry.Schema):
     def create_extensions_runner(self, execution_context: ExecutionContext,
                                  extensions: list[SchemaExtension]) -> KeptHooksRunner:
         return KeptHooksRunner(execution_context=execution_context, extensions=extensions)
+
+    def _get_middleware_manager(self, extensions: list[SchemaExtension]) -> MiddlewareManager:
+        # Strawberry builds a manager per operation from the extensions that wrap resolvers. With
+        # none (tracing off), one empty manager serves every operation: it holds no state, and
+        # asking each of the eleven extensions per operation was 2% of `{ __typename }`'s CPU.
+        return super()._get_middleware_manager(extensions) if wraps_resolvers(extensions) else _NO_MIDDLEWARE
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Strawberry logs every error with a traceback; most are the client's (bad input, no token).

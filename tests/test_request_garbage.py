@@ -1,38 +1,53 @@
-"""A request leaves none of the documents it loaded for the garbage collector: they are freed when it
-ends. graphql-core's executor is a reference cycle that holds the request's context; the loaders'
-caches on it kept every document of a nested read alive until a collection, which made the
-collector the server's main work under load and its pauses the longest waits on /healthz
-(bench/health.py)."""
+"""A GraphQL request over HTTP leaves no reference cycle behind: what it built is freed as it is
+answered, by reference counting, not by the next garbage collection, whose young collections of
+what every request left cost a serving process about a quarter of an empty query's CPU
+(docs/performance-history.md, session 64; tests/unit/test_reference_cycles.py for the executor)."""
 
 from __future__ import annotations
 
 import gc
 
-from beanie import Document
-from pydantic import BaseModel
-
-from services.node_ids import NodeType, encode_id
-from tests.operations import Api
-from tests.seed import seed_version
+import orjson
+from starlette.applications import Starlette
 
 
-async def test_a_nested_read_leaves_no_documents_in_reference_cycles(api: Api, viewer: str) -> None:
-    version_id = encode_id(NodeType.DATASET_VERSION, await seed_version(20))
-    variables = {"id": version_id, "first": 20}
-    first = await api.data("VersionGraph", variables, token=viewer)  # warm: caches filled once are not garbage
-    assert len(first["datasetVersion"]["datums"]["edges"]) == 20
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable is kept in gc.garbage, to look at
-    try:
-        for _ in range(3):
-            again = await api.data("VersionGraph", variables, token=viewer)
-            assert again == first
+class _Exchange:
+    """One request's receive and send, as a server calls the app (no client library between)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent: list[dict] = []
+
+    async def receive(self) -> dict:
+        body, self.body = self.body, b""
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(self, message: dict) -> None:
+        self.sent.append(message)
+
+
+async def _post(app: Starlette, token: str, document: str) -> dict:
+    body = orjson.dumps({"query": document})
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/graphql", "raw_path": b"/graphql", "root_path": "", "query_string": b"",
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000), "state": {},
+             "headers": [(b"host", b"graphlake.test"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode()), (b"authorization", f"Bearer {token}".encode())]}
+    exchange = _Exchange(body)
+    await app(scope, exchange.receive, exchange.send)
+    assert exchange.sent[0]["status"] == 200
+    return orjson.loads(exchange.sent[1]["body"])
+
+
+async def test_graphql_requests_leave_nothing_for_the_collector(app: Starlette, viewer: str) -> None:
+    for document in ("{ __typename }", "{ me { role } }"):
+        assert "errors" not in await _post(app, viewer, document)  # anything made once is made now
         gc.collect()
-        models = [type(o).__name__ for o in gc.garbage if isinstance(o, BaseModel)]
-        documents = sum(isinstance(o, Document) for o in gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert not models, f"{len(models)} models (documents: {len(documents)}) were left in cycles, e.g. {models[:5]}"
+        gc.disable()
+        try:
+            for _ in range(5):
+                await _post(app, viewer, document)
+            left = gc.collect()
+        finally:
+            gc.enable()
+        assert left == 0, f"{document}: {left} objects freed only by the collector"

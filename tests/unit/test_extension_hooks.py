@@ -215,3 +215,20 @@ async def test_unusual_hooks_behave_as_on_strawberrys_runner() -> None:
         expected = await outcome(stock)
         assert await outcome(ours) == expected, case
         assert expected[0] or "raised" in expected[1], case  # each case does something to compare
+
+
+class Wrapping(SchemaExtension):
+    """Wraps every resolver, as tracing's spans do: such a schema still builds its middleware."""
+
+    def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(f"resolve {info.field_name}")
+        return _next(root, info, *args, **kwargs)
+
+
+async def test_resolvers_are_wrapped_only_where_an_extension_asks() -> None:
+    calls.clear()
+    assert (await GraphlakeSchema(query=Query, extensions=[Wrapping]).execute("{ ok }")).data == {"ok": 1}
+    assert calls == ["resolve ok"]
+    calls.clear()
+    assert (await schema.execute("{ ok }")).data == {"ok": 1}  # none wraps: the one empty manager
+    assert not [c for c in calls if c.startswith("resolve")]

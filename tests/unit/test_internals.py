@@ -316,3 +316,29 @@ def test_what_direct_calls_reads_of_a_checked_async_resolver_is_still_there() ->
     converted = internals.convert_arguments({"how": {"times": 2}}, definition.arguments,
                                             scalar_registry=schema.schema_converter.scalar_registry, config=schema.config)
     assert converted["how"].times == 2 and isinstance(converted["how"], ProbeInput)
+
+
+def test_the_executor_still_keeps_resolver_helpers_of_its_own_two_methods() -> None:
+    # resolvers/fanout.py replaces them (internals.weak_async_helpers) with helpers that call the same two.
+    assert list(internals.GraphQLResolveInfoHelpers._fields) == ["gather", "track"], \
+        "graphql-core's GraphQLResolveInfoHelpers changed"
+    source = inspect.getsource(internals.Executor.__init__)
+    assert "self.async_helpers = GraphQLResolveInfoHelpers(" in source and "gather=self.gather_async_work" in source \
+        and "track=self.track_async_work" in source, "graphql-core builds the executor's async_helpers differently"
+
+
+def test_strawberry_still_builds_a_middleware_manager_per_operation_where_graphlake_overrides_it() -> None:
+    from strawberry.extensions import SchemaExtension
+
+    method = getattr(strawberry.Schema, "_get_middleware_manager", None)
+    assert method is not None and list(inspect.signature(method).parameters) == ["self", "extensions"], \
+        "Strawberry's Schema._get_middleware_manager changed (resolvers/schema.py overrides it)"
+    assert "_get_middleware_manager(" in inspect.getsource(strawberry.Schema.execute), \
+        "Strawberry no longer asks _get_middleware_manager for each operation"
+
+    class Wrapping(SchemaExtension):
+        def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return _next(root, info, *args, **kwargs)
+
+    assert Wrapping._implements_resolve() and not SchemaExtension._implements_resolve(), \
+        "SchemaExtension._implements_resolve changed (resolvers/extension_hooks.py reads it)"
