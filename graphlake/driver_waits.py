@@ -20,7 +20,7 @@ all three is one `call_at` handle, moved on every half second until the reply co
 
 Only for the PyMongo release the lock pins, and only while its two functions are the ones these were
 written against (their source's digest): after an upgrade the driver's own run until these are
-looked at again (tests/unit/test_driver_waits.py fails until then).
+looked at again (tests/test_driver_waits.py fails until then).
 """
 
 from __future__ import annotations
