@@ -18,9 +18,9 @@ the same half second, as `_OperationCancelled`; a task cancelled while it waits 
 CancelledError, after which the driver discards the connection as before. The timer that checks
 all three is one `call_at` handle, moved on every half second until the reply comes.
 
-Only for the PyMongo release the lock pins, and only while its two functions are the ones these were
-written against (their source's digest): after an upgrade the driver's own run until these are
-looked at again (tests/test_driver_waits.py fails until then).
+Only for the PyMongo release the lock pins (4.20.1), and only while the driver's functions these
+replace or rely on are the ones they were written against (their source's digests): after an upgrade
+the driver's own run until these are looked at again (tests/test_driver_waits.py fails until then).
 """
 
 from __future__ import annotations
@@ -40,27 +40,48 @@ from pymongo.errors import _OperationCancelled
 
 log = logging.getLogger("graphlake.database")
 
-# The digests of the driver functions replaced here, as written in the release this was made for.
-REPLACED = {
-    "async_receive_message": "653f58d97707b1ed33e0c1c891cd3a3c08f7d18fc7fb984c0276851021cc3399",
-    "async_sendall": "dbe4c31d7a9e69e1de23417efddb58cd44b45bceb25bc0988ba551294b1b6a8c",
+RELEASE = "4.20.1"
+# The digests of the driver's functions these replace or rely on, as written in RELEASE.
+WRITTEN_AGAINST = {
+    "network_layer.async_receive_message": "653f58d97707b1ed33e0c1c891cd3a3c08f7d18fc7fb984c0276851021cc3399",
+    "network_layer.async_sendall": "dbe4c31d7a9e69e1de23417efddb58cd44b45bceb25bc0988ba551294b1b6a8c",
+    "pool.AsyncConnection.send_message": "19ac9c123b86a45086c58ce8812809fb8acc9bd64b9f4e2bac8cf4c1506ebda5",
+    "pool.AsyncConnection.receive_message": "2c2857b0dba9de350cdc42af9e4d5eb6aa51a136b0fe44700df0b6e1b5cc35fe",
+    "network_layer.PyMongoProtocol.read": "99aa2bbf371850cb534b778a2c32a3dd64b45861039fd6ac4103c81eefd15e9e",
+    "network_layer.PyMongoProtocol.write": "1517e38f460c80008222c62c55c3a4effbe004d783a377b3746118e93251351b",
 }
 POLL_SECONDS = network_layer._POLL_TIMEOUT  # how often a wait looks at its connection's cancellation
 
 
-def _digest(function: Any) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+def digests() -> dict[str, str | None]:
+    """The digest of each function in WRITTEN_AGAINST as this PyMongo has it (None: no source to read,
+    a build shipped without its .py files)."""
+    found: dict[str, str | None] = {}
+    for name in WRITTEN_AGAINST:
+        module, *path = name.split(".")
+        function: Any = {"pool": pool, "network_layer": network_layer}[module]
+        for part in path:
+            function = getattr(function, part)
+        try:
+            found[name] = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+        except (OSError, TypeError):
+            found[name] = None
+    return found
 
 
 def install() -> bool:
     """Put receive_message and sendall in the driver's place (once); whether they are in place."""
     if pool.async_receive_message is receive_message:
         return True
-    originals = {name: getattr(pool, name) for name in REPLACED}
-    changed = [name for name, function in originals.items() if _digest(function) != REPLACED[name]]
-    if changed:
-        log.warning("PyMongo %s: %s changed since graphlake/driver_waits.py was written; the driver's own are "
-                    "used (each reply then costs two tasks)", pymongo.version, ", ".join(changed))
+    changed = [name for name, digest in digests().items() if digest != WRITTEN_AGAINST[name]]
+    # The pool calls them by the names it imported from network_layer: where it no longer does,
+    # putting these in its place would change nothing.
+    changed += [f"pool.{name}" for name in ("async_receive_message", "async_sendall")
+                if getattr(pool, name, None) is not getattr(network_layer, name)]
+    if pymongo.version != RELEASE or changed:
+        log.warning("PyMongo %s: %s since graphlake/driver_waits.py was written for %s; the driver's own waits are "
+                    "used (each reply then costs two tasks)", pymongo.version,
+                    f"{', '.join(changed)} changed" if changed else "another release", RELEASE)
         return False
     pool.async_receive_message = receive_message
     pool.async_sendall = sendall
@@ -90,6 +111,9 @@ async def receive_message(conn: Any, request_id: int | None,
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None  # the driver runs in a task
+    # Cancellations the task carries already (a database call in cleanup after one, say): the timer's
+    # own is told from them by the count, as asyncio.timeout does.
+    carried = task.cancelling()
     ends_at = math.inf if deadline is None else loop.time() + max(deadline - time.monotonic(), 0)
     outcome: BaseException | None = None  # why the timer cancelled the wait
 
@@ -110,7 +134,7 @@ async def receive_message(conn: Any, request_id: int | None,
     except asyncio.CancelledError:
         # The timer's own cancellation becomes its outcome; one from anyone else goes on up. Both
         # may have come: uncancel() then leaves the other's count, and it is raised as theirs.
-        if outcome is not None and task.uncancel() == 0:
+        if outcome is not None and task.uncancel() <= carried:
             raise outcome from None
         raise
     finally:

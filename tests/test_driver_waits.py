@@ -21,11 +21,13 @@ from tests.conftest import Served
 
 
 def test_in_place_for_the_pinned_driver(served: Served) -> None:
-    """The suite's own clients wait this way; a PyMongo whose replaced functions changed fails here
-    until graphlake/driver_waits.py is checked against it (its digests updated)."""
-    assert driver_waits.install(), f"PyMongo {pymongo.version} changed what driver_waits replaces"
+    """The served app's client waits this way (its connect installed it); a PyMongo whose functions
+    these replace or rely on changed fails here until graphlake/driver_waits.py is checked against it
+    (its release and digests updated)."""
     assert pool.async_receive_message is driver_waits.receive_message
     assert pool.async_sendall is driver_waits.sendall
+    assert pymongo.version == driver_waits.RELEASE
+    assert driver_waits.digests() == driver_waits.WRITTEN_AGAINST
 
 
 class Relay:
@@ -82,6 +84,7 @@ async def test_a_deadline_ends_the_wait(mongodb_url: str) -> None:
             await collection.find_one({"n": 1})
         assert raised.value.timeout, raised.value
         assert 0.25 <= time.monotonic() - began < 3
+        assert asyncio.current_task().cancelling() == 0  # the timer's cancellation taken back
         relay.release()
         assert (await collection.find_one({"n": 1}))["n"] == 1  # a fresh connection: the held one was discarded
 
@@ -102,6 +105,37 @@ async def test_a_pool_reset_interrupts_a_wait_without_deadline(mongodb_url: str)
         with pytest.raises(AutoReconnect):
             await asyncio.wait_for(waiting, 5)
         assert time.monotonic() - began < 2
+        assert not waiting.cancelling()  # the timer's cancellation taken back
+
+
+async def test_a_deadline_in_a_cancelled_tasks_cleanup_is_a_timeout(mongodb_url: str) -> None:
+    """A database call made while the task is being cancelled (cleanup in `except CancelledError`)
+    still ends at its deadline as a timeout, which cleanup written for PyMongoError expects, and the
+    task's own cancellation is still there after it."""
+    async with relayed(mongodb_url) as (relay, client):
+        collection = client["driver_waits"]["cleanup"]
+        await collection.insert_one({"n": 1})
+        relay.hold()
+        seen: list[BaseException] = []
+
+        async def cancelled_then_cleans_up() -> None:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                try:
+                    with pymongo.timeout(0.3):
+                        await collection.find_one({"n": 1})
+                except BaseException as error:
+                    seen.append(error)
+                assert asyncio.current_task().cancelling() == 1
+                raise
+
+        task = asyncio.ensure_future(cancelled_then_cleans_up())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert len(seen) == 1 and isinstance(seen[0], PyMongoError) and seen[0].timeout, seen
 
 
 async def test_a_cancelled_wait_raises_and_the_client_goes_on(mongodb_url: str) -> None:
@@ -129,7 +163,7 @@ async def test_a_cancelled_command_never_answers_as_if_it_was_not(mongodb_url: s
         collection = client["driver_waits"]["lost"]
         await collection.insert_one({"_id": 1})
         answered = []
-        for delay in (0.0002, 0.0005, 0.001) * 60:
+        for delay in (0.0002, 0.0005, 0.001) * 100:
             await collection.find_one({"_id": 1})
             task = asyncio.ensure_future(collection.update_one({"_id": 1}, {"$inc": {"n": 1}}))
             await asyncio.sleep(delay)
