@@ -17,7 +17,7 @@ from documents.api_token import ApiToken
 from documents.indexes import On, servers_of
 from documents.registry import DOCUMENT_MODELS
 from graphlake import __version__
-from graphlake.database_access import SchemaNotCurrent, close_client
+from graphlake.database_access import SchemaNotCurrent, close_client, new_client
 from migrations import SchemaMismatch, check_schema
 from services.availability import no_time_limit
 
@@ -31,9 +31,8 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
     server's own work through maxTimeMS) ends by then (PyMongo's client-side operation timeout);
     work that may rightly take longer runs under `no_time_limit()`.
     """
-    client: AsyncMongoClient = AsyncMongoClient(
+    client = new_client(
         url,
-        tz_aware=True,
         appname="graphlake",
         serverSelectionTimeoutMS=10_000,
         event_listeners=list(listeners),

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from graphlake import __version__
+from graphlake import __version__, driver_waits
 from graphlake.data_dir import owner_only_dir
 from graphlake.local_services import EmbeddedDatabase, ServiceError, embedded_database
 from graphlake.mounts import build_stores
@@ -60,6 +61,13 @@ async def close_client(client: AsyncMongoClient) -> None:
         await client.close()
 
 
+def new_client(url: str, **options: Any) -> AsyncMongoClient:
+    """A client of the database whose dates come back timezone-aware, waiting for replies as
+    graphlake/driver_waits.py does: every client of the server and the CLI is made here."""
+    driver_waits.install()
+    return AsyncMongoClient(url, tz_aware=True, **options)
+
+
 @asynccontextmanager
 async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
     """The database alone, as PyMongo sees it: no schema check, no document binding, no index
@@ -67,8 +75,7 @@ async def raw_database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
     owner_only_dir(settings.data_dir)
     async with AsyncExitStack() as stack:
         url = database_url(settings, stack)
-        client: AsyncMongoClient = AsyncMongoClient(url, tz_aware=True, appname="graphlake-admin",
-                                                    serverSelectionTimeoutMS=10_000)
+        client = new_client(url, appname="graphlake-admin", serverSelectionTimeoutMS=10_000)
         stack.push_async_callback(close_client, client)
         yield client[settings.database]
 
@@ -86,8 +93,8 @@ async def for_checking(settings: Settings, seconds: float) -> AsyncIterator[tupl
         except ServiceError as error:  # the embedded FerretDB did not start
             db = f"database: {error}"
         else:
-            client: AsyncMongoClient = AsyncMongoClient(
-                url, tz_aware=True, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
+            client = new_client(
+                url, appname="graphlake-check", serverSelectionTimeoutMS=int(seconds * 1000),
                 connectTimeoutMS=int(seconds * 1000), socketTimeoutMS=int(seconds * 1000))
             stack.push_async_callback(close_client, client)
             db = client[settings.database]

@@ -2,11 +2,12 @@
 
 On Python 3.11, `asyncio.wait_for` returns its inner result instead of raising when a cancellation
 comes at the moment the inner awaitable finishes (fixed in 3.12: CPython gh-86296), and PyMongo's
-asynchronous driver sends every command through it: about one cancel in three landing half a
+asynchronous driver sent every command through it: about one cancel in three landing half a
 millisecond into a write was lost (measured against the embedded FerretDB). The task then goes on
 as if never cancelled, to its next wait, which nothing cancels again: a subscription waited for live
-messages for good, and a background loop ran on through the server's stop. Loops and long waits
-call raise_if_cancelled first."""
+messages for good, and a background loop ran on through the server's stop. Commands are now sent
+and answered without it (graphlake/driver_waits.py), but the driver still connects through it, so
+loops and long waits call raise_if_cancelled first."""
 
 from __future__ import annotations
 
