@@ -267,6 +267,11 @@ class S3Store:
         except TimeoutError:  # its own deadline (asyncio.timeout) passed: no request failed, so none is named
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s") from None
+        except OSError as error:
+            # A socket's error _asking leaves alone (it maps ConnectionError only, as its other blocks
+            # read files): a name that does not resolve, TLS refused, no route. The check reads no
+            # file, so any is the store out of reach, and uploads go to the fallback mount for it.
+            raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
 
     # --- signed URLs
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -384,6 +385,28 @@ async def test_a_socket_error_past_botocore_is_the_same_unavailable_in_the_check
             assert unreachable(raised.value) and to_fix(raised.value) is None and told is not None and told.retry, told
     finally:
         store.client.meta.events.unregister("before-send.s3", reset)
+        await store.close()
+
+
+async def test_a_socket_error_other_than_a_connections_makes_the_check_unavailable(s3: S3Service) -> None:
+    """No route to the store (an OSError that is no ConnectionError) is the store out of reach in the
+    readiness check as well: StoreUnavailable, which sends uploads to the fallback mount, not an error
+    past it (INTERNAL, and asked again at every call)."""
+    store = mount_at(s3, "lab", f"unreachable-{uuid.uuid4().hex[:8]}")
+    await store.open()
+
+    def no_route(**_: Any) -> None:
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    store.client.meta.events.register("before-send.s3", no_route)
+    try:
+        with pytest.raises(StoreUnavailable) as raised:
+            await store.check()
+        assert str(raised.value) == f"s3 mount 'lab' at {s3.endpoint}: [Errno {errno.ENETUNREACH}] Network is unreachable"
+        told = unavailable(raised.value)
+        assert told is not None and told.retry, told
+    finally:
+        store.client.meta.events.unregister("before-send.s3", no_route)
         await store.close()
 
 
