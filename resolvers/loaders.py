@@ -196,8 +196,11 @@ class Loaders:
     def known(self, docs: Sequence[Document]) -> None:
         """Documents this request just wrote: fields that load them by id need not read them back.
         A lean twin (documents/lean.py) primes the loader of the class it twins."""
+        loaders: dict[type, DataLoader] = {}  # by class: an ingest primes hundreds of one class at once
         for doc in docs:
-            self.by_id(getattr(type(doc), "document_class", type(doc))).prime(doc.id, doc)
+            kind = type(doc)
+            loader = loaders.get(kind) or loaders.setdefault(kind, self.by_id(getattr(kind, "document_class", kind)))
+            loader.prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int,
                  order: Sequence[str] = ("_id",), *, last: bool = False) -> DataLoader[ObjectId, ChildPage[D]]:

@@ -95,13 +95,14 @@ async def assets_by_id(asset_ids: Sequence[ObjectId]) -> dict[ObjectId, Asset]:
 
 def status_event(asset: Asset, at: datetime) -> Event:
     """The ASSET_STATUS event of an asset that just turned ACTIVE or FAILED."""
+    asset_id, status = encode_id(NodeType.ASSET, asset.id), asset.status.value
     return Event(
         id=new_event_id(), event_type=ASSET_STATUS, level=LEVELS["INFO" if asset.status is AssetStatus.ACTIVE else "WARNING"],
         # The asset by its ID, not its name: a person's file names are theirs, and an erase renames the
         # asset but would not reach the name written into text here.
-        message=f"asset {encode_id(NodeType.ASSET, asset.id)} is {asset.status.value}",
+        message=f"asset {asset_id} is {status}",
         source=with_person(asset.owner, asset.created_by), timestamp=at,
-        data=StoredJson.encode({"assetId": encode_id(NodeType.ASSET, asset.id), "status": asset.status.value,
+        data=StoredJson.encode({"assetId": asset_id, "status": status,
                                 "sizeBytes": asset.size_bytes, "mount": asset.storage.mount if asset.storage else None}),
     )
 

@@ -46,9 +46,10 @@ from documents.asset import Asset
 from documents.clock import utcnow
 from documents.collection import CollectionItem
 from documents.common import AssetStatus
+from documents.object_ids import new_object_ids
 from documents.retention import AssetRetention
 from documents.sparse import cleared, stored
-from documents.upload import UploadSession
+from documents.upload import UploadSession, completed_document
 from services import collections
 from services.errors import BadUserInput, Conflict, NotFound
 from services.events.feed import FeedWriter
@@ -134,15 +135,17 @@ async def ingest_files(requests: Sequence[IngestRequest], roots: Sequence[Path],
     hashed = dict(zip(again, await bounded_gather([lambda i=i: in_file_thread(sha256_of_source, *found[i])
                                                    for i in again]), strict=True))
     digests = {**{i: u.sha256 for i, u in enumerate(uploads) if u.sha256}, **hashed}
-    unchanged = await filed_at([replace(u, sha256=digests.get(i)) for i, u in enumerate(uploads)], items)
+    # A digest given is the request's own already: only the files hashed here need a new request.
+    unchanged = await filed_at([replace(u, sha256=hashed[i]) if i in hashed else u for i, u in enumerate(uploads)], items)
     fresh = [i for i in range(len(uploads)) if i not in unchanged]
-    ids = {i: ObjectId() for i in fresh}
+    ids = dict(zip(fresh, new_object_ids(len(fresh)), strict=True))  # see documents/object_ids.py
     copied = await _copy(store, {i: (found[i], asset_key(ids[i]), digests.get(i)) for i in fresh}, set(hashed))
     uploads = [replace(u, sha256=copied[i]) if i in copied else u for i, u in enumerate(uploads)]
 
-    now = utcnow()
+    now = utcnow()  # the batch's assets are made, and announced, at one moment (the clock read once, not twice a file)
     made = {i: file_asset(uploads[i], ids[i], store, AssetStatus.ACTIVE, actor, sha256=uploads[i].sha256,  # see _file
-                          collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [])
+                          collection_ids=[uploads[i].collection_id] if uploads[i].collection_id else [],
+                          created_at=now, updated_at=now)
             for i in fresh}
     if made:
         # Each filed asset's completed session, `to_file`, goes first: a server stopping after the
@@ -196,11 +199,11 @@ async def _store(assets: list[Asset], uploads: Sequence[UploadRequest], made: di
     """The assets' completed sessions (`to_file`, leased to `owner`, for those filed into a
     collection), then the assets."""
     at = {a.id: i for i, a in made.items()}
-    filing = [UploadSession.completed_for(a, collection_id=uploads[at[a.id]].collection_id, path=uploads[at[a.id]].path,
-                                          owner=owner)
-              for a in assets if uploads[at[a.id]].collection_id]
+    now = utcnow()
+    filing = [completed_document(a, now, collection_id=upload.collection_id, path=upload.path, owner=owner)
+              for a in assets if (upload := uploads[at[a.id]]).collection_id]
     if filing:
-        await UploadSession.get_pymongo_collection().insert_many([s.model_dump(by_alias=True) for s in filing])
+        await UploadSession.get_pymongo_collection().insert_many(filing)
     await Asset.get_pymongo_collection().insert_many([stored(a) for a in assets])
 
 
