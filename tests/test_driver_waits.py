@@ -74,6 +74,19 @@ async def relayed(mongodb_url: str, **options: object) -> AsyncIterator[tuple[Re
         server.close()
 
 
+@contextlib.asynccontextmanager
+async def waiting_on_a_held_reply(mongodb_url: str, name: str) -> AsyncIterator[
+        tuple[Relay, pymongo.AsyncMongoClient, asyncio.Future]]:
+    """A find waiting (0.2 s so far) for a reply the relay holds back."""
+    async with relayed(mongodb_url) as (relay, client):
+        collection = client["driver_waits"][name]
+        await collection.insert_one({"n": 1})
+        relay.hold()
+        waiting = asyncio.ensure_future(collection.find_one({"n": 1}))
+        await asyncio.sleep(0.2)
+        yield relay, client, waiting
+
+
 async def test_a_deadline_ends_the_wait(mongodb_url: str) -> None:
     async with relayed(mongodb_url) as (relay, client):
         collection = client["driver_waits"]["deadline"]
@@ -93,12 +106,7 @@ async def test_a_pool_reset_interrupts_a_wait_without_deadline(mongodb_url: str)
     """No operation deadline: only an interruption ends the wait. The driver interrupts the
     connections in use when it clears a pool after a heartbeat timed out (here asked of the pool
     directly), and its own wait saw that within half a second, as this one must."""
-    async with relayed(mongodb_url) as (relay, client):
-        collection = client["driver_waits"]["interrupt"]
-        await collection.insert_one({"n": 1})
-        relay.hold()
-        waiting = asyncio.ensure_future(collection.find_one({"n": 1}))
-        await asyncio.sleep(0.2)
+    async with waiting_on_a_held_reply(mongodb_url, "interrupt") as (_, client, waiting):
         (server,) = client._topology._servers.values()
         began = time.monotonic()
         await server.pool.reset(interrupt_connections=True)
@@ -139,17 +147,12 @@ async def test_a_deadline_in_a_cancelled_tasks_cleanup_is_a_timeout(mongodb_url:
 
 
 async def test_a_cancelled_wait_raises_and_the_client_goes_on(mongodb_url: str) -> None:
-    async with relayed(mongodb_url) as (relay, client):
-        collection = client["driver_waits"]["cancel"]
-        await collection.insert_one({"n": 1})
-        relay.hold()
-        waiting = asyncio.ensure_future(collection.find_one({"n": 1}))
-        await asyncio.sleep(0.2)
+    async with waiting_on_a_held_reply(mongodb_url, "cancel") as (relay, client, waiting):
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(waiting, 2)
         relay.release()
-        assert (await collection.find_one({"n": 1}))["n"] == 1
+        assert (await client["driver_waits"]["cancel"].find_one({"n": 1}))["n"] == 1
 
 
 async def test_a_cancelled_command_never_answers_as_if_it_was_not(mongodb_url: str) -> None:
