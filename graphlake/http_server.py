@@ -4,7 +4,6 @@ server uses too, so the suite exercises the same HTTP and WebSocket implementati
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from typing import Any
 
@@ -106,12 +105,8 @@ class HeadWithBody:
 
     def _flush(self) -> None:
         held, self._held = self._held, None
-        if held is not None:
-            # Even to a transport the protocol closed meanwhile (its shutdown after a HEAD answer, which
-            # has no body to carry the head): a closing transport still sends what it is given before
-            # it closes, as it would have sent the head written at once. One closed already refuses.
-            with contextlib.suppress(RuntimeError, OSError):
-                self._transport.write(held)
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
 
     def close(self) -> None:
         self._flush()  # what was written before the close goes first, as it did

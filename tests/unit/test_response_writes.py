@@ -73,32 +73,3 @@ async def test_a_close_sends_what_was_held_first() -> None:
     await asyncio.sleep(0)  # the flush due finds the transport closed and nothing held
     assert transport.writes == [HEAD]
     assert writer.get_extra_info("peername") == "extra peername"  # the rest is the transport's own
-
-
-class Closing(Recording):
-    """A transport as asyncio's is once the protocol closed it: it still sends what it is given until
-    it is gone (then it refuses: RuntimeError, as uvloop's closed handle does)."""
-
-    gone = False
-
-    def write(self, data: bytes) -> None:
-        if self.gone:
-            raise RuntimeError("the handler is closed")
-        self.writes.append(bytes(data))
-
-
-async def test_a_held_head_still_leaves_when_the_protocol_closed_the_transport_meanwhile() -> None:
-    """A HEAD answer has no body to carry its head: held for the next turn, and the server's shutdown
-    closing the connection (on the transport itself, not through this wrapper) in between dropped it."""
-    transport = Closing()
-    writer = HeadWithBody(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-    writer.write(HEAD)
-    transport.close()
-    await asyncio.sleep(0)
-    assert transport.writes == [HEAD]
-    gone = Closing()
-    writer = HeadWithBody(gone, asyncio.get_running_loop())  # type: ignore[arg-type]
-    writer.write(HEAD)
-    gone.gone = True
-    await asyncio.sleep(0)  # refused by a transport already gone: nothing to send it on, no error
-    assert gone.writes == []
