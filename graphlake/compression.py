@@ -67,9 +67,17 @@ class Compression:
         await self.compressing(scope, receive, send)
 
 
-@functools.lru_cache(maxsize=256)  # a handful of distinct headers (one per kind of client), parsed on every request
+CACHED_HEADER_CHARS = 256  # real clients' headers are a few dozen characters; a longer one is parsed, not kept
+
+
 def acceptable_codings(header: str) -> str:
-    """An Accept-Encoding header without the codings it gives a q-value of 0 (or one that is not a number)."""
+    """An Accept-Encoding header without the codings it gives a q-value of 0 (or one that is not a number).
+    A handful of distinct headers (one per kind of client) come on every request: those are kept parsed.
+    Not a long one: a client could send 256 headers of 64 KiB and pin 32 MiB in the cache."""
+    return _cached_codings(header) if len(header) <= CACHED_HEADER_CHARS else _codings(header)
+
+
+def _codings(header: str) -> str:
     parts = [part for part in header.split(",") if part.strip()]
     kept = []
     for part in parts:
@@ -86,6 +94,9 @@ def acceptable_codings(header: str) -> str:
         if coding.strip() and acceptable:
             kept.append(part.strip())
     return header if len(kept) == len(parts) else ", ".join(kept)  # unchanged, as sent, when nothing is refused
+
+
+_cached_codings = functools.lru_cache(maxsize=256)(_codings)
 
 
 def compression(minimum_size: int) -> Middleware:

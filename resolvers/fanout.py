@@ -61,7 +61,11 @@ class FanoutExecutor(SlicedExecutor):
     def build_per_event_executor(self, payload: Any) -> Executor:
         if self._share_key is None:  # once per subscription: copies of this executor inherit it
             self._share_key = self._key()
-        return super().build_per_event_executor(payload)
+        executor = super().build_per_event_executor(payload)
+        # A copy (graphql-core's): its helpers must reach it, not this executor, which a subscriber
+        # gone meanwhile may have let go while another subscriber's event shares the copy's work.
+        executor.async_helpers = weak_async_helpers(executor)
+        return executor
 
     def _key(self) -> tuple:
         principal = getattr(self.context_value, "principal", None)

@@ -9,6 +9,7 @@ import gc
 from functools import partial
 
 import strawberry
+from graphql import parse
 
 from resolvers.document_cache import DocumentCache, DocumentMemo
 from resolvers.fanout import FanoutExecutor
@@ -47,3 +48,14 @@ async def test_operations_leave_nothing_for_the_collector() -> None:
         finally:
             gc.enable()
         assert left == 0, f"{document}: {left} objects freed only by the collector"
+
+
+def test_an_events_executor_helpers_reach_that_executor() -> None:
+    """A subscription's event runs in a copy of its executor: the copy's helpers reach the copy, not
+    the subscription's executor (which a subscriber gone meanwhile may have let go)."""
+    executor = FanoutExecutor.build(schema._schema, parse("{ ok }"))
+    event = executor.build_per_event_executor({"ok": 1})
+    tracked: list[object] = []
+    event.track_async_work = tracked.append  # type: ignore[method-assign]
+    event.async_helpers.track("work")
+    assert tracked == ["work"]
