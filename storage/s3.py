@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,18 @@ NO_SUCH_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
 # Told of every request to the store: its operation (GetObject, HeadObject, ...), seconds (retries
 # included) and whether it succeeded. The app shell passes one that records metrics and spans.
 Observer = Callable[[str, float, bool], None]
+
+
+# The errors of a readiness check's attempts that failed (S3Store.check), in the task making it.
+_failed_attempts: ContextVar[list[Exception] | None] = ContextVar("graphlake_s3_failed_attempts", default=None)
+
+
+def _attempt_failed(caught_exception: Exception | None = None, **_: Any) -> None:
+    """botocore's needs-retry event, after every attempt: a failed one's error, kept while a check runs.
+    Says nothing back, so botocore's retry handler decides alone whether to retry."""
+    attempts = _failed_attempts.get()
+    if attempts is not None and caught_exception is not None:
+        attempts.append(caught_exception)
 
 
 def _length(size: int) -> dict[str, str]:
@@ -165,6 +178,9 @@ class S3Store:
         self._completion_client = await self._stack.enter_async_context(
             self._session.client("s3", endpoint_url=self.endpoint_url, config=self._completion_config)
         )
+        # Each failed attempt, for a readiness check whose deadline passes between botocore's retries
+        # (check() says why); any other request has botocore's own error once its retries are spent.
+        self.client.meta.events.register("needs-retry.s3", _attempt_failed)
         if self._observe is not None:
             # botocore's own events: every call through the client, whichever method made it.
             events = self.client.meta.events
@@ -253,6 +269,7 @@ class S3Store:
         hung store must not delay by minutes. The write, as /readyz promises a mount can be written:
         with read-only credentials the bucket answered, and every upload failed."""
         probe = self.object_key(WRITE_PROBE_KEY)
+        failed = _failed_attempts.set([])
         try:
             async with asyncio.timeout(self._timeout):
                 # Its code tells a refusal of the credentials (storage/failures.to_fix).
@@ -264,14 +281,21 @@ class S3Store:
                     await self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
                 with self._asking(f"deleting the probe object {WRITE_PROBE_KEY!r}"):
                     await self.client.delete_object(Bucket=self.bucket, Key=probe)
-        except TimeoutError:  # its own deadline (asyncio.timeout) passed: no request failed, so none is named
+        except TimeoutError:  # its own deadline (asyncio.timeout) passed
+            # Often while botocore waits to retry an attempt that failed at once (a refused connection:
+            # its backoff outlasts a short timeout), which the check then reported as "no answer": the
+            # attempt's error says what is wrong.
+            attempts = _failed_attempts.get()
+            said = f"; the last of {len(attempts)} attempt(s) failed: {attempts[-1]}" if attempts else ""
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
-                                   f"{self._timeout:g} s") from None
+                                   f"{self._timeout:g} s{said}") from None
         except OSError as error:
             # A socket's error _asking leaves alone (it maps ConnectionError only, as its other blocks
             # read files): a name that does not resolve, TLS refused, no route. The check reads no
             # file, so any is the store out of reach, and uploads go to the fallback mount for it.
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: {error}") from error
+        finally:
+            _failed_attempts.reset(failed)
 
     # --- signed URLs
     async def sign_put(self, key: str, *, size: int, content_type: str, sha256: str | None,

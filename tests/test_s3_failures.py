@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -408,6 +409,32 @@ async def test_a_socket_error_other_than_a_connections_makes_the_check_unavailab
     finally:
         store.client.meta.events.unregister("before-send.s3", no_route)
         await store.close()
+
+
+async def test_a_check_cut_short_between_retries_names_the_attempts_error(s3: S3Service) -> None:
+    """A store refusing connections, checked with a short timeout: botocore's first attempt fails at
+    once and its backoff before the next outlasts the deadline, so the check said only "no answer
+    within 0.5 s", as for a store that hangs. It now names what the attempt met. (Should every attempt
+    fail within the deadline, botocore's own error says it: either way the refusal is named.)"""
+    with socket.socket() as held:  # a port nothing listens on (bound, never listening: refused)
+        held.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{held.getsockname()[1]}"
+        store = mount_at(s3, "lab", f"refused-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, timeout=0.5)
+        await store.open()
+        try:
+            with pytest.raises(StoreUnavailable, match=r"Could not connect to the endpoint URL") as raised:
+                await store.check()
+            assert str(raised.value).startswith(f"s3 mount 'lab' at {endpoint}: "), raised.value
+            told = unavailable(raised.value)
+            assert told is not None and told.retry, told
+        finally:
+            await store.close()
+    refused_later = mount_at(s3, "lab", f"refused-{uuid.uuid4().hex[:8]}", timeout=0.5)
+    await refused_later.open()
+    try:
+        await refused_later.check()  # a store that answers: no error kept from the check before
+    finally:
+        await refused_later.close()
 
 
 async def test_reading_an_object_tells_a_missing_one_from_a_store_that_fails(s3: S3Service) -> None:
