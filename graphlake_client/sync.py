@@ -75,6 +75,35 @@ async def _close(pages: AsyncGeneratorType[Any, None]) -> None:
     await pages.aclose()
 
 
+def _start(work: Coroutine[Any, Any, R], future: Future[R]) -> None:
+    """On the client's loop: run `work` for SyncClient.run, as asyncio.run_coroutine_threadsafe
+    does (a task whose outcome `future` gets, and which cancelling `future` cancels), or only close
+    it when `future` was cancelled before it got here."""
+    if future.cancelled():
+        work.close()
+        return
+    task = asyncio.ensure_future(work)
+    loop = task.get_loop()
+
+    def cancel(_: Future[R]) -> None:
+        if future.cancelled() and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+    def report(_: asyncio.Task[R]) -> None:
+        if task.cancelled():
+            future.cancel()
+        if not future.set_running_or_notify_cancel():  # cancelled (then its task was, or is about to be)
+            return
+        error = task.exception()
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(task.result())
+
+    future.add_done_callback(cancel)
+    task.add_done_callback(report)
+
+
 CLOSE_SECONDS = 10.0  # how long closing a SyncClient waits for its loop to close its connections
 
 
@@ -171,11 +200,16 @@ class SyncClient:
         if not self._closer.alive:
             work.close()
             raise RuntimeError("this SyncClient is closed: make a new one (or use it as a context manager around its calls)")
-        future: Future[R] = asyncio.run_coroutine_threadsafe(work, self._loop)
+        future: Future[R] = Future()
         try:
+            # Handed over inside the try: a Ctrl-C lands at whichever step the main thread is at, and
+            # one just after the hand-over (asyncio.run_coroutine_threadsafe's, before it returned the
+            # future) left the work running: a follow's wait for its next event, which _pages' cleanup
+            # then waited on for good.
+            self._loop.call_soon_threadsafe(_start, work, future)
             return future.result()
         except BaseException:
-            future.cancel()
+            future.cancel()  # the loop cancels the work, or never starts it
             raise
 
     def close(self) -> None:
