@@ -69,8 +69,16 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
 async def _close(pages: AsyncGeneratorType[Any, None]) -> None:
     """Close a page iterator once it stops running. A Ctrl-C while a page was awaited cancels that
     `anext` on the loop, and the generator then runs its cleanup (closing an HTTP stream awaits):
-    an aclose() at once raised "asynchronous generator is already running" over the KeyboardInterrupt."""
-    while pages.ag_running:  # noqa: ASYNC110 (a generator's end sets no event; its cancelled step's end is not told)
+    an aclose() at once raised "asynchronous generator is already running" over the KeyboardInterrupt.
+    A cleanup still running after CLOSE_SECONDS is left to the loop's own end (SyncClient.close, or
+    exit), which closes what generators it still holds: the caller's KeyboardInterrupt is not held
+    back for good by a cleanup that hangs."""
+    deadline = asyncio.get_running_loop().time() + CLOSE_SECONDS
+    while pages.ag_running:  # polled: a generator's end sets no event, and its cancelled step's end is not told
+        if asyncio.get_running_loop().time() >= deadline:
+            sys.stderr.write(f"graphlake_client: an interrupted iterator's cleanup did not end within {CLOSE_SECONDS:g} s; "
+                             "it is left to the client's close\n")
+            return
         await asyncio.sleep(0.01)
     await pages.aclose()
 
@@ -104,7 +112,7 @@ def _start(work: Coroutine[Any, Any, R], future: Future[R]) -> None:
     task.add_done_callback(report)
 
 
-CLOSE_SECONDS = 10.0  # how long closing a SyncClient waits for its loop to close its connections
+CLOSE_SECONDS = 10.0  # how long closing a SyncClient waits for its loop to close its connections (and _close a cleanup)
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
