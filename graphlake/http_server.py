@@ -61,11 +61,29 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             return
         self._head_bytes += len(data)
         if self._head_bytes > self.max_head_bytes:
+            self._flush_held()
             message = f"Request line and headers over {self.max_head_bytes} bytes (GRAPHLAKE_MAX_HEADER_BYTES)."
             self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; "
                                  b"charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
                                  % (len(message), message.encode()))
             self.transport.close()
+
+    # What the protocol writes or closes itself, past the response's HeadWithBody: a head the current
+    # response still holds (a HEAD answer's, a stream's before its first chunk) goes first, as it did
+    # before heads were held. Else a malformed pipelined request's 400, or a shutdown in the same turn,
+    # closed the connection first, and that answer's head was dropped.
+    def _flush_held(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, HeadWithBody):
+            cycle.transport.flush()
+
+    def send_400_response(self, msg: str) -> None:
+        self._flush_held()
+        super().send_400_response(msg)
+
+    def shutdown(self) -> None:
+        self._flush_held()
+        super().shutdown()
 
 
 class HeadWithBody:
@@ -92,7 +110,7 @@ class HeadWithBody:
         if not self._started:
             self._started = True
             self._held = data
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
             return
         held = self._held
         if held is not None:
@@ -103,13 +121,14 @@ class HeadWithBody:
                 self._transport.write(held)
         self._transport.write(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send a held head now (at the loop's next turn, or before anything written past this wrapper)."""
         held, self._held = self._held, None
         if held is not None and not self._transport.is_closing():
             self._transport.write(held)
 
     def close(self) -> None:
-        self._flush()  # what was written before the close goes first, as it did
+        self.flush()  # what was written before the close goes first, as it did
         self._transport.close()
 
     def is_closing(self) -> bool:

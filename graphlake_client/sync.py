@@ -83,14 +83,19 @@ async def _close(pages: AsyncGeneratorType[Any, None]) -> None:
     await pages.aclose()
 
 
-def _start(work: Coroutine[Any, Any, R], future: Future[R]) -> None:
+def _run_on_loop(work: Coroutine[Any, Any, R], future: Future[R]) -> None:
     """On the client's loop: run `work` for SyncClient.run, as asyncio.run_coroutine_threadsafe
     does (a task whose outcome `future` gets, and which cancelling `future` cancels), or only close
     it when `future` was cancelled before it got here."""
     if future.cancelled():
         work.close()
         return
-    task = asyncio.ensure_future(work)
+    try:
+        task = asyncio.ensure_future(work)
+    except BaseException as error:  # not awaitable (TypeError): the caller's to see, not the loop's log
+        if future.set_running_or_notify_cancel():
+            future.set_exception(error)
+        raise
     loop = task.get_loop()
 
     def cancel(_: Future[R]) -> None:
@@ -199,6 +204,8 @@ class SyncClient:
 
     def run(self, work: Coroutine[Any, Any, R]) -> R:
         """Run a coroutine on the client's loop and wait for its result (Ctrl-C cancels it there too)."""
+        if not asyncio.iscoroutine(work):  # said here, as asyncio.run_coroutine_threadsafe said it
+            raise TypeError(f"SyncClient.run takes a coroutine (an async function's call), not {type(work).__name__}")
         self._own()  # a forked child's first call: its own loop to run on
         if threading.current_thread() is self._thread:
             work.close()
@@ -214,7 +221,7 @@ class SyncClient:
             # one just after the hand-over (asyncio.run_coroutine_threadsafe's, before it returned the
             # future) left the work running: a follow's wait for its next event, which _pages' cleanup
             # then waited on for good.
-            self._loop.call_soon_threadsafe(_start, work, future)
+            self._loop.call_soon_threadsafe(_run_on_loop, work, future)
             return future.result()
         except BaseException:
             future.cancel()  # the loop cancels the work, or never starts it

@@ -66,16 +66,24 @@ NO_SUCH_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
 Observer = Callable[[str, float, bool], None]
 
 
-# The errors of a readiness check's attempts that failed (S3Store.check), in the task making it.
-_failed_attempts: ContextVar[list[Exception] | None] = ContextVar("graphlake_s3_failed_attempts", default=None)
+# What the failed attempts of a readiness check's current request met (S3Store.check), in the task making it.
+_failed_attempts: ContextVar[list[str] | None] = ContextVar("graphlake_s3_failed_attempts", default=None)
 
 
-def _attempt_failed(caught_exception: Exception | None = None, **_: Any) -> None:
-    """botocore's needs-retry event, after every attempt: a failed one's error, kept while a check runs.
-    Says nothing back, so botocore's retry handler decides alone whether to retry."""
+def _attempt_failed(caught_exception: Exception | None = None, response: Any = None, **_: Any) -> None:
+    """botocore's needs-retry event, after every attempt: while a check runs, what a failed one met (an
+    error, or the store's 5xx answer); an attempt answered otherwise clears them (its request is
+    done, the next one starts afresh). Says nothing back, so botocore's retry handler decides alone."""
     attempts = _failed_attempts.get()
-    if attempts is not None and caught_exception is not None:
-        attempts.append(caught_exception)
+    if attempts is None:
+        return
+    status = getattr(response[0], "status_code", None) if response else None
+    if caught_exception is not None:
+        attempts.append(str(caught_exception))
+    elif status is not None and status >= 500:
+        attempts.append(f"the store answered HTTP {status}")
+    else:
+        attempts.clear()
 
 
 def _length(size: int) -> dict[str, str]:
@@ -286,7 +294,7 @@ class S3Store:
             # its backoff outlasts a short timeout), which the check then reported as "no answer": the
             # attempt's error says what is wrong.
             attempts = _failed_attempts.get()
-            said = f"; the last of {len(attempts)} attempt(s) failed: {attempts[-1]}" if attempts else ""
+            said = f"; its last attempt failed: {attempts[-1]}" if attempts else ""
             raise StoreUnavailable(f"s3 mount {self.name!r} at {self.endpoint_url or 'AWS'}: no answer within "
                                    f"{self._timeout:g} s{said}") from None
         except OSError as error:

@@ -45,3 +45,32 @@ async def test_heads_reach_the_client_whether_or_not_a_body_follows_at_once() ->
             assert streamed.status_code == 200
             go_on.set()
             assert await streamed.aread() == b"firstsecond"
+
+
+async def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
+    """A HEAD answer's head is held for the loop's next turn; a malformed request pipelined behind it
+    made the protocol answer 400 and close the connection in that same turn, past the held head,
+    which was dropped: the client got the 400 alone."""
+    go_on, waiting = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request) -> Response:
+        waiting.set()
+        await go_on.wait()
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/slow", slow, methods=["GET", "HEAD"])])
+    app.state.settings = Settings(_env_file=None)
+    async with serving(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"HEAD /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.wait_for(waiting.wait(), 10)
+            writer.write(b"\x00BAD\r\n\r\n")  # a malformed request behind it
+            await writer.drain()
+            go_on.set()
+            received = await asyncio.wait_for(reader.read(), 10)  # to the server's close
+        finally:
+            writer.close()
+    first, _, rest = received.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length: 5" in first, received
+    assert rest.startswith(b"HTTP/1.1 400 Bad Request\r\n"), received

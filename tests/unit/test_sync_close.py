@@ -37,3 +37,18 @@ async def test_an_interrupted_iterators_cleanup_that_hangs_is_left_after_close_s
     released.set()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+def test_run_refuses_what_is_not_a_coroutine_at_once() -> None:
+    """asyncio.run_coroutine_threadsafe refused a function not called (TypeError in the caller); the
+    hand-over that replaced it logged the error on the client's loop, and run() waited for good."""
+    client = sync.SyncClient("http://127.0.0.1:9", None)
+    try:
+        async def work() -> int:
+            return 1
+
+        with pytest.raises(TypeError, match="takes a coroutine"):
+            client.run(work)  # type: ignore[arg-type]
+        assert client.run(work()) == 1
+    finally:
+        client.close()
