@@ -14,7 +14,8 @@ filters are applied while the list is read in its sort order. Put the fields a q
 An index whose first field most documents lack (an asset's owner, an event's key) may be declared
 `embedded_partial`: on a build of ours that makes partial indexes (graphlake/database.py) it holds
 only the documents that have that field (`partialFilterExpression: {field: {$exists: true}}`), so a
-write of one without it makes no entry there (an entry costs each insert 9-25 µs of FerretDB's CPU).
+write of one without it makes no entry there (a value stored without an owner, a flag or a URI costs
+FerretDB 3-7% less CPU for it: docs/performance-history.md, Session 65).
 SQLite uses it only for a query that compares that field with a value (`=`, a range, `$in`), so
 every read it serves must: none may sort by it, or read it for null, and rely on it. MongoDB gets
 the full index, as declared.

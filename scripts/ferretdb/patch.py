@@ -71,8 +71,9 @@ upstream text it replaces and stops the build if that text is not there once.
    listIndexes as given, and made a partial SQLite index: `WHERE <expr> IS NOT NULL AND ...`, `<expr>`
    being the very expression the index holds for the field (graphlake_partial.go,
    graphlake_expr.go). Upstream refused it, so every index held an entry for every document, NULL
-   for one without the field, and an entry costs each insert 9-25 µs of FerretDB's CPU: an asset
-   stored a value with three such entries (owner, unpinned time, external URI), an event two (key).
+   for one without the field: a value stored by storeValue made three such entries (its owner,
+   unpinned time and storage URI), an event two (its key), a box one (its mask's asset). Without
+   them a value's insert costs FerretDB 3-7% less CPU, a box's 2-6% (bench/partial_indexes.py).
    SQLite uses a partial index only for a query whose WHERE implies its condition (`<expr> = ?`,
    `> ?`, `IN (...)`); the pushdown forces one (INDEXED BY) only for such a WHERE
    (graphlake_pushdown.go: graphlakeOrder), since SQLite refuses it otherwise and a walk of it would
