@@ -179,8 +179,10 @@ class AnnotationRecord(Document):
             # reading the records other sets hold on them (services/snapshots.copy_batch).
             Index([("set_id", ASCENDING), ("datum_id", ASCENDING), ("_id", ASCENDING)], name="set_datum"),
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset"),
-            # A mask's asset: a delete or the garbage collector asks whether any record still uses it.
-            Index([("geometry.asset_id", ASCENDING), ("_id", ASCENDING)], name="mask_asset"),
+            # A mask's asset: a delete or the garbage collector asks whether any record still uses it
+            # (by `$in`, or in an `$or` branch of its own). Partial on the embedded default
+            # (documents/indexes.py): only a MASK record has one.
+            Index([("geometry.asset_id", ASCENDING), ("_id", ASCENDING)], name="mask_asset", embedded_partial=True),
             # The `annotations` list in `_id` order on the embedded default (see Datum's id_order).
             Index([("_id", ASCENDING), ("set_id", ASCENDING)], name="id_order", on=On.EMBEDDED),
             IndexModel([("kind", ASCENDING), ("label", ASCENDING)], name="kind_label"),

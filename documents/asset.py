@@ -69,8 +69,9 @@ class Asset(Document):
             Index([("name", ASCENDING), ("_id", ASCENDING)], name="name", on=On.EMBEDDED),
             Index([("size_bytes", ASCENDING), ("_id", ASCENDING)], name="size", on=On.EMBEDDED),
             Index([("data_timestamp", ASCENDING), ("_id", ASCENDING)], name="data_ts", on=On.EMBEDDED),
+            # Partial (documents/indexes.py): most assets have no owner. Every read of it pins the owner.
             Index([("owner.user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-                  name="owner_user_created", on=On.EMBEDDED),
+                  name="owner_user_created", on=On.EMBEDDED, embedded_partial=True),
             IndexModel("kind", name="kind"),
             IndexModel("labels", name="labels"),
             Index("sha256", name="sha256"),
@@ -81,13 +82,15 @@ class Asset(Document):
             IndexModel("owner.workflow_id", name="owner_workflow"),
             IndexModel("owner.project_id", name="owner_project"),
             # The garbage collector's candidates, a round at a time in this order (services/assets.unpinned_rounds):
-            # with the flag alone, each round's read sorted every candidate left to find its 500.
-            Index([("unpinned_at", ASCENDING), ("_id", ASCENDING)], name="unpinned_at"),
+            # with the flag alone, each round's read sorted every candidate left to find its 500. Partial on
+            # the embedded default (documents/indexes.py): a pinned asset has no flag, and each round reads a range of it.
+            Index([("unpinned_at", ASCENDING), ("_id", ASCENDING)], name="unpinned_at", embedded_partial=True),
             # Registering an external prefix or URL again finds what it registered before. The embedded
             # default scanned for it, 1-2 s a call at 50,000 assets; one more index entry per write there
             # measured no slower (1.62 against 1.65 ms an insert). Not led by `kind`: SQLite would take
-            # that for a `kinds` filter and sort the list itself.
-            Index("storage.uri", name="storage_uri"),
+            # that for a `kinds` filter and sort the list itself. Partial on the embedded default
+            # (documents/indexes.py): only FILE and EXTERNAL assets have a URI, and it is read by `$in`.
+            Index("storage.uri", name="storage_uri", embedded_partial=True),
             *json_indexes("metadata"),
             *json_indexes("value"),
         ]

@@ -129,9 +129,11 @@ class Event(Document):
             # (SQLite's NULLs are distinct) but knows no partial indexes, and answers no query from a
             # unique index: the plain one beside it serves the lookup of a batch's keys (its fields
             # differ from the unique one's, or the server takes it for the same index). On MongoDB the
-            # partial unique index does both, and an event without a key costs it nothing.
-            Index([("key", ASCENDING)], name="key_unique", unique=True, on=On.EMBEDDED),
-            Index([("key", ASCENDING), ("_id", ASCENDING)], name="key", on=On.EMBEDDED),
+            # partial unique index does both, and an event without a key costs it nothing. On a build of
+            # ours that makes partial indexes both embedded ones are partial on the key's existence
+            # (documents/indexes.py): an event without a key costs them nothing either.
+            Index([("key", ASCENDING)], name="key_unique", unique=True, on=On.EMBEDDED, embedded_partial=True),
+            Index([("key", ASCENDING), ("_id", ASCENDING)], name="key", on=On.EMBEDDED, embedded_partial=True),
             Index([("key", ASCENDING)], name="key_unique_partial", unique=True,
                   partialFilterExpression={"key": {"$type": "string"}}, on=On.MONGODB),
             *json_indexes("data"),

@@ -14,7 +14,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from documents.api_token import ApiToken
-from documents.indexes import On, servers_of
+from documents.indexes import On, embedded_filter, servers_of, with_filter
 from documents.registry import DOCUMENT_MODELS
 from graphlake import __version__
 from graphlake.database_access import SchemaNotCurrent, close_client, new_client
@@ -45,9 +45,10 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
             await close_client(client)
             raise SchemaNotCurrent(mismatch) from None
         await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
-        servers = await index_servers(client[database])
+        build = await ferretdb_build(client[database])
+        servers, partial = _servers(build), build is not None and build >= PARTIAL_BUILD
         for model in DOCUMENT_MODELS:
-            await ensure_indexes(model, servers=servers)
+            await ensure_indexes(model, servers=servers, partial=partial)
     return client
 
 
@@ -128,16 +129,30 @@ async def connected(url: str, database: str, listeners: Sequence[CommandListener
 
 # The first build of our FerretDB (scripts/build-services.sh) whose indexes serve filters and sorts.
 PUSHDOWN_BUILD = 3
+# The first that makes partial indexes (`embedded_partial` ones: documents/indexes.py).
+PARTIAL_BUILD = 13
 
 
 async def index_servers(db: AsyncDatabase) -> On | None:
     """Which declared indexes serve this server (documents/indexes.py): MongoDB's, the embedded
     default's, or None for a FerretDB that is not our build (it answers only `_id` lookups from an
     index, so there a secondary index only slows every write: just the unique ones are made).
-    Our build names itself in `explain`; ask it about one of our own collections.
     """
-    if "ferretdbVersion" not in await db.client.admin.command("buildInfo"):
+    return _servers(await ferretdb_build(db))
+
+
+def _servers(build: int | None) -> On | None:
+    """index_servers for a server of this ferretdb_build."""
+    if build is None:
         return On.MONGODB
+    return On.EMBEDDED if build >= PUSHDOWN_BUILD else None
+
+
+async def ferretdb_build(db: AsyncDatabase) -> int | None:
+    """None on MongoDB; else the number of our FerretDB build serving `db`, 0 for a FerretDB not ours.
+    Our build names itself in `explain`; ask it about one of our own collections."""
+    if "ferretdbVersion" not in await db.client.admin.command("buildInfo"):
+        return None
     probe = ApiToken.get_pymongo_collection().name  # one of ours: made now if new, it is needed anyway
     names = await db.list_collection_names()
     if probe not in names:
@@ -146,13 +161,18 @@ async def index_servers(db: AsyncDatabase) -> On | None:
         except (CollectionInvalid, OperationFailure):  # another process made it first
             pass
     plan = await db.command("explain", {"find": probe, "filter": {}})
-    return On.EMBEDDED if plan.get("graphlakeBuild", 0) >= PUSHDOWN_BUILD else None
+    return int(plan.get("graphlakeBuild", 0))
 
 
-async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGODB) -> None:
+async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGODB, partial: bool = False) -> None:
     """Create the indexes a document declares for `servers` that do not exist yet, drop a declared one
     that is not for them (left by an earlier start on another kind of server or build), and make
     again one whose fields have changed since it was made.
+
+    On the embedded default, an index also is made again when its partial filter is not the one it
+    should have: with `partial` (the build makes partial indexes, PARTIAL_BUILD) those declared
+    `embedded_partial` hold only the documents with their first field (documents/indexes.py), and
+    the others every document. MongoDB's indexes are compared by their fields alone, as before.
 
     Beanie re-sends every index, old and new, in one createIndexes command; FerretDB v1.24
     panics on such a command when two or more of them exist already (every restart). Creating
@@ -161,8 +181,8 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
     (they enforce rules).
     """
     collection = model.get_pymongo_collection()
-    existing = {name: [(key, int(direction)) for key, direction in info["key"]]
-                for name, info in (await collection.index_information()).items()}
+    information = await collection.index_information()
+    existing = {name: [(key, int(direction)) for key, direction in info["key"]] for name, info in information.items()}
     for field in model.get_settings().indexes or []:
         index = field.index
         if servers is None:  # a FerretDB not ours: it takes the unique indexes the embedded default has
@@ -170,8 +190,10 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
         else:
             wanted = bool(servers_of(index) & servers)
         declared = [(key, int(direction)) for key, direction in index.document["key"].items()]
-        if field.name in existing and (not wanted or existing[field.name] != declared):
-            await collection.drop_index(field.name)  # not for this server, or its fields changed since
+        partial_filter = embedded_filter(index) if partial and servers == On.EMBEDDED else None
+        if field.name in existing and (not wanted or existing[field.name] != declared or (
+                servers == On.EMBEDDED and information[field.name].get("partialFilterExpression") != partial_filter)):
+            await collection.drop_index(field.name)  # not for this server, or its fields or filter changed since
             existing.pop(field.name)
         if wanted and field.name not in existing:
-            await collection.create_indexes([index])
+            await collection.create_indexes([with_filter(index, partial_filter)])

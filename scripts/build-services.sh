@@ -13,7 +13,7 @@ FERRETDB_VERSION="v1.24.2"
 # changes). The cache names a build by a hash of those sources (graphlake/local_services.py finds it
 # the same way), so any change there builds anew. The number is what `explain` reports: raise it when
 # Graphlake must tell builds apart (graphlake/database.py).
-FERRETDB_BUILD_NUMBER=12
+FERRETDB_BUILD_NUMBER=13
 FERRETDB_SOURCE_HASH=$(cd "$(dirname "$0")/ferretdb" && LC_ALL=C ls -- *.go *.py | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 FERRETDB_BUILD="$FERRETDB_VERSION-graphlake-$FERRETDB_SOURCE_HASH"
 # MinIO tags releases as RELEASE.<date>, which is not a Go module version, so the Go module
@@ -52,6 +52,7 @@ build_ferretdb() {
   mkdir -p "$work/.git"
   (cd "$work" && CGO_ENABLED=0 go test -count=1 ./internal/handler/sjson/ ./internal/handler/common/ >&2)
   (cd "$work" && CGO_ENABLED=0 go test -count=1 -run Graphlake modernc.org/libc >&2)
+  (cd "$work" && CGO_ENABLED=0 go test -count=1 -run Graphlake ./internal/backends/sqlite/ >&2)
   (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" ./cmd/ferretdb)
   mv "$out.tmp" "$out"
   echo "$out"

@@ -14,10 +14,12 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from documents.annotation import AnnotationRecord
 from documents.api_token import ApiToken
+from documents.asset import Asset
 from documents.event import Event
 from documents.indexes import On, servers_of
-from graphlake.database import ensure_indexes, index_servers
+from graphlake.database import PARTIAL_BUILD, ensure_indexes, ferretdb_build, index_servers
 from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, free_port, start_ferretdb
 from resolvers.context import AppState
 from tests.waiting import wait_for
@@ -198,13 +200,14 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
     found = await db.notes.find({"_id": {"$in": ["n7", "n9", "missing"]}, "field": {"$gt": 8}}).to_list()
     assert found == [{"_id": "n9", "field": 9}]
     servers = await index_servers(db)
+    partial = (await ferretdb_build(db) or 0) >= PARTIAL_BUILD  # as graphlake/database.connect decides
     assert servers == (On.EMBEDDED if on_ferretdb else On.MONGODB)  # the suite runs our FerretDB build, or MongoDB
     assert "graphlake_probe" not in await db.list_collection_names()  # asked of our own collection (migration 2 drops the old probe)
     events = Event.get_pymongo_collection()
     await events.create_index("level", name="level_time")  # as an earlier start would have left it
     await events.drop_index("timeline")
     await events.create_index([("archived", 1), ("timestamp", -1)], name="timeline")  # as an older version made it
-    await ensure_indexes(Event, servers=servers)
+    await ensure_indexes(Event, servers=servers, partial=partial)
     timeline = (await events.index_information())["timeline"]["key"]
     assert [key for key, _ in timeline] == ["archived", "timestamp", "_id", "level"]  # made again with today's fields
     for model in (Event, ApiToken):
@@ -222,5 +225,40 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
                 unique_here = index.index.document.get("unique", False) and bool(servers_of(index.index) & On.EMBEDDED)
                 assert (index.name in names) == unique_here, index.name
     finally:  # the session's database keeps its indexes for the tests after this one
-        await ensure_indexes(Event, servers=servers)
-        await ensure_indexes(ApiToken, servers=servers)
+        await ensure_indexes(Event, servers=servers, partial=partial)
+        await ensure_indexes(ApiToken, servers=servers, partial=partial)
+
+
+PARTIAL = {Asset: ["owner_user_created", "unpinned_at", "storage_uri"], Event: ["key_unique", "key"],
+           AnnotationRecord: ["mask_asset"]}
+
+
+async def partial_filters(model: type) -> dict[str, object]:
+    return {name: info.get("partialFilterExpression")
+            for name, info in (await model.get_pymongo_collection().index_information()).items()}
+
+
+async def test_indexes_declared_partial_hold_only_documents_with_their_field(state: AppState) -> None:
+    """On our build that makes partial indexes (documents/indexes.py: embedded_partial), an asset
+    without an owner, an event without a key, a record that is not a mask make no entry in those
+    indexes; the others hold every document. A lake whose indexes an older build made full gets them
+    partial at its next start, and back full on a build without them."""
+    build = await ferretdb_build(state.db)
+    if build is None:
+        pytest.skip("MongoDB gets the full indexes, as declared")
+    assert build >= PARTIAL_BUILD
+    try:
+        for model, names in PARTIAL.items():
+            filters = await partial_filters(model)
+            for field in model.get_settings().indexes:
+                first = next(iter(field.index.document["key"]))
+                want = {first: {"$exists": True}} if field.name in names else None
+                assert filters.get(field.name) == want or field.name not in filters, field.name
+            assert all(name in filters for name in names), filters
+            await ensure_indexes(model, servers=On.EMBEDDED, partial=False)  # a build without them
+            assert not any((await partial_filters(model)).values())
+            await ensure_indexes(model, servers=On.EMBEDDED, partial=True)  # the next start on ours
+            assert {name for name, f in (await partial_filters(model)).items() if f} == set(names)
+    finally:  # the session's database keeps its indexes for the tests after this one
+        for model in PARTIAL:
+            await ensure_indexes(model, servers=On.EMBEDDED, partial=True)

@@ -661,3 +661,44 @@ async def test_a_collections_assets_are_read_through_its_items(api: Api, served:
         key, cursor = ("before", "startCursor") if "last" in variables else ("after", "endCursor")
         variables = {**variables, key: data["assets"]["pageInfo"][cursor]}
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def planned_on(plan: dict, index: str) -> bool:
+    """Whether a step of the plan reads through the index named `index` (its table's prefix aside)."""
+    return any("USING INDEX" in step and step.split("USING INDEX ")[1].split()[0].endswith(f"_{index}")
+               for step in plan["queryPlanner"]["Plan"])
+
+
+async def test_the_reads_of_partial_indexes_imply_their_field(api: Api, served: Served, state: AppState,
+                                                              contributor: str, lake: dict[str, Any]) -> None:
+    """The indexes partial on the embedded default (documents/indexes.py: embedded_partial) hold only
+    the documents with their first field, and SQLite reads one only for a query that compares that
+    field with a value. Each read they serve does: an owner filter, the garbage collector's rounds,
+    an external registration's lookup by URI, the lookups of a mask's asset, a batch of event keys."""
+    if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
+        pytest.skip("the plans checked are the embedded default's")
+    from services import asset_users
+    from services.assets import collect_unpinned
+    from services.events.keys import lookup
+
+    served.commands.clear()
+    await api.data("Assets", {"first": 2, "filter": {"owner": {"userId": "u1"}}}, token=contributor)
+    await api.data("RegisterExternal", {"input": {"url": "https://example.org/run2/b.csv"}}, token=contributor)
+    await collect_unpinned(timedelta(days=1), {}, dry_run=True)
+    reads = {"owner_user_created": [f for f in served.commands.finds if f["find"] == "assets" and "owner.user_id" in str(f["filter"])],
+             "unpinned_at": [f for f in served.commands.finds if f["find"] == "assets" and "unpinned_at" in str(f["filter"])],
+             "storage_uri": [f for f in served.commands.finds if f["find"] == "assets" and "storage.uri" in str(f["filter"])]}
+    asset = object_id(lake["asset"])
+    reads["mask_asset"] = [{"find": "annotation_records", "filter": {"geometry.asset_id": {"$in": [asset]}}},  # asset_users.used
+                           {"find": "annotation_records", "filter": {"$or": [{f: asset} for f in asset_users.fields_of("annotation_records")]}}]
+    reads["key"] = [{"find": "events", "filter": lookup(["k1", "k2"])}]
+    assert all(reads.values()), reads
+    problems = {}
+    for index, finds in reads.items():
+        info = (await state.db[finds[0]["find"]].index_information())[index]
+        assert info.get("partialFilterExpression") == {next(iter(dict(info["key"]))): {"$exists": True}}, info
+        for find in finds:
+            plan = await state.db.command("explain", {"find": find["find"], "filter": find["filter"], "sort": find.get("sort", {})})
+            if not planned_on(plan, index) or [p for p in plan_problems(plan) if p.startswith("full scan")]:
+                problems[f"{index}: {find['filter']}"] = (find.get("sort"), plan["queryPlanner"]["Plan"])
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())

@@ -94,3 +94,41 @@ func graphlakeValueIndex(ctx context.Context, db *fsql.DB, table string, index I
 
 	return errors.Is(err, sql.ErrNoRows) // an error also makes an upstream index: never wrong
 }
+
+// GraphlakeFieldExpr returns the SQL expression an index holds for a field: its value
+// (GraphlakeValueExpr) in a value index, upstream's JSON text (`_ferretdb_sjson->"a"->"b"`) otherwise.
+func GraphlakeFieldExpr(index IndexInfo, field string) string {
+	if index.GraphlakeValue {
+		if expr, ok := GraphlakeValueExpr(field); ok {
+			return expr
+		}
+	}
+
+	keys := strings.Split(field, ".")
+	for i, key := range keys {
+		keys[i] = fmt.Sprintf("%q", key)
+	}
+
+	return fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(keys, "->"))
+}
+
+// GraphlakePartialWhere returns the WHERE of a partial index (` WHERE <expr> IS NOT NULL AND ...` for
+// each field of its partialFilterExpression, written as the index writes it: SQLite uses a partial
+// index only for a query whose WHERE implies this one, which it sees for `<expr> = ?`, `<expr> > ?`
+// or `<expr> IN (...)` on the very same expression), or "" for an index on every document.
+//
+// A field holding null is in the index by MongoDB's `$exists`; a value index leaves it out (its
+// value is NULL), which changes nothing that SQLite uses the index for: no query whose WHERE
+// implies `<expr> IS NOT NULL` matches a NULL there.
+func GraphlakePartialWhere(index IndexInfo) string {
+	if len(index.GraphlakePartial) == 0 {
+		return ""
+	}
+
+	conds := make([]string, len(index.GraphlakePartial))
+	for i, field := range index.GraphlakePartial {
+		conds[i] = GraphlakeFieldExpr(index, field) + " IS NOT NULL"
+	}
+
+	return " WHERE " + strings.Join(conds, " AND ")
+}

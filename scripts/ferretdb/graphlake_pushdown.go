@@ -89,24 +89,28 @@ type graphlakePlan struct {
 func graphlakePlanQuery(meta *metadata.Collection, filter, sort *types.Document) graphlakePlan {
 	p := graphlakePlan{exact: true}
 	scalar := graphlakeScalarFields(meta)
-	var pinned, narrowed map[string]bool
+	var pinned, narrowed, present map[string]bool
 
 	where, args, byID, whole := graphlakeIDWhere(filter)
 	if byID {
 		p.where, p.args, p.exact = where, args, whole
 	} else if filter.Len() > 0 {
-		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, narrowed: map[string]bool{}, exact: true}
+		t := graphlakeTranslator{scalar: scalar, pinned: map[string]bool{}, narrowed: map[string]bool{},
+			present: map[string]bool{}, exact: true}
 		conds := t.and(filter, true)
 		p.exact = t.exact && len(t.args) <= graphlakeMaxArgs
 		pinned, narrowed = t.pinned, t.narrowed
 
 		if len(conds) > 0 && len(t.args) <= graphlakeMaxArgs {
 			p.where, p.args = " WHERE "+strings.Join(conds, " AND "), t.args
+			if !t.cut {
+				present = t.present // the WHERE holds each of their conditions
+			}
 		}
 	}
 
 	if sort.Len() > 0 {
-		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, narrowed, sort)
+		p.orderBy, p.indexedBy, p.sorted = graphlakeOrder(meta, scalar, pinned, narrowed, present, sort)
 		if byID {
 			p.indexedBy = "" // a few documents by `_id`: sorted as they are, not by walking another index
 		}
@@ -183,7 +187,12 @@ func graphlakeCheckDocument(fields map[string]bool, doc *types.Document) error {
 
 // graphlakeOrder returns the ORDER BY for `sort`, the INDEXED BY of an index giving rows in that
 // order (after a prefix of fields the filter pins to one value), and whether the sort is pushed down.
-func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[string]bool, sort *types.Document) (string, string, bool) {
+//
+// A partial index (on documents holding some fields: graphlakePartialUsable) is forced only when the
+// WHERE holds each of its fields to a value (`present`): SQLite refuses INDEXED BY a partial index
+// whose condition the WHERE does not imply ("no query solution"), and a walk of it would miss the
+// documents it leaves out. Otherwise SQLite's own planner may still choose it.
+func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed, present map[string]bool, sort *types.Document) (string, string, bool) {
 	keys := sort.Keys()
 	desc := make([]bool, len(keys))
 	var terms []string
@@ -214,7 +223,7 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[stri
 	best := -1
 
 	for _, index := range meta.Settings.Indexes {
-		if !index.GraphlakeValue {
+		if !index.GraphlakeValue || !graphlakePartialUsable(index, present) {
 			continue
 		}
 
@@ -267,6 +276,18 @@ func graphlakeOrder(meta *metadata.Collection, scalar, pinned, narrowed map[stri
 	return " ORDER BY " + strings.Join(terms, ", "), indexedBy, true
 }
 
+// graphlakePartialUsable reports whether an index holds every document the WHERE lets through: it is
+// not partial, or the WHERE holds each of the fields it is partial on to a non-null value.
+func graphlakePartialUsable(index metadata.IndexInfo, present map[string]bool) bool {
+	for _, field := range index.GraphlakePartial {
+		if !present[field] {
+			return false
+		}
+	}
+
+	return true
+}
+
 // graphlakeKeysMatch reports whether index keys are the sort keys, all in the sort's directions or
 // all in the opposite ones (SQLite reads an index both ways).
 func graphlakeKeysMatch(index []metadata.IndexKeyPair, keys []string, desc []bool) bool {
@@ -294,8 +315,10 @@ type graphlakeTranslator struct {
 	scalar   map[string]bool
 	pinned   map[string]bool // value fields the top level holds equal to one value
 	narrowed map[string]bool // value fields the top level holds to one of a short list ($in, graphlakeNarrowing)
+	present  map[string]bool // value fields the top level compares with a non-null value: SQLite sees `expr IS NOT NULL` in that
 	args     []any
 	exact    bool
+	cut      bool // some AND was cut short (graphlakeMaxTerms): `present` may name a condition left out
 }
 
 // loose records that the conditions may let through documents the filter does not match.
@@ -308,6 +331,7 @@ func (t *graphlakeTranslator) and(doc *types.Document, top bool) []string {
 	conds := t.conjunction(doc, top)
 	if len(conds.terms) > graphlakeMaxTerms {
 		t.loose()
+		t.cut = true
 		t.args = t.args[:conds.marks[graphlakeMaxTerms-1]]
 		conds.terms = conds.terms[:graphlakeMaxTerms]
 	}
@@ -438,8 +462,12 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 			}
 		case "$gt", "$gte", "$lt", "$lte":
 			c = t.compare(field, path, graphlakeComparisons[op], values[i])
+			t.hold(field, c, top)
 		case "$in":
 			c = t.in(field, path, values[i])
+			if _, null, ok := graphlakeSQLValues(values[i]); ok && !null && !strings.Contains(c, " OR ") {
+				t.hold(field, c, top) // `expr IN (...)` or one comparison; an OR of ranges implies nothing to SQLite
+			}
 			if arr, ok := values[i].(*types.Array); ok && arr.Len() == 1 {
 				t.pin(field, c, must.NotFail(arr.Get(0)), top)
 			} else if ok && arr.Len() <= graphlakeNarrowing && c != "" && top && t.scalar[field] {
@@ -477,8 +505,22 @@ func (t *graphlakeTranslator) field(field string, v any, top bool) []string {
 // value there (NULL for null), so an index can serve it as an equality prefix before the sort keys,
 // and the field need not be sorted by. A number's widened range pins nothing.
 func (t *graphlakeTranslator) pin(field, cond string, v any, top bool) {
-	if value, ok := graphlakeSQLValue(v); ok && cond != "" && top && t.scalar[field] && !value.inexact {
+	value, ok := graphlakeSQLValue(v)
+	if ok && cond != "" && top && t.scalar[field] && !value.inexact {
 		t.pinned[field] = true
+	}
+
+	if ok && !value.null {
+		t.hold(field, cond, top)
+	}
+}
+
+// hold records a top-level comparison of a value field with a non-null value (`expr = ?`, `expr > ?`,
+// `expr BETWEEN ? AND ?`, `expr IN (...)`), from which SQLite infers `expr IS NOT NULL`: a partial
+// index on that field may then be forced (graphlakeOrder).
+func (t *graphlakeTranslator) hold(field, cond string, top bool) {
+	if cond != "" && top && t.scalar[field] {
+		t.present[field] = true
 	}
 }
 
