@@ -215,12 +215,14 @@ class RawCoco:
         self.now = datetime.now(UTC)
 
     async def same_indexes(self, lake_db: Any) -> None:
-        """Collections raw_* with the lake's indexes on assets, datums and annotation records."""
+        """Collections raw_* with the lake's indexes on assets, datums and annotation records (partial
+        where the lake's are: the baseline's documents lack those fields alike)."""
         for name in ("assets", "datums", "annotation_records"):
             for index, spec in (await lake_db[name].index_information()).items():
                 if index != "_id_":
                     try:
-                        await self.db[f"raw_{name}"].create_index(spec["key"], name=index, unique=spec.get("unique", False))
+                        partial = {"partialFilterExpression": spec["partialFilterExpression"]} if "partialFilterExpression" in spec else {}
+                        await self.db[f"raw_{name}"].create_index(spec["key"], name=index, unique=spec.get("unique", False), **partial)
                     except Exception as error:  # an option the database refuses: the index is left out, said here
                         print(f"  (raw_{name}: index {index} left out: {error})")
 

@@ -38,8 +38,9 @@ class Datum(Document):
         name = "datums"
         indexes = [
             # The maintenance finds deletes cut short by their marks (services/unfinished_deletes.py): a
-            # range on this index, not a scan of every datum. Nearly every datum is without one.
-            Index("deleting_at", name="deleting"),
+            # range on this index, not a scan of every datum. Nearly every datum is without one: partial on
+            # the embedded default (documents/indexes.py), so a datum written makes no entry in it.
+            Index("deleting_at", name="deleting", embedded_partial=True),
             IndexModel([("split", ASCENDING), ("_id", DESCENDING)], name="split"),
             # The `datums` list in `_id` order on the embedded default. FerretDB takes an index on `_id` alone
             # for its own `_id_`, whose key is not a value: a second field makes it a separate one.

@@ -35,6 +35,7 @@ class AssetRetention(Document):
             # An asset's pins, and which of some assets are pinned, on the embedded default (MongoDB
             # reads them from the unique index above; on our FerretDB build a unique index serves no query).
             Index([("asset_id", ASCENDING), ("_id", ASCENDING)], name="asset", on=On.EMBEDDED),
-            # The marks of adds cut short, oldest first (services/collections.settle_cut_short_adds).
-            Index([("adding_at", ASCENDING), ("_id", ASCENDING)], name="adding_at"),
+            # The marks of adds cut short, oldest first (services/collections.settle_cut_short_adds), read as a
+            # range: partial on the embedded default (documents/indexes.py), as a pin has no mark once written.
+            Index([("adding_at", ASCENDING), ("_id", ASCENDING)], name="adding_at", embedded_partial=True),
         ]

@@ -17,8 +17,10 @@ from pymongo import MongoClient
 from documents.annotation import AnnotationRecord
 from documents.api_token import ApiToken
 from documents.asset import Asset
+from documents.dataset import Datum
 from documents.event import Event
 from documents.indexes import On, servers_of
+from documents.retention import AssetRetention
 from graphlake.database import PARTIAL_BUILD, ensure_indexes, ferretdb_build, index_servers
 from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, free_port, start_ferretdb
 from resolvers.context import AppState
@@ -230,7 +232,7 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
 
 
 PARTIAL = {Asset: ["owner_user_created", "unpinned_at", "storage_uri"], Event: ["key_unique", "key"],
-           AnnotationRecord: ["mask_asset"]}
+           AnnotationRecord: ["mask_asset"], Datum: ["deleting"], AssetRetention: ["adding_at"]}
 
 
 async def partial_filters(model: type) -> dict[str, object]:
@@ -240,7 +242,8 @@ async def partial_filters(model: type) -> dict[str, object]:
 
 async def test_indexes_declared_partial_hold_only_documents_with_their_field(state: AppState) -> None:
     """On our build that makes partial indexes (documents/indexes.py: embedded_partial), an asset
-    without an owner, an event without a key, a record that is not a mask make no entry in those
+    without an owner, an event without a key, a record that is not a mask, a datum no delete marks,
+    a pin no add marks make no entry in those
     indexes; the others hold every document. A lake whose indexes an older build made full gets them
     partial at its next start, and back full on a build without them."""
     build = await ferretdb_build(state.db)

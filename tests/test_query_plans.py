@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -674,7 +674,8 @@ async def test_the_reads_of_partial_indexes_imply_their_field(api: Api, served: 
     """The indexes partial on the embedded default (documents/indexes.py: embedded_partial) hold only
     the documents with their first field, and SQLite reads one only for a query that compares that
     field with a value. Each read they serve does: an owner filter, the garbage collector's rounds,
-    an external registration's lookup by URI, the lookups of a mask's asset, a batch of event keys."""
+    an external registration's lookup by URI, the lookups of a mask's asset, a batch of event keys,
+    the maintenance's reads of deletes and collection adds cut short (a range of their marks)."""
     if "ferretdbVersion" not in await state.db.client.admin.command("buildInfo"):
         pytest.skip("the plans checked are the embedded default's")
     from services import asset_users
@@ -692,6 +693,10 @@ async def test_the_reads_of_partial_indexes_imply_their_field(api: Api, served: 
     reads["mask_asset"] = [{"find": "annotation_records", "filter": {"geometry.asset_id": {"$in": [asset]}}},  # asset_users.used
                            {"find": "annotation_records", "filter": {"$or": [{f: asset} for f in asset_users.fields_of("annotation_records")]}}]
     reads["key"] = [{"find": "events", "filter": lookup(["k1", "k2"])}]
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    reads["deleting"] = [{"find": "datums", "filter": {"deleting_at": {"$lt": cutoff}}}]  # services/unfinished_deletes.py
+    reads["adding_at"] = [{"find": "retentions", "filter": {"adding_at": {"$lt": cutoff}},  # collections.settle_cut_short_adds
+                           "sort": {"adding_at": 1, "_id": 1}}]
     assert all(reads.values()), reads
     problems = {}
     for index, finds in reads.items():
