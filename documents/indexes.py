@@ -43,6 +43,8 @@ class Index(IndexModel):
     embedded default, only documents holding its first field are in it (see the module docstring)."""
 
     def __init__(self, keys: Any, *, name: str, on: On = On.BOTH, embedded_partial: bool = False, **kwargs: Any) -> None:
+        if embedded_partial and "partialFilterExpression" in kwargs:  # with_filter would be given two
+            raise ValueError(f"index {name!r}: embedded_partial makes its own partialFilterExpression")
         super().__init__(keys, name=name, **kwargs)
         self.on = on
         self.embedded_partial = embedded_partial
