@@ -127,6 +127,8 @@ async def connected(url: str, database: str, listeners: Sequence[CommandListener
             await close_client(entry.client)
 
 
+INDEX_NOT_FOUND = 27  # MongoDB's (and FerretDB's) code for dropping an index that is not there
+
 # The first build of our FerretDB (scripts/build-services.sh) whose indexes serve filters and sorts.
 PUSHDOWN_BUILD = 3
 # The first that makes partial indexes (`embedded_partial` ones: documents/indexes.py).
@@ -193,7 +195,14 @@ async def ensure_indexes(model: type[Document], *, servers: On | None = On.MONGO
         partial_filter = embedded_filter(index) if partial and servers == On.EMBEDDED else None
         if field.name in existing and (not wanted or existing[field.name] != declared or (
                 servers == On.EMBEDDED and information[field.name].get("partialFilterExpression") != partial_filter)):
-            await collection.drop_index(field.name)  # not for this server, or its fields or filter changed since
+            try:
+                await collection.drop_index(field.name)  # not for this server, or its fields or filter changed since
+            except OperationFailure as error:
+                # Another process starting at the same moment (a second server on the same database,
+                # after an upgrade) dropped it first: what both wanted. It then makes it again, as
+                # this one does below: the same index, which the server takes twice as one.
+                if error.code != INDEX_NOT_FOUND:
+                    raise
             existing.pop(field.name)
         if wanted and field.name not in existing:
             await collection.create_indexes([with_filter(index, partial_filter)])
