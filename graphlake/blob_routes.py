@@ -122,8 +122,10 @@ async def put_blob(request: Request) -> Response:
         return _error(400, str(error))
     if "upload" in params:  # a closed multipart upload's data file is gone: its parts get 404 there
         return await _put_part(request, store, params)
-    if (refusal := await refuses_writes(key)) is not None:
-        return _error(409, refusal)
+    # Whether its upload is still open is asked once, after the body and before the bytes are kept:
+    # asked before the body as well, every file's upload cost the database one more read (2 of a
+    # file's 2.1 finds, 0.3 ms of FerretDB's CPU each) to turn away early what only a client racing its
+    # own completion or abort sends, and that body is bounded by the size the URL was signed for.
     numbers = _numbers(params, "size")
     if isinstance(numbers, Response):
         return numbers

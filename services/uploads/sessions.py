@@ -457,8 +457,8 @@ async def sign_session(session: UploadSession, stores: dict[str, ObjectStore], p
 
 async def refuses_writes(key: str) -> str | None:
     """Why the signed URLs of the upload storing `key` may no longer write, or None while its session
-    is open. The local mount asks before and after a single PUT's body (a multipart part needs no
-    asking: a closed upload's part file is gone), so a completed or aborted upload's URL cannot put
+    is open. The local mount asks after a single PUT's body, before its bytes are kept (a multipart
+    part needs no asking: a closed upload's part file is gone), so a completed or aborted upload's URL cannot put
     bytes back (S3 URLs are create-only, and the reconciler sweeps what an aborted one left). A
     session shares its id with its asset, whose key is assets/<id>: one lookup by _id."""
     raw = key.removeprefix("assets/")
