@@ -50,15 +50,28 @@ def our_ferretdb(path: Path) -> Iterator[MongoClient]:
 IDS = [ObjectId() for _ in range(8)]
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collection, Collection]]:
-    """(pushed down, oracle) collections holding the same documents."""
+@contextlib.contextmanager
+def pushed_and_oracle(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[tuple[Collection, Collection]]:
+    """A collection of our build and the same on our build with its pushdown off (the oracle: upstream's
+    evaluation of every filter and sort), each FerretDB stopped afterwards."""
     binary = ferretdb_binary()
-    ours = start_ferretdb(binary, tmp_path_factory.mktemp("pushdown"))
+    ours = start_ferretdb(binary, tmp_path_factory.mktemp(database))
     oracle = start_ferretdb(binary, tmp_path_factory.mktemp("oracle"), extra_args=["--test-disable-pushdown"])
     clients = [MongoClient(f"mongodb://127.0.0.1:{s.port}/", tz_aware=True) for s in (ours, oracle)]
     try:
-        pushed, plain = (c.pushdown.things for c in clients)
+        pushed, plain = (c[database].things for c in clients)
+        yield pushed, plain
+    finally:
+        for client in clients:
+            client.close()
+        ours.stop()
+        oracle.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collection, Collection]]:
+    """(pushed down, oracle) collections holding the same documents."""
+    with pushed_and_oracle(tmp_path_factory, "pushdown") as (pushed, plain):
         pushed.create_index([("rank", ASCENDING), ("_id", ASCENDING)], name="rank")
         pushed.create_index([("when", DESCENDING), ("_id", DESCENDING), ("state", ASCENDING)], name="when")
         pushed.create_index([("owner.user", ASCENDING), ("when", DESCENDING), ("_id", DESCENDING)], name="owner")
@@ -68,11 +81,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collection,
         pushed.insert_many(docs)
         plain.insert_many(docs)
         yield pushed, plain
-    finally:
-        for client in clients:
-            client.close()
-        ours.stop()
-        oracle.stop()
 
 
 def documents() -> list[dict[str, Any]]:
