@@ -43,8 +43,12 @@ class Index(IndexModel):
     embedded default, only documents holding its first field are in it (see the module docstring)."""
 
     def __init__(self, keys: Any, *, name: str, on: On = On.BOTH, embedded_partial: bool = False, **kwargs: Any) -> None:
-        if embedded_partial and "partialFilterExpression" in kwargs:  # with_filter would be given two
-            raise ValueError(f"index {name!r}: embedded_partial makes its own partialFilterExpression")
+        # On the embedded default a partial index is `embedded_partial`: ensure_indexes compares the listed
+        # filter with that one's, so a filter of its own was made again at every start (or, besides
+        # embedded_partial, failed there with two filters).
+        if "partialFilterExpression" in kwargs and (embedded_partial or on & On.EMBEDDED):
+            raise ValueError(f"index {name!r}: on the embedded default a partial index is declared embedded_partial, "
+                             "which makes its own partialFilterExpression (a filter of its own: on=On.MONGODB only)")
         super().__init__(keys, name=name, **kwargs)
         self.on = on
         self.embedded_partial = embedded_partial

@@ -43,6 +43,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     max_head_bytes = 65_536
     _head_bytes = 0
     _in_head = True
+    _holding: list[HeadWithBody] | None = None  # the connection's responses holding a head now (one at most)
 
     def on_message_begin(self) -> None:
         self._in_head = True
@@ -53,7 +54,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         cycle = self.cycle
         super().on_headers_complete()
         if self.cycle is not cycle:  # a new request's cycle (not a WebSocket upgrade, which makes none)
-            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+            if self._holding is None:
+                self._holding = []
+            self.cycle.transport = HeadWithBody(self.transport, self.loop, self._holding)  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -68,14 +71,14 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                                  % (len(message), message.encode()))
             self.transport.close()
 
-    # What the protocol writes or closes itself, past the response's HeadWithBody: a head the current
-    # response still holds (a HEAD answer's, a stream's before its first chunk) goes first, as it did
-    # before heads were held. Else a malformed pipelined request's 400, or a shutdown in the same turn,
-    # closed the connection first, and that answer's head was dropped.
+    # What the protocol writes or closes itself, past the response's HeadWithBody: a head the response
+    # being answered still holds (a HEAD answer's, a stream's before its first chunk) goes first, as it
+    # did before heads were held. Else a malformed pipelined request's 400, or a shutdown in the same
+    # turn, closed the connection first, and that answer's head was dropped. The one holding is not
+    # always `self.cycle`: a request pipelined behind it makes that the queued one's.
     def _flush_held(self) -> None:
-        cycle = self.cycle
-        if cycle is not None and isinstance(cycle.transport, HeadWithBody):
-            cycle.transport.flush()
+        for response in list(self._holding or ()):
+            response.flush()
 
     def send_400_response(self, msg: str) -> None:
         self._flush_held()
@@ -97,24 +100,30 @@ class HeadWithBody:
     out by itself at the loop's next turn, so nothing waits on it; a large body is not copied to
     join it."""
 
-    __slots__ = ("_held", "_loop", "_started", "_transport")
+    __slots__ = ("_held", "_holding", "_loop", "_started", "_transport")
     JOIN_BYTES = 65_536  # bodies up to this are copied behind the head (most answers); larger go out apart
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 holding: list[HeadWithBody] | None = None) -> None:
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
         self._started = False
+        # The connection's list of responses holding a head (BoundedHeadProtocol._flush_held), in
+        # which this one is while it holds: the list, not the protocol, so no reference cycle is made.
+        self._holding = holding
 
     def write(self, data: bytes) -> None:
         if not self._started:
             self._started = True
             self._held = data
+            if self._holding is not None:
+                self._holding.append(self)
             self._loop.call_soon(self.flush)
             return
         held = self._held
         if held is not None:
-            self._held = None
+            self._let_go()
             if len(data) <= self.JOIN_BYTES:
                 data = held + data
             else:
@@ -123,9 +132,16 @@ class HeadWithBody:
 
     def flush(self) -> None:
         """Send a held head now (at the loop's next turn, or before anything written past this wrapper)."""
-        held, self._held = self._held, None
-        if held is not None and not self._transport.is_closing():
-            self._transport.write(held)
+        held = self._held
+        if held is not None:
+            self._let_go()
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def _let_go(self) -> None:
+        self._held = None
+        if self._holding is not None:
+            self._holding.remove(self)
 
     def close(self) -> None:
         self.flush()  # what was written before the close goes first, as it did

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -47,10 +48,12 @@ async def test_heads_reach_the_client_whether_or_not_a_body_follows_at_once() ->
             assert await streamed.aread() == b"firstsecond"
 
 
-async def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
+@pytest.mark.parametrize("behind", [b"", b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["alone", "pipelined"])
+async def test_a_held_head_goes_before_what_the_protocol_writes_itself(behind: bytes) -> None:
     """A HEAD answer's head is held for the loop's next turn; a malformed request pipelined behind it
     made the protocol answer 400 and close the connection in that same turn, past the held head,
-    which was dropped: the client got the 400 alone."""
+    which was dropped: the client got the 400 alone. Also with a good request queued between the
+    two (the protocol's current cycle is then the queued one's, which holds nothing)."""
     go_on, waiting = asyncio.Event(), asyncio.Event()
 
     async def slow(request: Request) -> Response:
@@ -65,7 +68,7 @@ async def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None
         try:
             writer.write(b"HEAD /slow HTTP/1.1\r\nHost: x\r\n\r\n")
             await asyncio.wait_for(waiting.wait(), 10)
-            writer.write(b"\x00BAD\r\n\r\n")  # a malformed request behind it
+            writer.write(behind + b"\x00BAD\r\n\r\n")  # a malformed request behind it
             await writer.drain()
             go_on.set()
             received = await asyncio.wait_for(reader.read(), 10)  # to the server's close

@@ -42,9 +42,10 @@ async def test_a_completed_uploads_url_cannot_replace_its_bytes(api: Api, contri
     asset = await complete(api, contributor, session["id"])
     assert asset["status"] == "ACTIVE"
     same = await put(session["url"], b"x" * 3000, session["headers"])
-    assert same.status_code in (409, 412), same.text  # the local mount says the upload is closed; S3: create-only
+    # The local mount: its object is there (412, before the body is read); S3: create-only.
+    assert same.status_code == 412, same.text
     longer = await put(session["url"], b"a longer body than the first one" * 200, session["headers"])
-    assert longer.status_code in (403, 409, 413), longer.text  # S3: not the length signed into the URL
+    assert longer.status_code in (403, 412), longer.text  # S3: not the length signed into the URL
     assert await download(api, contributor, asset["id"]) == data
     # Declared by no one: the local mount hashed it on the way in; an S3 object gets it from the reconciler.
     await reconcile(state.stores, state.feed)
@@ -87,12 +88,12 @@ async def test_an_expired_uploads_url_is_refused_before_the_reconciler_closes_it
 
 
 async def test_an_upload_closed_while_its_body_arrives_keeps_nothing(api: Api, contributor: str, state: AppState) -> None:
-    """Guarantees: the local mount asks again once the body has arrived: an abort while it was on its
-    way refuses the PUT (409) and nothing of it stays."""
+    """Guarantees: the local mount asks whether the upload is open once the body has arrived: an abort
+    while it was on its way refuses the PUT (409) and nothing of it stays."""
     data = payload(256 * 1024, seed=47)
     session = await start(api, contributor, data, "local")
 
-    async def body():  # the first half, then the abort, then the rest: the first check passed already
+    async def body():  # the first half, then the abort, then the rest: open when the PUT began
         yield data[:128 * 1024]
         await api.data("AbortUpload", {"id": session["id"]}, token=contributor)
         yield data[128 * 1024:]
