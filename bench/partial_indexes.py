@@ -14,7 +14,6 @@ FerretDB's CPU (/proc/PID/stat, user + system) per document, and the median of e
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
+from peer import cpu_seconds  # bench/peer.py's: a process's CPU from /proc
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
@@ -42,13 +42,7 @@ from documents.json_value import StoredJson
 from documents.sparse import stored
 from graphlake.local_services import find_binary, start_ferretdb
 
-TICK = os.sysconf("SC_CLK_TCK")
 VARIANTS = ["full", "partial", "none"]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def value_asset(i: int) -> dict[str, Any]:
@@ -110,7 +104,7 @@ def main() -> None:
                         docs = [build(serial + i) for i in range(count)]
                         serial += count
                         collection = db[f"{name}-{variant}"]
-                        before = cpu_seconds(pid)
+                        before = cpu_seconds(pid) or 0.0
                         if name == "value assets":
                             for doc in docs:
                                 collection.insert_one(doc)
@@ -118,7 +112,7 @@ def main() -> None:
                             batch = 1000 if name == "bbox records" else 15  # an import's batch; the journal's flush
                             for start in range(0, count, batch):
                                 collection.insert_many(docs[start:start + batch])
-                        figures.setdefault((name, variant), []).append((cpu_seconds(pid) - before) / count * 1e6)
+                        figures.setdefault((name, variant), []).append(((cpu_seconds(pid) or 0.0) - before) / count * 1e6)
             for name in kinds:
                 full, part, none = (statistics.median(figures[(name, v)]) for v in VARIANTS)
                 saved = statistics.median(f - p for f, p in zip(figures[(name, "full")], figures[(name, "partial")], strict=True))

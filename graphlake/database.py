@@ -45,8 +45,7 @@ async def connect(url: str, database: str, listeners: Sequence[CommandListener] 
             await close_client(client)
             raise SchemaNotCurrent(mismatch) from None
         await init_beanie(database=client[database], document_models=DOCUMENT_MODELS, skip_indexes=True)
-        build = await ferretdb_build(client[database])
-        servers, partial = _servers(build), build is not None and build >= PARTIAL_BUILD
+        servers, partial = await index_choice(client[database])
         for model in DOCUMENT_MODELS:
             await ensure_indexes(model, servers=servers, partial=partial)
     return client
@@ -135,22 +134,23 @@ PUSHDOWN_BUILD = 3
 PARTIAL_BUILD = 13
 
 
-async def index_servers(db: AsyncDatabase) -> On | None:
+async def index_choice(db: AsyncDatabase) -> tuple[On | None, bool]:
     """Which declared indexes serve this server (documents/indexes.py): MongoDB's, the embedded
     default's, or None for a FerretDB that is not our build (it answers only `_id` lookups from an
-    index, so there a secondary index only slows every write: just the unique ones are made).
-    """
-    return _servers(await ferretdb_build(db))
-
-
-def _servers(build: int | None) -> On | None:
-    """index_servers for a server of this ferretdb_build."""
+    index, so there a secondary index only slows every write: just the unique ones are made); and
+    whether it makes the `embedded_partial` ones partial (our build from PARTIAL_BUILD on)."""
+    build = await served_build(db)
     if build is None:
-        return On.MONGODB
-    return On.EMBEDDED if build >= PUSHDOWN_BUILD else None
+        return On.MONGODB, False
+    return (On.EMBEDDED if build >= PUSHDOWN_BUILD else None), build >= PARTIAL_BUILD
 
 
-async def ferretdb_build(db: AsyncDatabase) -> int | None:
+async def index_servers(db: AsyncDatabase) -> On | None:
+    """index_choice's servers alone."""
+    return (await index_choice(db))[0]
+
+
+async def served_build(db: AsyncDatabase) -> int | None:
     """None on MongoDB; else the number of our FerretDB build serving `db`, 0 for a FerretDB not ours.
     Our build names itself in `explain`; ask it about one of our own collections."""
     if "ferretdbVersion" not in await db.client.admin.command("buildInfo"):

@@ -199,7 +199,8 @@ class Loaders:
         loaders: dict[type, DataLoader] = {}  # by class: an ingest primes hundreds of one class at once
         for doc in docs:
             kind = type(doc)
-            loader = loaders.get(kind) or loaders.setdefault(kind, self.by_id(getattr(kind, "document_class", kind)))
+            if (loader := loaders.get(kind)) is None:
+                loader = loaders[kind] = self.by_id(getattr(kind, "document_class", kind))
             loader.prime(doc.id, doc)
 
     def children(self, model: type[D], field: str, query: dict[str, Any], first: int,

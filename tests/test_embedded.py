@@ -21,7 +21,7 @@ from documents.dataset import Datum
 from documents.event import Event
 from documents.indexes import On, servers_of
 from documents.retention import AssetRetention
-from graphlake.database import PARTIAL_BUILD, ensure_indexes, ferretdb_build, index_servers
+from graphlake.database import PARTIAL_BUILD, ensure_indexes, index_choice, served_build
 from graphlake.local_services import GO_RUNTIME, embedded_database, find_binary, free_port, start_ferretdb
 from resolvers.context import AppState
 from tests.waiting import wait_for
@@ -201,8 +201,7 @@ async def test_id_lookups_use_the_index_and_each_server_gets_its_indexes(state: 
     # FerretDB still applies the whole filter to what the index returns.
     found = await db.notes.find({"_id": {"$in": ["n7", "n9", "missing"]}, "field": {"$gt": 8}}).to_list()
     assert found == [{"_id": "n9", "field": 9}]
-    servers = await index_servers(db)
-    partial = (await ferretdb_build(db) or 0) >= PARTIAL_BUILD  # as graphlake/database.connect decides
+    servers, partial = await index_choice(db)
     assert servers == (On.EMBEDDED if on_ferretdb else On.MONGODB)  # the suite runs our FerretDB build, or MongoDB
     assert "graphlake_probe" not in await db.list_collection_names()  # asked of our own collection (migration 2 drops the old probe)
     events = Event.get_pymongo_collection()
@@ -246,7 +245,7 @@ async def test_indexes_declared_partial_hold_only_documents_with_their_field(sta
     a pin no add marks make no entry in those
     indexes; the others hold every document. A lake whose indexes an older build made full gets them
     partial at its next start, and back full on a build without them."""
-    build = await ferretdb_build(state.db)
+    build = await served_build(state.db)
     if build is None:
         pytest.skip("MongoDB gets the full indexes, as declared")
     assert build >= PARTIAL_BUILD
@@ -271,7 +270,7 @@ async def test_two_processes_starting_at_once_both_make_the_indexes_again(state:
     """Two servers on one database, started together after an upgrade that changed an index (here
     its partial filter): both found it to make again and both dropped it; the second's drop found
     nothing there (IndexNotFound) and its start failed. Both now start, and the index is as declared."""
-    build = await ferretdb_build(state.db)
+    build = await served_build(state.db)
     if build is None or build < PARTIAL_BUILD:
         pytest.skip("the change raced here is a partial filter, which only our build makes")
     try:
