@@ -8,6 +8,7 @@ earlier uploads on a rerun: the server answers `unchanged` for a file filed ther
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
+from graphlake_client.bundle_files import digest_problem, payload_problems, payloads_refused
 from graphlake_client.bundle_lookup import assets_by_sha, collection_named
 from graphlake_client.dataset_import import chunks
 from graphlake_client.errors import GraphlakeClientError
@@ -108,16 +110,31 @@ async def _upload(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str
     for n, chunk in enumerate(chunks(keys, UPLOAD_BATCH)):
         entries = [job.manifest["assets"][groups[key][0]] for key in chunk]
         async with _in_threads(job.reader.files([e["payload"]["path"] for e in entries])) as local:
-            # The manifest's digest, which prepare checked each payload against, is declared as is:
-            # the files are not hashed again here, and the server checks what it stores against it.
+            # The manifest's digest is declared as is: the files are not hashed here, and the lake
+            # checks what it stores against it (Pass.hashing).
             files = [(local[e["payload"]["path"]], {**_fields(e), "mediaType": e.get("media_type"),
                                                     "collectionId": collection, "path": f"bundle/{key[1]}",
                                                     "sha256": key[1]})
                      for key, e in zip(chunk, entries, strict=True)]
-            uploaded = await job.lake.upload_batch(files, progress=job.progress)
+            try:
+                uploaded = await job.lake.upload_batch(files, progress=job.progress)
+            except GraphlakeClientError as error:
+                await _name_refused(job, entries, error)
+                raise
         made.update({key: _same_digest(a, key, e) for key, a, e in zip(chunk, uploaded, entries, strict=True)})
         job.say(f"uploaded {min((n + 1) * UPLOAD_BATCH, len(keys))} of {len(keys)} files")
     return made
+
+
+async def _name_refused(job: Pass, entries: list[dict[str, Any]], error: GraphlakeClientError) -> None:
+    """Raise the payload check's error for a batch the lake refused, if its payloads are not what the
+    manifest says: a commit does not hash them first (Pass.hashing), and the lake names only the file
+    it was given (a scratch copy, a descriptor) and the digest it found. Hashed again only then, and
+    only this batch; a refusal for another cause is left to the caller to raise."""
+    if job.hashing or error.code not in ("BAD_USER_INPUT", "INTEGRITY"):
+        return
+    if problems := await payload_problems(job.reader, [e["payload"] for e in entries], job.lake.concurrency):
+        raise payloads_refused(problems) from error
 
 
 @asynccontextmanager
@@ -141,6 +158,10 @@ async def _store(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str,
     for key in keys:
         entry = job.manifest["assets"][groups[key][0]]
         data = await to_thread(job.reader.read_bytes, entry["payload"]["path"])
+        # Hashed here, not by the lake: a value or text stored is not refused for its digest, and is
+        # small (what a commit does not hash first, Pass.hashing).
+        if problem := digest_problem(entry["payload"], len(data), hashlib.sha256(data).hexdigest()):
+            raise payloads_refused([problem])
         if key[0] == "VALUE":
             asset = (await job.lake.execute(ops.STORE_VALUE, {"input": {**_fields(entry), "value": json.loads(data)}}))["storeValue"]
         else:

@@ -8,6 +8,7 @@ streams it: nothing is held whole in memory but values and texts, which a lake k
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from graphlake_client import debris
 from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.exit_loop import to_thread
 
 CHUNK = 1024 * 1024
 
@@ -156,16 +158,24 @@ class BundleReader:
                 raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
         return check_manifest(raw)
 
-    def payload_problem(self, payload: dict[str, Any]) -> str | None:
-        """What is wrong with a payload against its manifest entry (None: it is there and whole)."""
-        with self._open(payload["path"]) as stream:
-            if stream is None:
-                return f"{payload['path']}: missing from the bundle"
-            size, sha256 = stream_digest(stream)
-        if (size, sha256) != (payload["size"], payload["sha256"]):
-            return (f"{payload['path']}: {size} bytes with SHA-256 {sha256}; the manifest says "
-                    f"{payload['size']} bytes with {payload['sha256']}")
-        return None
+    def payload_digest(self, path: str) -> tuple[int, str] | None:
+        """The size and SHA-256 of the payload at `path`, read whole (None: the bundle has none)."""
+        with self._open(path) as stream:
+            return None if stream is None else stream_digest(stream)
+
+    def payload_size(self, path: str) -> int | None:
+        """The size of the payload at `path`, nothing read (None: the bundle has none). A bundle on a
+        mount opens it as it would to read it: a link is refused here already."""
+        if self._tar is not None:
+            try:
+                member = self._tar.getmember(path)
+            except KeyError:
+                return None
+            except tarfile.TarError as error:
+                raise self._damaged(error) from None
+            return member.size if member.isfile() else None
+        with self._open(path) as stream:
+            return None if stream is None else os.fstat(stream.fileno()).st_size
 
     def read_bytes(self, path: str) -> bytes:
         """A small payload (a value or a text), whole."""
@@ -201,6 +211,47 @@ class BundleReader:
                     shutil.copyfileobj(stream, copy, CHUNK)
                 out[path] = target
             yield out
+
+
+def payload_problem(reader: Any, payload: dict[str, Any], *, hashing: bool = True) -> str | None:
+    """What is wrong with a payload of `reader` (a bundle reader) against its manifest entry (None:
+    it is there and whole). Without `hashing`, only that it is there with the size the manifest says:
+    nothing of it is read."""
+    if not hashing:
+        size = reader.payload_size(payload["path"])
+        if size is None:
+            return f"{payload['path']}: missing from the bundle"
+        return None if size == payload["size"] else f"{payload['path']}: {size} bytes; the manifest says {payload['size']}"
+    found = reader.payload_digest(payload["path"])
+    return f"{payload['path']}: missing from the bundle" if found is None else digest_problem(payload, *found)
+
+
+async def payload_problems(reader: Any, payloads: list[dict[str, Any]], concurrency: int, *,
+                           hashing: bool = True) -> list[str]:
+    """payload_problem of each of `payloads` (manifest entries), read in threads (hashlib lets go of
+    the GIL), `concurrency` at a time, or one at a time from a tar (one stream: its members read
+    side by side would read each other's bytes)."""
+    gate = asyncio.Semaphore(concurrency if reader.side_by_side else 1)
+
+    async def problem(payload: dict[str, Any]) -> str | None:
+        async with gate:
+            return await to_thread(payload_problem, reader, payload, hashing=hashing)
+
+    return [p for p in await asyncio.gather(*(problem(payload) for payload in payloads)) if p]
+
+
+def digest_problem(payload: dict[str, Any], size: int, sha256: str) -> str | None:
+    """What differs between a payload's manifest entry and the size and SHA-256 its bytes have (None: nothing)."""
+    if (size, sha256) == (payload["size"], payload["sha256"]):
+        return None
+    return (f"{payload['path']}: {size} bytes with SHA-256 {sha256}; the manifest says "
+            f"{payload['size']} bytes with {payload['sha256']}")
+
+
+def payloads_refused(problems: list[str]) -> GraphlakeClientError:
+    """The error for payloads that are not what the manifest says (`problems`: payload_problem's), naming the first."""
+    return GraphlakeClientError(f"{len(problems)} payloads of the bundle are not what its manifest says: "
+                                + "; ".join(problems[:5]), "BAD_USER_INPUT", problems[0].split(":", 1)[0])
 
 
 def dump_manifest(manifest: dict[str, Any], out: BinaryIO) -> None:

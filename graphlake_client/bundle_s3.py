@@ -150,22 +150,27 @@ class S3BundleReader:
                 raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
         return check_manifest(raw)
 
-    def payload_problem(self, payload: dict[str, Any]) -> str | None:
+    def payload_digest(self, path: str) -> tuple[int, str] | None:
+        """BundleReader.payload_digest: the object streamed and hashed."""
         if self._tar is not None:
-            return self._tar.payload_problem(payload)
+            return self._tar.payload_digest(path)
         import hashlib
 
-        with self._body(payload["path"]) as body:
+        with self._body(path) as body:
             if body is None:
-                return f"{payload['path']}: missing from the bundle"
+                return None
             digest, size = hashlib.sha256(), 0
             for chunk in body.iter_chunks(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
-        if (size, digest.hexdigest()) != (payload["size"], payload["sha256"]):
-            return (f"{payload['path']}: {size} bytes with SHA-256 {digest.hexdigest()}; the manifest says "
-                    f"{payload['size']} bytes with {payload['sha256']}")
-        return None
+        return size, digest.hexdigest()
+
+    def payload_size(self, path: str) -> int | None:
+        """BundleReader.payload_size: the object's length, from a HEAD."""
+        if self._tar is not None:
+            return self._tar.payload_size(path)
+        head = self._head(path)
+        return None if head is None else int(head["ContentLength"])
 
     def read_bytes(self, path: str) -> bytes:
         if self._tar is not None:

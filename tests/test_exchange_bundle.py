@@ -297,26 +297,91 @@ async def test_copy_if_missing_reuses_what_the_lake_holds(served: Served, make_t
         assert {object_id(a["id"]) for a in held} <= roles
 
 
-async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+@pytest.mark.parametrize("way", ["uploaded", "server-ingest", "tar"])
+async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                             way: str, settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """(Uploaded from a directory, copied in by the server from where it lies, or uploaded from a tar's
+    members.) A dry run hashes every payload a commit would read, and refuses a tampered one before anything
+    is written. A commit reads each payload once, as it is stored: the lake refuses a file whose
+    bytes are not the manifest's SHA-256 (it keeps nothing of it), the import names the payload and
+    stops before any datum, record or version, and the files stored before it are whole, as the
+    bundle names them, and are not sent again by the rerun that finishes the job. A payload missing
+    is refused before anything is written."""
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    victim = next(a["payload"]["path"] for a in manifest["assets"].values() if a["kind"] == "FILE")
+    whole = (bundle / victim).read_bytes()
+    data = bytearray(whole)
+    data[-1] ^= 1  # same size, other bytes
+    (bundle / victim).write_bytes(bytes(data))
+    if way == "server-ingest":
+        monkeypatch.setattr(settings, "ingest_roots", [tmp_path])
+
+    def src() -> Path:
+        if way != "tar":
+            return bundle
+        tarred(bundle, tmp_path / "bundle.tar")
+        return tmp_path / "bundle.tar"
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        before = await counts()
+        said: list[str] = []
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_bundle(src(), dry_run=True, say=said.append)
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == victim
+        assert f"{victim}: {len(whole)} bytes with SHA-256 {hashlib.sha256(data).hexdigest()}" in str(refused.value)
+        assert await counts() == before and "checking 7 payloads" in said
+
+        said.clear()
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_bundle(src(), say=said.append)
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == victim
+        assert f"{victim}: {len(whole)} bytes with SHA-256 {hashlib.sha256(data).hexdigest()}; the manifest says" \
+            in str(refused.value)
+        assert "checking 7 payloads are there, of their size" in said  # not hashed before the upload
+        after = await counts()
+        assert {k: v for k, v in after.items() if k != "Asset"} == {k: v for k, v in before.items() if k != "Asset"}
+        active = await Asset.get_pymongo_collection().find({"status": "ACTIVE"}).to_list()
+        files = {a["sha256"] for a in manifest["assets"].values() if a["kind"] == "FILE"}
+        failed = await Asset.get_pymongo_collection().count_documents({"status": "FAILED"})
+        if way == "server-ingest":  # the server refuses the batch (up to 100 files) whole, before writing anything
+            assert not active and not failed
+        else:  # the others, whole; none of its bytes, its upload marked FAILED
+            assert {a["sha256"] for a in active} == files - {victim.rsplit("/", 1)[-1]} and failed == 1
+
+        (bundle / victim).unlink()
+        with pytest.raises(GraphlakeClientError, match=f"{victim}: missing from the bundle"):
+            await lake.import_bundle(src())
+        assert await counts() == after
+
+        (bundle / victim).write_bytes(whole)  # mended
+        said.clear()
+        report = await lake.import_bundle(src(), say=said.append)
+        # Its file, the value and the text (stored after the files): those stored before are found, not sent again.
+        assert f"checking {7 if way == 'server-ingest' else 3} payloads are there, of their size" in said
+        version = await imported_version(lake, report)
+        assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
+
+
+async def test_a_tampered_value_or_text_is_refused_before_it_is_stored(served: Served, make_token: MakeToken,
+                                                                      tmp_path: Path) -> None:
+    """Values and texts are stored as the lake computes their digest, so a commit hashes their payloads
+    itself (they are small) before storing them: a tampered one is named, and nothing of it is kept."""
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
     await wipe(served)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    victim = next(a["payload"]["path"] for a in manifest["assets"].values() if a["kind"] == "FILE")
-    data = bytearray((bundle / victim).read_bytes())
-    data[-1] ^= 1  # same size, other bytes
-    (bundle / victim).write_bytes(bytes(data))
+    text = next(a["payload"]["path"] for a in manifest["assets"].values() if a["kind"] == "TEXT")
+    (bundle / text).write_bytes((bundle / text).read_bytes().replace(b"edge", b"EDGE"))
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
-        before = await counts()
-        for dry_run in (True, False):
-            with pytest.raises(GraphlakeClientError) as refused:
-                await lake.import_bundle(bundle, dry_run=dry_run)
-            assert refused.value.code == "BAD_USER_INPUT" and victim in str(refused.value)
-            assert "SHA-256" in str(refused.value)
-        (bundle / victim).unlink()
-        with pytest.raises(GraphlakeClientError, match=f"{victim}: missing from the bundle"):
+        with pytest.raises(GraphlakeClientError) as refused:
             await lake.import_bundle(bundle)
-        assert await counts() == before
+    assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == text and "the manifest says" in str(refused.value)
+    assert await Asset.get_pymongo_collection().count_documents({"kind": "TEXT"}) == 0
+    assert await Datum.get_pymongo_collection().count_documents({}) == 0
 
 
 async def test_only_the_payloads_a_commit_reads_are_checked(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
@@ -337,12 +402,12 @@ async def test_only_the_payloads_a_commit_reads_are_checked(served: Served, make
         with pytest.raises(GraphlakeClientError, match=f"{payload_of['img1.png']}: .* the manifest says") as refused:
             await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
         assert refused.value.code == "BAD_USER_INPUT" and (await counts())["Asset"] == 1
-        assert len(set(payload_of.values())) == 7 and "checking 6 payloads" in said  # all but img0's
+        assert len(set(payload_of.values())) == 7 and "checking 6 payloads are there, of their size" in said  # all but img0's
         assert not any(line.startswith("checked") for line in said)  # a check that refused says so, not "checked"
         shutil.copyfile(tmp_path / "made" / "img1.png", damaged)  # mended
         held.write_bytes(b"not read")  # the lake's own copy is what the version names
         report = await lake.import_bundle(bundle, policy="copy-if-missing", say=said.append)
-        assert "checked 6 payloads: each is what the manifest says" in said
+        assert "checked 6 payloads: each is there, of its size (its SHA-256 is checked as it is stored)" in said
         version = await imported_version(lake, report)
         assert version["manifestSha256"] == source["manifestSha256"] and version["verification"]["ok"]
 
@@ -624,7 +689,7 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     tampered.write_bytes(tampered.read_bytes() + b"!")
     bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
-    assert tampered.name in bad["errors"][0]["message"] and "SHA-256" in bad["errors"][0]["message"]
+    assert f"{tampered.name}: {tampered.stat().st_size} bytes; the manifest says" in bad["errors"][0]["message"]
     (local.root / "bundles" / "b1" / "manifest.json").write_text("{}")  # type: ignore[attr-defined]
     bad = await api.run("PrepareBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from documents.asset import Asset
+from documents.dataset import Datum
 from documents.roles import Role
 from graphlake_client import Client, GraphlakeClientError, ResumeState
 from tests.conftest import MakeToken, S3Service, Served
@@ -141,3 +142,31 @@ async def test_the_reference_policy_registers_an_s3_bundles_files_in_place(
         with pytest.raises(GraphlakeClientError) as tar:  # a tar's members are no objects of their own
             await lake.import_bundle(f"{url}.tar", policy="reference", dry_run=True)
         assert tar.value.field == "policy" and "cannot be referenced" in str(tar.value)
+
+
+async def test_a_tampered_or_missing_object_of_an_s3_bundle_is_named(served: Served, make_token: MakeToken, tmp_path: Path,
+                                                                     s3: S3Service, bundles: str) -> None:
+    """An S3 bundle's payloads are looked at (HEAD) before a commit writes anything, and each file is
+    hashed once, by the lake as it stores it: an object put again with other bytes of its size is named
+    as a dry run names it, and one deleted is refused before anything is written."""
+    url = f"{bundles}/parts-v1"
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+        await lake.export_bundle("parts/v1", url)
+    manifest = json.loads(s3.client().get_object(Bucket=BUCKET, Key=objects(s3, url)["manifest.json"]["Key"])["Body"].read())
+    victim = next(a["payload"] for a in manifest["assets"].values() if a["kind"] == "FILE")
+    key = objects(s3, url)[victim["path"]]["Key"]
+    s3.client().put_object(Bucket=BUCKET, Key=key, Body=b"x" * victim["size"])
+    await wipe(served)
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        for dry_run in (True, False):
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_bundle(url, dry_run=dry_run)
+            assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == victim["path"], dry_run
+            assert f"{victim['size']} bytes with SHA-256" in str(refused.value) and "the manifest says" in str(refused.value)
+        assert await Datum.get_pymongo_collection().count_documents({}) == 0
+        s3.client().delete_object(Bucket=BUCKET, Key=key)
+        before = await counts()
+        with pytest.raises(GraphlakeClientError, match=f"{victim['path']}: missing from the bundle"):
+            await lake.import_bundle(url)
+        assert await counts() == before

@@ -27,7 +27,10 @@ class BundleMutations:
     @strawberry.mutation(permission_classes=[CanWrite], description=(
         "Import a bundle on a mount: prepare, then (CONFLICT if it reports conflicts) upload what is missing, make "
         "the datums, schemas, sets and records, then the version with the bundle's name, splits and manifest hash. "
-        "A rerun after a failure finishes the job; importing twice makes nothing new."))
+        "Each payload is read once: prepare checks that each is there, of its size, and the lake checks each file's "
+        "SHA-256 as it stores it; a payload unlike the manifest is refused (BAD_USER_INPUT, naming it) before any "
+        "datum is made, the files stored before it kept. A rerun after a failure finishes the job; importing twice "
+        "makes nothing new."))
     async def commit_bundle_import(self, info: Info, input: Annotated[BundleImportInput, _INPUT]) -> BundleImportReport:
         return BundleImportReport.of(await run_import(info.context, input.mount, input.path, input.policy.value,
                                                       dry_run=False, dataset=input.dataset))
