@@ -8,6 +8,7 @@ earlier uploads on a rerun: the server answers `unchanged` for a file filed ther
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
-from graphlake_client.bundle_files import digest_problem, payload_problems, payloads_refused
+from graphlake_client.bundle_files import digest_problem, file_digest, payloads_refused
 from graphlake_client.bundle_lookup import assets_by_sha, collection_named
 from graphlake_client.dataset_import import chunks
-from graphlake_client.errors import GraphlakeClientError
+from graphlake_client.errors import GraphlakeClientError, UploadsFailed
 from graphlake_client.exit_loop import to_thread
 
 if TYPE_CHECKING:
@@ -119,21 +120,32 @@ async def _upload(job: Pass, keys: list[tuple[str, str]], groups: dict[tuple[str
             try:
                 uploaded = await job.lake.upload_batch(files, progress=job.progress)
             except GraphlakeClientError as error:
-                await _name_refused(job, entries, error)
+                await _name_refused(job, [(e["payload"], local[e["payload"]["path"]]) for e in entries], error)
                 raise
         made.update({key: _same_digest(a, key, e) for key, a, e in zip(chunk, uploaded, entries, strict=True)})
         job.say(f"uploaded {min((n + 1) * UPLOAD_BATCH, len(keys))} of {len(keys)} files")
     return made
 
 
-async def _name_refused(job: Pass, entries: list[dict[str, Any]], error: GraphlakeClientError) -> None:
-    """Raise the payload check's error for a batch the lake refused, if its payloads are not what the
-    manifest says: a commit does not hash them first (Pass.hashing), and the lake names only the file
-    it was given (a scratch copy, a descriptor) and the digest it found. Hashed again only then, and
-    only this batch; a refusal for another cause is left to the caller to raise."""
-    if job.hashing or error.code not in ("BAD_USER_INPUT", "INTEGRITY"):
+async def _name_refused(job: Pass, sent: list[tuple[dict[str, Any], Path]], error: GraphlakeClientError) -> None:
+    """Raise the payload check's error for files of a batch the lake refused (`sent`: each payload's
+    manifest entry and the file the lake was given) if their bytes are not what the manifest says: a
+    commit does not hash them first (Pass.hashing), and the lake names only the file it was given (a
+    scratch copy, a descriptor) and the digest it found. Only then are they hashed again: the files
+    sent (what the lake read, not the bundle's objects again), and of those only the ones that failed
+    when the error says which. A refusal for another cause is left to the caller to raise."""
+    failures = error.failures if isinstance(error, UploadsFailed) else {}
+    codes = {e.code for e in failures.values()} or {error.code}
+    if job.hashing or not codes & {"BAD_USER_INPUT", "INTEGRITY"}:
         return
-    if problems := await payload_problems(job.reader, [e["payload"] for e in entries], job.lake.concurrency):
+    refused = [(payload, file) for payload, file in sent if str(file) in failures] or sent
+    gate = asyncio.Semaphore(job.lake.concurrency)
+
+    async def problem(payload: dict[str, Any], file: Path) -> str | None:
+        async with gate:
+            return digest_problem(payload, *await to_thread(file_digest, file))
+
+    if problems := [p for p in await asyncio.gather(*(problem(*pair) for pair in refused)) if p]:
         raise payloads_refused(problems) from error
 
 

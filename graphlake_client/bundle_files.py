@@ -2,8 +2,9 @@
 
 Writing puts the manifest in last (a directory's by rename, a tar's as its last member, and a tar
 is written under a temporary name and renamed when whole), so a bundle with a manifest is
-complete. Reading checks each payload against the size and SHA-256 the manifest gives while it
-streams it: nothing is held whole in memory but values and texts, which a lake keeps small.
+complete. Checking a payload against the size and SHA-256 the manifest gives streams it (a dry
+run's check; a commit's looks at its size only, the lake hashing it as it stores it): nothing is
+held whole in memory but values and texts, which a lake keeps small.
 """
 
 from __future__ import annotations
@@ -238,6 +239,12 @@ async def payload_problems(reader: Any, payloads: list[dict[str, Any]], concurre
             return await to_thread(payload_problem, reader, payload, hashing=hashing)
 
     return [p for p in await asyncio.gather(*(problem(payload) for payload in payloads)) if p]
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """The size and SHA-256 of the file at `path`."""
+    with path.open("rb") as stream:
+        return stream_digest(stream)
 
 
 def digest_problem(payload: dict[str, Any], size: int, sha256: str) -> str | None:

@@ -6,7 +6,7 @@ The client holds no credentials of its own for this: boto3's standard chain give
 AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) points it at another store than AWS, such as MinIO, which
 is then addressed by path (`s3://bucket/key` -> ENDPOINT/bucket/key). Payloads never sit whole in
 memory: each streams through a file of a scratch directory (downloaded from the lake, then sent with
-boto3's managed transfer: multipart above MULTIPART bytes), and is read back in chunks to be checked.
+boto3's managed transfer: multipart above MULTIPART bytes); a dry run's check streams each in chunks.
 A payload's object carries its SHA-256 in its metadata, so a rerun of an export cut short skips what
 is there whole. The manifest goes last, as in a directory: a prefix with a manifest is a whole bundle.
 A `.tar` at an S3 URL is staged through a local file (downloaded whole to disk, or uploaded when done).

@@ -264,8 +264,8 @@ class Uploader(Transport):
     async def _upload_input(cls, file: Path, size: int, **fields: Any) -> dict[str, Any]:
         """createUpload's input for a file of `size` bytes: its size, media type, SHA-256 (unless it
         is big enough to be hashed while it uploads, see `_deliver`), and the given fields. A `sha256`
-        among them (one the caller checked already: a bundle's manifest) is declared as it is, not
-        computed again; the server checks the stored bytes against it all the same."""
+        among them (one the caller knows the bytes must have: a bundle's manifest) is declared as it
+        is, not computed here; the server checks the stored bytes against it and refuses others."""
         sha256 = fields.pop("sha256", None) or (await to_thread(file_sha256, file) if size < LATE_HASH_BYTES
                                                  else None)
         return {k: v for k, v in {**cls._asked(file, fields), "sizeBytes": size, "sha256": sha256}.items() if v is not None}

@@ -297,12 +297,12 @@ async def test_copy_if_missing_reuses_what_the_lake_holds(served: Served, make_t
         assert {object_id(a["id"]) for a in held} <= roles
 
 
-@pytest.mark.parametrize("way", ["uploaded", "server-ingest", "tar"])
+@pytest.mark.parametrize("way", ["uploaded", "server-ingest", "tar", "s3-mount"])
 async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, make_token: MakeToken, tmp_path: Path,
                                                              way: str, settings: Settings,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """(Uploaded from a directory, copied in by the server from where it lies, or uploaded from a tar's
-    members.) A dry run hashes every payload a commit would read, and refuses a tampered one before anything
+    """(Written into the local mount from a directory, copied in by the server from where it lies,
+    written from a tar's members, or PUT to an S3 mount through signed URLs.) A dry run hashes every payload a commit would read, and refuses a tampered one before anything
     is written. A commit reads each payload once, as it is stored: the lake refuses a file whose
     bytes are not the manifest's SHA-256 (it keeps nothing of it), the import names the payload and
     stops before any datum, record or version, and the files stored before it are whole, as the
@@ -319,6 +319,8 @@ async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, mak
     (bundle / victim).write_bytes(bytes(data))
     if way == "server-ingest":
         monkeypatch.setattr(settings, "ingest_roots", [tmp_path])
+    if way == "s3-mount":
+        monkeypatch.setattr(settings, "default_mount", "lab")
 
     def src() -> Path:
         if way != "tar":
@@ -347,10 +349,12 @@ async def test_a_tampered_payload_is_refused_naming_the_file(served: Served, mak
         active = await Asset.get_pymongo_collection().find({"status": "ACTIVE"}).to_list()
         files = {a["sha256"] for a in manifest["assets"].values() if a["kind"] == "FILE"}
         failed = await Asset.get_pymongo_collection().count_documents({"status": "FAILED"})
-        if way == "server-ingest":  # the server refuses the batch (up to 100 files) whole, before writing anything
-            assert not active and not failed
-        else:  # the others, whole; none of its bytes, its upload marked FAILED
-            assert {a["sha256"] for a in active} == files - {victim.rsplit("/", 1)[-1]} and failed == 1
+        pending = await Asset.get_pymongo_collection().count_documents({"status": "PENDING"})
+        if way == "server-ingest":  # the server refuses the call's files (here all) whole, before writing anything
+            assert not active and not failed and not pending
+        else:  # the others, whole; none of its bytes: its upload marked FAILED once read back, or its PUT refused
+            assert {a["sha256"] for a in active} == files - {victim.rsplit("/", 1)[-1]}
+            assert (failed, pending) == ((0, 1) if way == "s3-mount" else (1, 0))
 
         (bundle / victim).unlink()
         with pytest.raises(GraphlakeClientError, match=f"{victim}: missing from the bundle"):
@@ -690,6 +694,12 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
     bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
     assert f"{tampered.name}: {tampered.stat().st_size} bytes; the manifest says" in bad["errors"][0]["message"]
+    data = bytearray(tampered.read_bytes()[:-1])
+    data[0] ^= 1  # its size again, other bytes: refused by the lake as it stores it, and named (into another dataset)
+    tampered.write_bytes(bytes(data))
+    bad = await api.run("CommitBundleImport", {"input": {"path": "bundles/b1", "dataset": "parts-again"}}, token=token)
+    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}, bad
+    assert f"{tampered.name}: {len(data)} bytes with SHA-256 {hashlib.sha256(data).hexdigest()}" in bad["errors"][0]["message"]
     (local.root / "bundles" / "b1" / "manifest.json").write_text("{}")  # type: ignore[attr-defined]
     bad = await api.run("PrepareBundleImport", {"input": {"path": "bundles/b1"}}, token=token)
     assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}
