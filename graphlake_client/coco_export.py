@@ -39,6 +39,7 @@ from graphlake_client.version_reading import (
     summary,
     version_datums,
     whole_or_none,
+    with_id,
 )
 
 if TYPE_CHECKING:
@@ -91,13 +92,14 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                 size = meta or metadata.get("voc") or {}  # a VOC import keeps the image's size under `voc`
                 # Ids aside, the COCO id is kept when there is one (and it is not taken).
                 image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
-                while image_id is None or image_id in used:  # a fallback id no COCO id of this export has
-                    image_id = 1_000_000 + len(images) + len(used)
+                if image_id is None:  # a fallback id no image of this export has taken
+                    image_id = 1_000_000 + len(images)
+                    while image_id in used:
+                        image_id += 1
                 used.add(image_id)
                 file_name = image_path(meta.get("file_name"), asset["name"])
                 if file_name in taken:  # the second of two same names gets its asset id: never overwrite
-                    stem, dot, suffix = file_name.rpartition(".")
-                    file_name = f"{stem}-{asset['id']}.{suffix}" if dot else f"{file_name}-{asset['id']}"
+                    file_name = with_id(file_name, asset["id"])
                 taken.add(file_name)
                 target = dest / "images" / file_name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +133,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)  # by set
     for (purpose, set_id, datum_id, group), records in grouped.items():
         annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
-                      **annotation_of(records, masks, derive_area=purpose == "GROUND_TRUTH"),
+                      **annotation_of(records, masks, ground_truth=purpose == "GROUND_TRUTH"),
                       "graphlake_source": source_of(records)}
         if purpose == "GROUND_TRUTH":
             truth.append((group, annotation))

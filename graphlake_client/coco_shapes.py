@@ -139,13 +139,19 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
     flat = annotation.get("keypoints")
     if flat and category.get("keypoints"):
         names = category["keypoints"]
+        third = flat[2::3]
+        # COCO's visibility flags (0, 1, 2); a pose model's results give a confidence in their place
+        # (mmpose, detectron2), which pycocotools takes: those are kept as they came, to be written
+        # back, and a point of a confidence above 0 is visible.
+        flags = all(v in (0, 1, 2) for v in third)
         points = [{"name": names[i] if i < len(names) else None, "x": flat[3 * i], "y": flat[3 * i + 1],
-                   "visible": VISIBLE.get(int(flat[3 * i + 2]))} for i in range(len(flat) // 3)]
+                   "visible": VISIBLE[int(v)] if flags else (True if v > 0 else None)} for i, v in enumerate(third)]
         # The annotation schema has no place for a skeleton (labels are name, displayName, colour): the
         # keypoints record keeps it, so an export can give the category its skeleton back.
         records.append({**common, "kind": "KEYPOINTS", "key": f"{key}:keypoints", "geometry": {"keypoints": {"points": points}},
                         "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
-                                       "skeleton": category.get("skeleton")}})
+                                       "skeleton": category.get("skeleton"),
+                                       **({} if flags else {"keypoint_scores": list(third)})}})
     return records
 
 
@@ -185,10 +191,14 @@ def _voc_keys(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *, derive_area: bool = True) -> dict[str, Any]:
+def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]], *,
+                  ground_truth: bool = True) -> dict[str, Any]:
     """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
-    `masks` maps a mask asset id to its RLE. A ground-truth annotation needs an `area` (derived from
-    the mask or box when none was kept); a results entry has none unless it came with one."""
+    `masks` maps a mask asset id to its RLE. A ground-truth annotation needs a `bbox` and an `area`
+    (derived from its shape when none was kept). A results entry gets neither unless it came with
+    one: pycocotools' loadRes derives them itself, by the kind of the file's first entry (a box
+    given to a mask result made it a box result, its area the box's, which moved the area-range
+    scores), and an entry without one after an entry with one cannot be loaded."""
     first = records[0]
     attributes = first.get("attributes") or {}
     out: dict[str, Any] = {"iscrowd": int(attributes.get("iscrowd", 0))}
@@ -203,14 +213,17 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
         elif kind == "Mask":
             out["segmentation"] = masks[geometry["asset"]["id"]]
         elif kind == "Keypoints":
-            out["keypoints"] = [c for p in geometry["points"] for c in (p["x"], p["y"], VISIBILITY[p["visible"]])]
-            out["num_keypoints"] = (record.get("attributes") or {}).get("num_keypoints") or sum(
-                1 for p in geometry["points"] if p["visible"] is not None)
+            kept = record.get("attributes") or {}
+            # A results file's third values are confidences, kept as they came (records_of).
+            third = kept.get("keypoint_scores") or [VISIBILITY[p["visible"]] for p in geometry["points"]]
+            out["keypoints"] = [c for p, v in zip(geometry["points"], third, strict=True) for c in (p["x"], p["y"], v)]
+            count = kept.get("num_keypoints")
+            out["num_keypoints"] = count if count is not None else sum(1 for p in geometry["points"] if p["visible"] is not None)
         if record.get("score") is not None:
             out["score"] = record["score"]
     if polygons and "segmentation" not in out:
         out["segmentation"] = polygons
-    if "bbox" not in out:  # every COCO annotation has one (COCOeval reads it): from the shape it has
+    if "bbox" not in out and ground_truth:  # every COCO annotation has one (COCOeval reads it): from its shape
         if isinstance(out.get("segmentation"), dict):
             out["bbox"] = rle_bbox(out["segmentation"])
         elif polygons:
@@ -223,7 +236,7 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
         out.setdefault(key, value)
     if "area" in attributes:
         out["area"] = attributes["area"]
-    elif not derive_area:
+    elif not ground_truth:
         pass
     elif isinstance(out.get("segmentation"), dict):
         out["area"] = rle_area(out["segmentation"])

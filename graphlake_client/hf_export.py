@@ -50,6 +50,7 @@ from graphlake_client.version_reading import (
     summary,
     version_datums,
     whole_or_none,
+    with_id,
 )
 
 if TYPE_CHECKING:
@@ -105,8 +106,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = image_path(file_name_of(datum), asset["name"])
             if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
-                stem, dot, suffix = path.rpartition(".")
-                path = f"{stem}-{asset['id']}.{suffix}" if dot else f"{path}-{asset['id']}"
+                path = with_id(path, asset["id"])
             taken.add((split, path))
             target = dest / split / path
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -174,6 +174,14 @@ def image_path(file_name: str | None, fallback: str) -> str:
     return safe_name(file_name or fallback)
 
 
+def with_id(path: str, asset_id: str) -> str:
+    """`path` (an image's place in an export) with an asset id before its file's suffix: where two
+    images of one export share a name, the second's. Only the file's own name changes: a dot in a
+    folder's name (`v1.2/frame`) is not the suffix's."""
+    place = PurePosixPath(path)
+    return str(place.with_name(f"{place.stem}-{asset_id}{place.suffix}"))
+
+
 def file_name_of(datum: dict[str, Any]) -> str | None:
     """The file name an importer recorded in the datum's metadata (COCO's or VOC's), if any."""
     metadata = datum.get("metadata") or {}

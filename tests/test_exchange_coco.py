@@ -492,6 +492,87 @@ async def test_each_models_predictions_are_a_results_file_of_their_own(served: S
         "set": "two detr predictions", "set_id": first.set_ids["PREDICTION"], "source": "detr", "results": 2}}
 
 
+async def test_pose_and_mask_results_come_back_as_pycocotools_reads_them(served: Served, make_token: MakeToken,
+                                                                        tmp_path: Path) -> None:
+    """A pose model's results give a confidence where ground truth gives a visibility flag (mmpose,
+    detectron2), and mask and pose results come without a box: pycocotools' loadRes derives the box
+    and area itself, by the kind of the file's first entry. The import kept only flags (a confidence
+    of 0.93 came back 0) and the export added a box to every result, which made loadRes read mask
+    results as box results (their areas the boxes'), and a result without a box after one with it
+    could not be loaded. Each comes back as it went in, and loads and scores as the original does."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from documents.roles import Role
+
+    write_images(tmp_path / "images")
+    annotations, _ = coco_files(tmp_path)
+    pose = [{"image_id": 9, "category_id": 5, "keypoints": [10.5, 8, 0.93, 14, 7, 0.41, 3, 4, 0.05], "score": 0.8},
+            {"image_id": 9, "category_id": 5, "keypoints": [11, 9, 0.2, 15, 8, 0, 2, 2, 1.7], "score": 0.3}]
+    masks = [{"image_id": 7, "category_id": 3, "score": 0.9,
+              "segmentation": {"size": [48, 64], "counts": rle.encode(np.asfortranarray(a_mask(48, 64, (2, 2, 18, 18))))["counts"].decode()}},
+             {"image_id": 8, "category_id": 3, "score": 0.6,
+              "segmentation": {"size": [60, 80], "counts": rle.encode(np.asfortranarray(a_mask(60, 80, (5, 6, 21, 9))))["counts"].decode()}}]
+    (tmp_path / "pose.json").write_text(json.dumps(pose))
+    (tmp_path / "masks.json").write_text(json.dumps(masks))
+    out = tmp_path / "out"
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        first = await lake.import_coco(annotations, tmp_path / "images", "eval", version="v1",
+                                       predictions=tmp_path / "pose.json", model="pose")
+        second = await lake.import_coco(annotations, tmp_path / "images", "eval", predictions=tmp_path / "masks.json",
+                                        model="masks")
+        await lake.create_dataset_version("eval", "v2", parent="v1", add_annotation_sets=[second.set_ids["PREDICTION"]])
+        assert first.set_ids["PREDICTION"] != second.set_ids["PREDICTION"]
+        await lake.export_coco("eval/v2", out)
+    back = json.loads((out / "annotations.json").read_text())
+    source = json.loads(annotations.read_text())
+    for name, original in (("results-pose.json", pose), ("results-masks.json", masks)):
+        exported = json.loads((out / name).read_text())
+        assert not any("bbox" in entry for entry in exported), name
+        assert comparable(exported, back["images"], back["categories"]) == \
+            comparable(original, source["images"], source["categories"]), name
+    ground, exported_ground = COCO(str(annotations)), COCO(str(out / "annotations.json"))
+    for name, original, kind in (("results-pose.json", tmp_path / "pose.json", "keypoints"),
+                                 ("results-masks.json", tmp_path / "masks.json", "segm")):
+        stats = []
+        for truth, results in ((ground, original), (exported_ground, out / name)):
+            loaded = truth.loadRes(str(results))
+            areas = sorted((a["score"], a["area"]) for a in loaded.loadAnns(loaded.getAnnIds()))
+            scored = COCOeval(truth, loaded, kind)
+            # The one category whose ground truth has keypoints, or masks (ids renumbered on export).
+            scored.params.catIds = truth.getCatIds(catNms=["person" if kind == "keypoints" else "dent"])
+            scored.params.kpt_oks_sigmas = np.array([0.26, 0.25, 0.25]) / 10  # three keypoints, not COCO's 17
+            scored.evaluate()
+            scored.accumulate()
+            scored.summarize()
+            stats.append((areas, list(scored.stats)))
+        assert stats[0] == stats[1], name
+
+
+async def test_an_export_gives_images_without_a_coco_id_one_no_other_image_has(served: Served, make_token: MakeToken,
+                                                                              tmp_path: Path) -> None:
+    """An image whose COCO id is not a number (or taken) gets a fallback id from 1,000,000 on; one of the
+    file's own ids there made the export spin for good on the id it had taken."""
+    from documents.roles import Role
+
+    token = await make_token(Role.CONTRIBUTOR)
+    write_images(tmp_path / "images")
+    coco = {"images": [{"id": 1_000_002, "file_name": "a.png", "width": 64, "height": 48},
+                       {"id": "b", "file_name": "b.png", "width": 80, "height": 60}],
+            "categories": [{"id": 1, "name": "scratch"}],
+            "annotations": [{"id": 1, "image_id": "b", "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}]}
+    (tmp_path / "ids.json").write_text(json.dumps(coco))
+    imported = await asyncio.to_thread(graphlake, served, token, "import", "coco", str(tmp_path / "ids.json"), "--images",
+                                       str(tmp_path / "images"), "--dataset", "ids", "--version", "v1")
+    assert imported.returncode == 0, imported.stderr
+    exported = await asyncio.to_thread(graphlake, served, token, "export", "coco", "ids/v1", str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    back = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    ids = {i["file_name"]: i["id"] for i in back["images"]}
+    assert ids["a.png"] == 1_000_002 and ids["b.png"] not in (1_000_002,) and ids["b.png"] >= 1_000_000
+    assert [a["image_id"] for a in back["annotations"]] == [ids["b.png"]]
+
+
 async def test_an_uncompressed_rle_without_its_size_takes_its_images(served: Served, make_token: MakeToken,
                                                                     tmp_path: Path) -> None:
     """COCO's crowd files may leave `size` out of an uncompressed RLE: its image's height and width
