@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from graphlake_client import debris
-from graphlake_client.coco_shapes import annotation_of, rle_of_png
+from graphlake_client.coco_shapes import annotation_of, as_results, rle_of_png
 from graphlake_client.exit_loop import to_thread
 from graphlake_client.export_fetches import ExportFetches
 from graphlake_client.results import CocoExport, ResultsFile
@@ -147,7 +147,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     files = results_files([s for s in found["annotationSets"] if s["id"] in results])  # in the version's order
     written: dict[str, ResultsFile] = {}
     for set_id, name in files.items():
-        await to_thread(_write_json, dest / name, results[set_id])
+        await to_thread(_write_json, dest / name, as_results(results[set_id]))
         written[name] = {"set": sets[set_id]["name"], "set_id": set_id, "source": _source_name(sets[set_id]),
                          "results": len(results[set_id])}
     return {"images": len(images), "annotations": len(truth), "results": sum(map(len, results.values())),

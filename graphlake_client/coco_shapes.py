@@ -140,19 +140,53 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
     if flat and category.get("keypoints"):
         names = category["keypoints"]
         third = flat[2::3]
-        # COCO's visibility flags (0, 1, 2); a pose model's results give a confidence in their place
-        # (mmpose, detectron2), which pycocotools takes: those are kept as they came, to be written
-        # back, and a point of a confidence above 0 is visible.
-        flags = all(v in (0, 1, 2) for v in third)
+        # Ground truth gives COCO's visibility flags (0, 1, 2). A results entry (one with a score)
+        # gives what its model wrote there, a confidence most often (mmpose, detectron2), which
+        # pycocotools reads as it is: kept as it came, to be written back, a point above 0 visible.
+        scored = annotation.get("score") is not None
         points = [{"name": names[i] if i < len(names) else None, "x": flat[3 * i], "y": flat[3 * i + 1],
-                   "visible": VISIBLE[int(v)] if flags else (True if v > 0 else None)} for i, v in enumerate(third)]
+                   "visible": (True if v > 0 else None) if scored else VISIBLE.get(int(v))} for i, v in enumerate(third)]
         # The annotation schema has no place for a skeleton (labels are name, displayName, colour): the
         # keypoints record keeps it, so an export can give the category its skeleton back.
         records.append({**common, "kind": "KEYPOINTS", "key": f"{key}:keypoints", "geometry": {"keypoints": {"points": points}},
                         "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
                                        "skeleton": category.get("skeleton"),
-                                       **({} if flags else {"keypoint_scores": list(third)})}})
+                                       **({"keypoint_scores": list(third)} if scored else {})}})
     return records
+
+
+def shape_box(annotation: dict[str, Any]) -> list[float] | None:
+    """The [x, y, width, height] of a COCO annotation's shape: its mask, its polygons, or its
+    labelled keypoints (None: none of those)."""
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, dict):
+        return rle_bbox(segmentation)
+    if segmentation:
+        return _bounds([c for p in segmentation for c in p[0::2]], [c for p in segmentation for c in p[1::2]])
+    if labelled := [(x, y) for x, y, v in zip(*(iter(annotation.get("keypoints") or []),) * 3, strict=True) if v]:
+        return _bounds([x for x, _ in labelled], [y for _, y in labelled])
+    return None
+
+
+def as_results(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A results file's entries (annotation_of's, ground_truth=False) as pycocotools' loadRes reads
+    them together: it takes the route of the file's first entry for every entry (a box: each needs
+    one, its area the box's; an RLE mask: the area and a missing box from the mask; keypoints: box
+    and area from the points). Entries that all came with a box go as they are. Entries that are all
+    RLE masks, or all keypoints without a segmentation, go without the boxes they did not come with,
+    one without first, so that the mask or the points decide as they did for the file imported (a
+    box given to a mask result made it a box result, and moved the area-range scores). Any other mix
+    (polygons, which loadRes measures as boxes only) gets a box from its shape where it has none,
+    so that every entry can be read."""
+    if all("bbox" in e for e in entries):
+        return entries
+    if all(isinstance(e.get("segmentation"), dict) for e in entries) or \
+            all("keypoints" in e and "segmentation" not in e for e in entries):
+        return sorted(entries, key=lambda e: "bbox" in e)  # stable: the order kept otherwise
+    for entry in entries:
+        if "bbox" not in entry and (box := shape_box(entry)) is not None:
+            entry["bbox"] = box
+    return entries
 
 
 def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[str]:
@@ -196,9 +230,7 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
     """One COCO annotation (without id, image_id, category_id) from the records that share a COCO id.
     `masks` maps a mask asset id to its RLE. A ground-truth annotation needs a `bbox` and an `area`
     (derived from its shape when none was kept). A results entry gets neither unless it came with
-    one: pycocotools' loadRes derives them itself, by the kind of the file's first entry (a box
-    given to a mask result made it a box result, its area the box's, which moved the area-range
-    scores), and an entry without one after an entry with one cannot be loaded."""
+    one: a results file's entries are made loadable together (as_results)."""
     first = records[0]
     attributes = first.get("attributes") or {}
     out: dict[str, Any] = {"iscrowd": int(attributes.get("iscrowd", 0))}
@@ -214,8 +246,10 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
             out["segmentation"] = masks[geometry["asset"]["id"]]
         elif kind == "Keypoints":
             kept = record.get("attributes") or {}
-            # A results file's third values are confidences, kept as they came (records_of).
-            third = kept.get("keypoint_scores") or [VISIBILITY[p["visible"]] for p in geometry["points"]]
+            third = kept.get("keypoint_scores")  # a results entry's third values, kept as they came (records_of)
+            if not (isinstance(third, list) and len(third) == len(geometry["points"])
+                    and all(isinstance(v, int | float) and not isinstance(v, bool) for v in third)):
+                third = [VISIBILITY[p["visible"]] for p in geometry["points"]]  # none (ground truth), or not a record's own
             out["keypoints"] = [c for p, v in zip(geometry["points"], third, strict=True) for c in (p["x"], p["y"], v)]
             count = kept.get("num_keypoints")
             out["num_keypoints"] = count if count is not None else sum(1 for p in geometry["points"] if p["visible"] is not None)
@@ -223,13 +257,8 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
             out["score"] = record["score"]
     if polygons and "segmentation" not in out:
         out["segmentation"] = polygons
-    if "bbox" not in out and ground_truth:  # every COCO annotation has one (COCOeval reads it): from its shape
-        if isinstance(out.get("segmentation"), dict):
-            out["bbox"] = rle_bbox(out["segmentation"])
-        elif polygons:
-            out["bbox"] = _bounds([c for p in polygons for c in p[0::2]], [c for p in polygons for c in p[1::2]])
-        elif labelled := [(x, y) for x, y, v in zip(*(iter(out.get("keypoints") or []),) * 3, strict=True) if v]:
-            out["bbox"] = _bounds([x for x, _ in labelled], [y for _, y in labelled])
+    if "bbox" not in out and ground_truth and (box := shape_box(out)) is not None:  # COCOeval reads every one's
+        out["bbox"] = box
     for key, value in (attributes.get("coco_extra") or {}).items():
         out.setdefault(key, value)
     for key, value in _voc_keys(records).items():

@@ -508,7 +508,8 @@ async def test_pose_and_mask_results_come_back_as_pycocotools_reads_them(served:
     write_images(tmp_path / "images")
     annotations, _ = coco_files(tmp_path)
     pose = [{"image_id": 9, "category_id": 5, "keypoints": [10.5, 8, 0.93, 14, 7, 0.41, 3, 4, 0.05], "score": 0.8},
-            {"image_id": 9, "category_id": 5, "keypoints": [11, 9, 0.2, 15, 8, 0, 2, 2, 1.7], "score": 0.3}]
+            {"image_id": 9, "category_id": 5, "keypoints": [11, 9, 0.2, 15, 8, 0, 2, 2, 1.7], "score": 0.3},
+            {"image_id": 9, "category_id": 5, "keypoints": [12, 10, 1.0, 16, 9, 1.0, 4, 5, 1.0], "score": 0.5}]
     masks = [{"image_id": 7, "category_id": 3, "score": 0.9,
               "segmentation": {"size": [48, 64], "counts": rle.encode(np.asfortranarray(a_mask(48, 64, (2, 2, 18, 18))))["counts"].decode()}},
              {"image_id": 8, "category_id": 3, "score": 0.6,
@@ -524,6 +525,9 @@ async def test_pose_and_mask_results_come_back_as_pycocotools_reads_them(served:
         await lake.create_dataset_version("eval", "v2", parent="v1", add_annotation_sets=[second.set_ids["PREDICTION"]])
         assert first.set_ids["PREDICTION"] != second.set_ids["PREDICTION"]
         await lake.export_coco("eval/v2", out)
+    # A confidence of 1.0 is a visible point, not COCO's flag 1 (labelled, hidden), which the web app leaves out.
+    sure = await AnnotationRecord.get_pymongo_collection().find_one({"geometry.type": "KEYPOINTS", "score": 0.5})
+    assert sure is not None and [p["visible"] for p in sure["geometry"]["points"]] == [True, True, True]
     back = json.loads((out / "annotations.json").read_text())
     source = json.loads(annotations.read_text())
     for name, original in (("results-pose.json", pose), ("results-masks.json", masks)):
