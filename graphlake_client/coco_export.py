@@ -147,10 +147,13 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     files = results_files([s for s in found["annotationSets"] if s["id"] in results])  # in the version's order
     written: dict[str, ResultsFile] = {}
     for set_id, name in files.items():
-        await to_thread(_write_json, dest / name, as_results(results[set_id]))
+        entries, shapeless = as_results(results[set_id])
+        if shapeless:
+            left_out["result of no box, mask, polygon or keypoints"] += shapeless
+        await to_thread(_write_json, dest / name, entries)
         written[name] = {"set": sets[set_id]["name"], "set_id": set_id, "source": _source_name(sets[set_id]),
-                         "results": len(results[set_id])}
-    return {"images": len(images), "annotations": len(truth), "results": sum(map(len, results.values())),
+                         "results": len(entries)}
+    return {"images": len(images), "annotations": len(truth), "results": sum(f["results"] for f in written.values()),
             "results_files": written, "left_out": dict(left_out), "version": version_info}
 
 

@@ -144,6 +144,7 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
         # gives what its model wrote there, a confidence most often (mmpose, detectron2), which
         # pycocotools reads as it is: kept as it came, to be written back, a point above 0 visible.
         scored = annotation.get("score") is not None
+        kept = scored or any(v not in (0, 1, 2) for v in third)  # and a ground-truth file's values other than flags
         points = [{"name": names[i] if i < len(names) else None, "x": flat[3 * i], "y": flat[3 * i + 1],
                    "visible": (True if v > 0 else None) if scored else VISIBLE.get(int(v))} for i, v in enumerate(third)]
         # The annotation schema has no place for a skeleton (labels are name, displayName, colour): the
@@ -151,42 +152,47 @@ def records_of(annotation: dict[str, Any], category: dict[str, Any], mask_asset:
         records.append({**common, "kind": "KEYPOINTS", "key": f"{key}:keypoints", "geometry": {"keypoints": {"points": points}},
                         "attributes": {**attributes, "num_keypoints": annotation.get("num_keypoints"),
                                        "skeleton": category.get("skeleton"),
-                                       **({"keypoint_scores": list(third)} if scored else {})}})
+                                       **({"keypoint_scores": list(third)} if kept else {})}})
     return records
 
 
-def shape_box(annotation: dict[str, Any]) -> list[float] | None:
+def shape_box(annotation: dict[str, Any], *, results: bool = False) -> list[float] | None:
     """The [x, y, width, height] of a COCO annotation's shape: its mask, its polygons, or its
-    labelled keypoints (None: none of those)."""
+    keypoints (of a ground-truth annotation the labelled ones; of a results entry all of them, as
+    pycocotools' loadRes measures them); None for none of those."""
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, dict):
         return rle_bbox(segmentation)
     if segmentation:
         return _bounds([c for p in segmentation for c in p[0::2]], [c for p in segmentation for c in p[1::2]])
-    if labelled := [(x, y) for x, y, v in zip(*(iter(annotation.get("keypoints") or []),) * 3, strict=True) if v]:
-        return _bounds([x for x, _ in labelled], [y for _, y in labelled])
-    return None
+    points = [(x, y) for x, y, v in zip(*(iter(annotation.get("keypoints") or []),) * 3, strict=True) if v or results]
+    return _bounds([x for x, _ in points], [y for _, y in points]) if points else None
 
 
-def as_results(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def as_results(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """A results file's entries (annotation_of's, ground_truth=False) as pycocotools' loadRes reads
-    them together: it takes the route of the file's first entry for every entry (a box: each needs
-    one, its area the box's; an RLE mask: the area and a missing box from the mask; keypoints: box
-    and area from the points). Entries that all came with a box go as they are. Entries that are all
-    RLE masks, or all keypoints without a segmentation, go without the boxes they did not come with,
-    one without first, so that the mask or the points decide as they did for the file imported (a
-    box given to a mask result made it a box result, and moved the area-range scores). Any other mix
-    (polygons, which loadRes measures as boxes only) gets a box from its shape where it has none,
-    so that every entry can be read."""
-    if all("bbox" in e for e in entries):
-        return entries
-    if all(isinstance(e.get("segmentation"), dict) for e in entries) or \
-            all("keypoints" in e and "segmentation" not in e for e in entries):
-        return sorted(entries, key=lambda e: "bbox" in e)  # stable: the order kept otherwise
-    for entry in entries:
-        if "bbox" not in entry and (box := shape_box(entry)) is not None:
-            entry["bbox"] = box
-    return entries
+    them together, and how many were left out. loadRes takes the route of the file's first entry
+    for every entry: a box (each needs one, its area the box's), else an RLE mask (the area and a
+    missing box from the mask), else keypoints (box and area from the points, whatever else the
+    entry holds). Entries that all came with a box go as they are. Entries that are all RLE masks,
+    or all keypoints with one of neither box nor segmentation, go without the boxes they did not
+    come with, such an entry first, so that the masks or the points decide as they did for the file
+    imported (a box given to a mask result made it a box result, and moved the area-range scores).
+    Any other mix (polygons, which loadRes measures as boxes only) gets a box from its shape where
+    it has none. An entry of no shape at all (a prediction record COCO has no place for: a rotated
+    box, a polyline, a classification) is left out: one made the whole file unreadable."""
+    shaped = [e for e in entries if "bbox" in e or e.get("segmentation") or e.get("keypoints")]
+    left_out = len(entries) - len(shaped)
+    if all("bbox" in e for e in shaped):
+        return shaped, left_out
+    if all(isinstance(e.get("segmentation"), dict) for e in shaped):
+        return sorted(shaped, key=lambda e: "bbox" in e), left_out  # stable: the order kept otherwise
+    if all(e.get("keypoints") for e in shaped) and any("bbox" not in e and "segmentation" not in e for e in shaped):
+        return sorted(shaped, key=lambda e: "bbox" in e or "segmentation" in e), left_out
+    for entry in shaped:
+        if "bbox" not in entry:
+            entry["bbox"] = shape_box(entry, results=True)  # not None: the entry has a shape
+    return shaped, left_out
 
 
 def left_out_of(annotation: dict[str, Any], category: dict[str, Any]) -> list[str]:
