@@ -171,12 +171,15 @@ def export_hf(
 def import_voc(
     root: Annotated[Path, typer.Argument(help="The VOC tree (the folder holding ImageSets, Annotations, JPEGImages, "
                                               "SegmentationClass, SegmentationObject).", exists=True, file_okay=False)],
-    split: Annotated[str, typer.Option(help="The image set: ImageSets/Main/<split>.txt (train, val, trainval, test).")],
+    split: Annotated[str, typer.Option(help="The image set: ImageSets/Main/<split>.txt (train, val, trainval, test); "
+                                            "see --image-set.")],
     dataset: Annotated[str | None, typer.Option(help="The dataset (and the collection and schema named after it); "
                                                      "default: ROOT's folder name.")] = None,
     version: Annotated[str | None, typer.Option(help="Finish with this dataset version of what was imported.")] = None,
     mount: Annotated[str | None, typer.Option(help="Store the images and masks on this mount (default: the server's).")] = None,
     set_name: Annotated[str | None, typer.Option(help="Name the set '<this> ground truth' (default: the dataset's name).")] = None,
+    image_set: Annotated[str, typer.Option(help="The list folder under ImageSets: Main, or Segmentation for VOC 2012's "
+                                                "lists of the images that have segmentation PNGs (Layout, Action).")] = "Main",
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -187,7 +190,7 @@ def import_voc(
     async def run() -> Any:
         async with Client(server_url(url), token) as lake:
             return await lake.import_voc(root, split, dataset or root.resolve().name, version=version, mount=mount,
-                                         set_name=set_name, say=lambda line: errors.print(line))
+                                         set_name=set_name, image_set=image_set, say=lambda line: errors.print(line))
 
     done = client_run(_needs("voc", ["PIL", "numpy", "defusedxml"], run), token=token)
     summary = {k: v for k, v in dataclasses.asdict(done).items() if k != "datum_ids"}  # type: ignore[call-overload]

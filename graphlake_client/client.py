@@ -211,14 +211,15 @@ class Client(Vault):
         return await export_hf(self, version, dest, split_ratios=split_ratios, seed=seed, replace=replace)
 
     async def import_voc(self, root: Path, split: str, dataset: str, *, version: str | None = None,
-                         mount: str | None = None, set_name: str | None = None,
+                         mount: str | None = None, set_name: str | None = None, image_set: str = "Main",
                          say: Callable[[str], None] = _silent) -> VocImport:
-        """Import one split of a Pascal VOC tree (ImageSets/Main/<split>.txt, Annotations,
-        JPEGImages, SegmentationClass, SegmentationObject) into `dataset` (graphlake_client.voc;
-        the voc extra). Returns a VocImport."""
+        """Import one split of a Pascal VOC tree (ImageSets/<image_set>/<split>.txt, `Main` or
+        `Segmentation`, Annotations, JPEGImages, SegmentationClass, SegmentationObject) into
+        `dataset` (graphlake_client.voc; the voc extra). Returns a VocImport."""
         from graphlake_client.voc import import_voc
 
-        return await import_voc(self, root, split, dataset, version=version, mount=mount, set_name=set_name, say=say)
+        return await import_voc(self, root, split, dataset, version=version, mount=mount, set_name=set_name,
+                                image_set=image_set, say=say)
 
     async def export_bundle(self, version: str, dest: Path | str, *,
                             progress: Callable[[int, int], None] | None = None) -> BundleExport:

@@ -1,6 +1,8 @@
 """Pascal VOC import: one split of a VOC 2012 tree into a lake, through the GraphQL API.
 
-    ROOT/ImageSets/Main/<split>.txt       the image ids of the split (train, val, trainval, test)
+    ROOT/ImageSets/Main/<split>.txt       the image ids of the split (train, val, trainval, test); or
+                                          ImageSets/Segmentation/ (`image_set`), the 2012 lists of the
+                                          images that have segmentation PNGs (Layout, Action alike)
     ROOT/Annotations/<id>.xml             size, and per object: name, pose, truncated, difficult,
                                           occluded, bndbox, and a person's layout parts
     ROOT/JPEGImages/<id>.jpg              the images
@@ -233,11 +235,21 @@ def _png(mask: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+# VOC 2012's lists of image ids (ImageSets/<folder>/<split>.txt), by the name `image_set` takes, any case.
+IMAGE_SETS = {folder.lower(): folder for folder in ("Main", "Segmentation", "Layout", "Action")}
+
+
 async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, version: str | None = None,
-                     mount: str | None = None, set_name: str | None = None,
+                     mount: str | None = None, set_name: str | None = None, image_set: str = "Main",
                      say: Callable[[str], None] = lambda _: None) -> VocImport:
-    """Import the images of ImageSets/Main/<split>.txt under `root` into `dataset`; see the module's docstring."""
-    listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    """Import the images of ImageSets/<image_set>/<split>.txt under `root` into `dataset`; see the
+    module's docstring. An image is one datum and its objects one ground truth whichever list named
+    it: the Segmentation list's train images imported after Main's train are found there already."""
+    folder = IMAGE_SETS.get(image_set.lower())
+    if folder is None:
+        raise GraphlakeClientError(f"image_set must be one of {', '.join(IMAGE_SETS.values())}, not {image_set!r}",
+                                   "BAD_USER_INPUT", "image_set")
+    listing = root / "ImageSets" / folder / f"{split}.txt"
     if not SAFE_ID.fullmatch(split) or not listing.is_file():
         raise GraphlakeClientError(f"no image set {split!r}: {listing} is missing", "BAD_USER_INPUT")
     ids = list(dict.fromkeys(line.split()[0] for line in listing.read_text().splitlines() if line.strip()))

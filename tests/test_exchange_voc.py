@@ -360,3 +360,30 @@ async def test_voc_flags_and_parts_in_each_export(served: Served, make_token: Ma
     assert [line.split()[0] for line in lines.read_text().splitlines()] == ["11"]  # the dog alone (VOC's class 12)
     for summary in (yolo, hf):
         assert summary["objects"] == 2 and summary["left_out"]["DIFFICULT"] == 1 and summary["left_out"]["PART"] == 2
+
+
+async def test_the_segmentation_lists_are_imported_and_share_the_main_lists_images(served: Served, make_token: MakeToken,
+                                                                                   tmp_path: Path) -> None:
+    """VOC 2012 lists the images that have segmentation PNGs under ImageSets/Segmentation/ (1,464 train
+    images), not Main/: `--image-set Segmentation` reads them. An image is one datum, its objects one
+    ground truth, whichever list named it: Main's train imported after finds it there already."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "ImageSets/Segmentation").mkdir()
+    (root / "ImageSets/Segmentation/train.txt").write_text("2008_000001\n")
+    token = await make_token(Role.CONTRIBUTOR)
+    first = await asyncio.to_thread(graphlake, served, token, "import", "voc", str(root), "--split", "train",
+                                    "--image-set", "segmentation", "--dataset", "VOC2012")
+    assert first.returncode == 0, first.stderr
+    done = json.loads(first.stdout)
+    assert done["datums_created"] == 1 and done["records_added"] == 8
+    assert await counts() == (1 + 4, 1, 8)  # its image and four mask PNGs, its datum, its records
+    async with Client(served.base_url, token) as lake:
+        main = await lake.import_voc(root, "train", "VOC2012")
+        assert main.datums_created == 1 and main.records_added == 1  # 2008_000002's; 2008_000001's found
+        assert await counts() == (2 + 4, 2, 9)
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012", image_set="Layouts")
+    assert refused.value.field == "image_set" and "Main, Segmentation, Layout, Action" in str(refused.value)
