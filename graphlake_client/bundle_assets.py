@@ -8,7 +8,6 @@ earlier uploads on a rerun: the server answers `unchanged` for a file filed ther
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -17,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphlake_client import operations as ops
-from graphlake_client.bundle_files import digest_problem, file_digest, payloads_refused
+from graphlake_client.bundle_files import digest_problem, payloads_refused, problems_in_threads
 from graphlake_client.bundle_lookup import assets_by_sha, collection_named
 from graphlake_client.dataset_import import chunks
+from graphlake_client.direct import file_digest
 from graphlake_client.errors import GraphlakeClientError, UploadsFailed
 from graphlake_client.exit_loop import to_thread
 
@@ -139,13 +139,8 @@ async def _name_refused(job: Pass, sent: list[tuple[dict[str, Any], Path]], erro
     if job.hashing or not codes & {"BAD_USER_INPUT", "INTEGRITY"}:
         return
     refused = [(payload, file) for payload, file in sent if str(file) in failures] or sent
-    gate = asyncio.Semaphore(job.lake.concurrency)
-
-    async def problem(payload: dict[str, Any], file: Path) -> str | None:
-        async with gate:
-            return digest_problem(payload, *await to_thread(file_digest, file))
-
-    if problems := [p for p in await asyncio.gather(*(problem(*pair) for pair in refused)) if p]:
+    if problems := await problems_in_threads(lambda pair: digest_problem(pair[0], *file_digest(pair[1])), refused,
+                                             job.lake.concurrency):
         raise payloads_refused(problems) from error
 
 

@@ -17,10 +17,11 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from graphlake_client import debris
 from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
@@ -29,6 +30,7 @@ from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.exit_loop import to_thread
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 def is_tar(path: Path) -> bool:
@@ -229,22 +231,22 @@ def payload_problem(reader: Any, payload: dict[str, Any], *, hashing: bool = Tru
 
 async def payload_problems(reader: Any, payloads: list[dict[str, Any]], concurrency: int, *,
                            hashing: bool = True) -> list[str]:
-    """payload_problem of each of `payloads` (manifest entries), read in threads (hashlib lets go of
-    the GIL), `concurrency` at a time, or one at a time from a tar (one stream: its members read
-    side by side would read each other's bytes)."""
-    gate = asyncio.Semaphore(concurrency if reader.side_by_side else 1)
+    """payload_problem of each of `payloads` (manifest entries), `concurrency` at a time, or one at a
+    time from a tar (one stream: its members read side by side would read each other's bytes)."""
+    return await problems_in_threads(partial(payload_problem, reader, hashing=hashing), payloads,
+                                     concurrency if reader.side_by_side else 1)
 
-    async def problem(payload: dict[str, Any]) -> str | None:
+
+async def problems_in_threads(check: Callable[[T], str | None], items: list[T], width: int) -> list[str]:
+    """What `check` finds wrong with each of `items`, run in threads (hashlib lets go of the GIL),
+    `width` at a time."""
+    gate = asyncio.Semaphore(width)
+
+    async def problem(item: T) -> str | None:
         async with gate:
-            return await to_thread(payload_problem, reader, payload, hashing=hashing)
+            return await to_thread(check, item)
 
-    return [p for p in await asyncio.gather(*(problem(payload) for payload in payloads)) if p]
-
-
-def file_digest(path: Path) -> tuple[int, str]:
-    """The size and SHA-256 of the file at `path`."""
-    with path.open("rb") as stream:
-        return stream_digest(stream)
+    return [p for p in await asyncio.gather(*(problem(item) for item in items)) if p]
 
 
 def digest_problem(payload: dict[str, Any], size: int, sha256: str) -> str | None:

@@ -251,13 +251,13 @@ def annotation_of(records: list[dict[str, Any]], masks: dict[str, dict[str, Any]
         elif kind == "Mask":
             out["segmentation"] = masks[geometry["asset"]["id"]]
         elif kind == "Keypoints":
-            kept = record.get("attributes") or {}
-            third = kept.get("keypoint_scores")  # a results entry's third values, kept as they came (records_of)
+            own = record.get("attributes") or {}  # this record's (`attributes` is the first record's)
+            third = own.get("keypoint_scores")  # a results entry's third values, kept as they came (records_of)
             if not (isinstance(third, list) and len(third) == len(geometry["points"])
                     and all(isinstance(v, int | float) and not isinstance(v, bool) for v in third)):
                 third = [VISIBILITY[p["visible"]] for p in geometry["points"]]  # none (ground truth), or not a record's own
             out["keypoints"] = [c for p, v in zip(geometry["points"], third, strict=True) for c in (p["x"], p["y"], v)]
-            count = kept.get("num_keypoints")
+            count = own.get("num_keypoints")
             out["num_keypoints"] = count if count is not None else sum(1 for p in geometry["points"] if p["visible"] is not None)
         if record.get("score") is not None:
             out["score"] = record["score"]

@@ -89,10 +89,15 @@ def write_in_place(source: Path, target: Path) -> None:
         raise
 
 
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and hex SHA-256 of a file, read in chunks."""
+    with path.open("rb") as source:
+        return stream_digest(source)
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
-    with path.open("rb") as source:
-        return stream_digest(source)[1]
+    return file_digest(path)[1]
 
 
 def on_local_disk(path: str | Path) -> bool:

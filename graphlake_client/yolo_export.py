@@ -67,6 +67,7 @@ from graphlake_client.version_reading import (
     summary,
     version_datums,
     whole_or_none,
+    with_id,
 )
 
 if TYPE_CHECKING:
@@ -164,8 +165,8 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             path = label_safe(image_path(file_name_of(datum), asset["name"]))
             stem = str(PurePosixPath(path).with_suffix(""))
             if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
-                suffix = PurePosixPath(path).suffix
-                stem, path = f"{stem}-{asset['id']}", f"{stem}-{asset['id']}{suffix}"
+                path = with_id(path, asset["id"])
+                stem = str(PurePosixPath(path).with_suffix(""))
             taken.add((split, stem))
             target = dest / "images" / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
