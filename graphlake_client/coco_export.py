@@ -75,7 +75,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     (dest / "images").mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
     grouped: dict[tuple[str, str, str, Any], list[dict[str, Any]]] = defaultdict(list)  # (purpose, set, image, coco id)
-    image_of: dict[str, int] = {}
+    image_of: dict[str, dict[str, Any]] = {}  # datum id -> its image entry (its id may be given at the end)
     used: set[int] = set()
     taken: set[str] = set()  # file names under images/: two datums may carry the same one
     masks: dict[str, dict[str, Any]] = {}
@@ -90,13 +90,11 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                 metadata = datum["metadata"] or {}
                 meta = metadata.get("coco") or {}
                 size = meta or metadata.get("voc") or {}  # a VOC import keeps the image's size under `voc`
-                # Ids aside, the COCO id is kept when there is one (and it is not taken).
+                # Ids aside, the COCO id is kept when there is one (and it is not taken); the others get
+                # theirs once every image's own is known (_fallback_ids), so none takes a later image's.
                 image_id = meta["id"] if isinstance(meta.get("id"), int) and meta["id"] not in used else None
-                if image_id is None:  # a fallback id no image of this export has taken
-                    image_id = 1_000_000 + len(images)
-                    while image_id in used:
-                        image_id += 1
-                used.add(image_id)
+                if image_id is not None:
+                    used.add(image_id)
                 file_name = image_path(meta.get("file_name"), asset["name"])
                 if file_name in taken:  # the second of two same names gets its asset id: never overwrite
                     file_name = with_id(file_name, asset["id"])
@@ -104,9 +102,9 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                 target = dest / "images" / file_name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 await fetches.add(asset, target)
-                image_of[datum["id"]] = image_id
                 images.append({"id": image_id, "file_name": file_name, "width": size.get("width"),
                                "height": size.get("height"), "graphlake_split": datum["split"]})
+                image_of[datum["id"]] = images[-1]
                 for n, record in enumerate(records):
                     attributes = record.get("attributes") or {}
                     # A REGRESSION value, or a VOC class mask (every object of a class at once, not an
@@ -124,6 +122,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                     group = number if origin == "coco" else f"{origin}-{number}"
                     set_id = record["set"]["id"]  # two sets' COCO ids may overlap: never merge across sets
                     grouped[(sets[set_id]["purpose"], set_id, datum["id"], group)].append(record)
+    _fallback_ids(images, used)
     # COCO's readers (detectron2, mmdetection) need each image's size: one not imported from COCO or
     # VOC has it in no metadata, so it is read from its pixels (the header only), as YOLO's export does.
     await to_thread(_measure, [(image, dest / "images" / image["file_name"]) for image in images
@@ -132,7 +131,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
     truth: list[tuple[Any, dict[str, Any]]] = []  # (its records' coco_id, the annotation)
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)  # by set
     for (purpose, set_id, datum_id, group), records in grouped.items():
-        annotation = {"image_id": image_of[datum_id], "category_id": category_id[records[0]["label"]],
+        annotation = {"image_id": image_of[datum_id]["id"], "category_id": category_id[records[0]["label"]],
                       **annotation_of(records, masks, ground_truth=purpose == "GROUND_TRUTH"),
                       "graphlake_source": source_of(records)}
         if purpose == "GROUND_TRUTH":
@@ -197,6 +196,18 @@ def _write_json(target: Path, content: Any) -> None:
     """`content` as JSON at `target`, through a temporary file renamed when whole: a reader (or a
     killed run) never finds half a file under the name (debris.py removes a killed run's temporary)."""
     debris.write_held(debris.partial_temp(target), json.dumps(content).encode(), target)
+
+
+def _fallback_ids(images: list[dict[str, Any]], used: set[int]) -> None:
+    """Give each image without a COCO id of its own (none, not a number, or one an earlier image took)
+    one from 1,000,000 on that no image of the export has."""
+    candidate = 1_000_000
+    for image in images:
+        if image["id"] is None:
+            while candidate in used:
+                candidate += 1
+            image["id"] = candidate
+            used.add(candidate)
 
 
 def _measure(unsized: list[tuple[dict[str, Any], Path]]) -> None:

@@ -556,13 +556,14 @@ async def test_pose_and_mask_results_come_back_as_pycocotools_reads_them(served:
 async def test_an_export_gives_images_without_a_coco_id_one_no_other_image_has(served: Served, make_token: MakeToken,
                                                                               tmp_path: Path) -> None:
     """An image whose COCO id is not a number (or taken) gets a fallback id from 1,000,000 on; one of the
-    file's own ids there made the export spin for good on the id it had taken."""
+    file's own ids there made the export spin for good on the id it had taken. The fallbacks are given
+    once every image's own id is known: an image before it took 1,000,000 from one listed after it."""
     from documents.roles import Role
 
     token = await make_token(Role.CONTRIBUTOR)
     write_images(tmp_path / "images")
-    coco = {"images": [{"id": 1_000_002, "file_name": "a.png", "width": 64, "height": 48},
-                       {"id": "b", "file_name": "b.png", "width": 80, "height": 60}],
+    coco = {"images": [{"id": "b", "file_name": "b.png", "width": 80, "height": 60},
+                       {"id": 1_000_000, "file_name": "a.png", "width": 64, "height": 48}],
             "categories": [{"id": 1, "name": "scratch"}],
             "annotations": [{"id": 1, "image_id": "b", "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}]}
     (tmp_path / "ids.json").write_text(json.dumps(coco))
@@ -573,7 +574,7 @@ async def test_an_export_gives_images_without_a_coco_id_one_no_other_image_has(s
     assert exported.returncode == 0, exported.stderr
     back = json.loads((tmp_path / "out" / "annotations.json").read_text())
     ids = {i["file_name"]: i["id"] for i in back["images"]}
-    assert ids["a.png"] == 1_000_002 and ids["b.png"] not in (1_000_002,) and ids["b.png"] >= 1_000_000
+    assert ids["a.png"] == 1_000_000 and ids["b.png"] == 1_000_001
     assert [a["image_id"] for a in back["annotations"]] == [ids["b.png"]]
 
 
