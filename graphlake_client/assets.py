@@ -16,7 +16,7 @@ from typing import Any, Literal, TypedDict
 
 from graphlake_client import operations as ops
 from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
-from graphlake_client.predicates import Predicate, filter_inputs
+from graphlake_client.predicates import Predicate, filter_inputs, names
 from graphlake_client.results import Paged, Source
 from graphlake_client.uploads import Uploader
 
@@ -151,16 +151,17 @@ class Assets(Uploader):
                          labels: list[str] | None = None, metadata: dict[str, Any] | None = None,
                          media_type: str | None = None, description: str | None = None,
                          mount: str | None = None, owner: Source | None = None,
-                         data_timestamp: datetime | None = None) -> Asset:
+                         data_timestamp: datetime | None = None, resume: bool = True) -> Asset:
         """Upload one file as a FILE asset through signed URLs (into `collection` by name, under its file
-        name); `owner` and `data_timestamp` (aware) as store_value's `owner` and `dataTimestamp`."""
+        name); `owner` and `data_timestamp` (aware) as store_value's `owner` and `dataTimestamp`,
+        `resume` as upload_file's."""
         path = Path(path)
         wire_time(data_timestamp, "data_timestamp")  # refused before the collection is made (upload_file sends it)
         collection_id = await self._collection_first(collection)
         uploaded = await self.upload_file(path, name=name, media_type=media_type, collection_id=collection_id,
                                           collection_path=(name or path.name) if collection_id else None,
                                           description=description, metadata=metadata, labels=labels, mount=mount,
-                                          owner=owner, data_timestamp=data_timestamp)
+                                          owner=owner, data_timestamp=data_timestamp, resume=resume)
         [stored] = await self._in_detail([uploaded["id"]])
         return stored
 
@@ -284,8 +285,8 @@ class Assets(Uploader):
             if collection_id is None:
                 raise GraphlakeClientError(f"no collection named {collection!r}", "NOT_FOUND", "collection")
         asset_filter = _present({
-            "kinds": kinds and list(kinds), "statuses": statuses and list(statuses),
-            "labelsAll": labels_all and list(labels_all), "labelsAny": labels_any and list(labels_any),
+            "kinds": names(kinds, "kinds"), "statuses": names(statuses, "statuses"),
+            "labelsAll": names(labels_all, "labels_all"), "labelsAny": names(labels_any, "labels_any"),
             "nameContains": name_contains, "mediaTypePrefix": media_type_prefix, "sha256": sha256,
             "collectionId": collection_id, "createdAfter": bounds["created_after"],
             "createdBefore": bounds["created_before"], "dataTimestampAfter": bounds["data_after"],

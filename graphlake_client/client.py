@@ -20,7 +20,7 @@ from graphlake_client import operations as ops
 from graphlake_client.assets import PAGE_SIZE
 from graphlake_client.errors import GraphlakeClientError, check_json, wire_time
 from graphlake_client.follow import Follower
-from graphlake_client.predicates import Predicate, filter_inputs
+from graphlake_client.predicates import Predicate, filter_inputs, names
 from graphlake_client.results import (
     BundleExport,
     BundleImport,
@@ -52,7 +52,7 @@ def _event_filter(where: Sequence[Predicate], event_types: Sequence[str] | None,
                   source: Source | None, origin: str | None, alert_only: bool, **more: Any) -> dict[str, Any]:
     """An EventFilter of the events verbs' arguments, without those not given."""
     return {k: v for k, v in {
-        "eventTypes": event_types and list(event_types), "minLevel": min_level, "source": source, "origin": origin,
+        "eventTypes": names(event_types, "event_types"), "minLevel": min_level, "source": source, "origin": origin,
         "alertOnly": alert_only or None, **more, **filter_inputs(where, ("data",))}.items() if v is not None}
 
 

@@ -84,7 +84,10 @@ def _target(found: Mapping[str, Any], dest: Path | str | None) -> tuple[Path, bo
     if target.is_dir():
         return target / name, False
     # A file in a directory not made yet (`results/run-1/best.json`): made, as the target's would be.
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:  # a parent is a file: "File exists" said nothing of it
+        raise GraphlakeClientError(f"{dest}: {error.filename} is a file, not a directory", "BAD_USER_INPUT", "dest") from error
     return target, True
 
 
@@ -219,6 +222,9 @@ class Downloads(Assets):
         found = await self.get_asset(asset if isinstance(asset, str) else asset["id"])
         if found["kind"] in HAS_BYTES:
             return await self.download(found["id"], path, overwrite=overwrite)  # as given: text ending in a slash names a directory
+        if found["status"] != "ACTIVE":  # a deleted value or text is NOT_FOUND here too, as to load and download
+            raise GraphlakeClientError(f"asset {found['id']} is {found['status']}: it has nothing to save",
+                                       "NOT_FOUND", "asset")
         target, replace = await _swept_target(found, path, self.swept_folders, overwrite)
         if found["kind"] == "VALUE":
             data = json.dumps(found["value"], ensure_ascii=False, indent=2).encode()

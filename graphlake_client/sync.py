@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import os
+import re
 import sys
 import threading
 import weakref
@@ -47,6 +49,16 @@ def _blocking(method: Callable[Concatenate[Client, P], Coroutine[Any, Any, R]]) 
     return call
 
 
+def _iterator_signature(method: Callable[..., Any]) -> inspect.Signature:
+    """`method`'s signature giving an Iterator where it gives an AsyncIterator: what help(), Jupyter's
+    `?` and inspect show of the sync method (functools.wraps leaves them the async method's)."""
+    signature = inspect.signature(method)
+    returned = signature.return_annotation
+    if isinstance(returned, str):  # annotations are strings here (from __future__ import annotations)
+        returned = re.sub(r"\bAsync(Iterator|Generator)\[", "Iterator[", returned)
+    return signature.replace(return_annotation=returned)
+
+
 def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callable[Concatenate[SyncClient, P], Iterator[R]]:
     """A Client async-iterator method as a SyncClient method giving a plain iterator."""
 
@@ -63,6 +75,7 @@ def _pages(method: Callable[Concatenate[Client, P], AsyncIterator[R]]) -> Callab
             if self._closer.alive:  # an iterator kept past close(): nothing left to close on that loop
                 self.run(_close(pages))  # type: ignore[arg-type]  # an async generator, as every _pages method's
 
+    call.__signature__ = _iterator_signature(method)  # type: ignore[attr-defined]
     return call
 
 
@@ -263,6 +276,7 @@ class SyncClient:
     # Uploads, downloads, collections
     upload_file = _blocking(Client.upload_file)
     upload_paths = _blocking(Client.upload_paths)
+    upload_batch = _blocking(Client.upload_batch)
     download = _blocking(Client.download)
     collection_id = _blocking(Client.collection_id)
     find_collection = _blocking(Client.find_collection)

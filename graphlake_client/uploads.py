@@ -276,10 +276,13 @@ class Uploader(Transport):
                           description: str | None = None, metadata: dict[str, Any] | None = None,
                           labels: list[str] | None = None, mount: str | None = None,
                           progress: Progress | None = None, owner: Source | None = None,
-                          data_timestamp: datetime | None = None) -> dict[str, Any]:
-        """Upload one file, resuming an earlier interrupted upload of the same file if there is one.
-        `owner` (who or what produced it: `{"nodeId": ..., "workflowId": ...}`) and `data_timestamp`
-        (an aware datetime: when its data was taken) as for store_value."""
+                          data_timestamp: datetime | None = None, resume: bool = True) -> dict[str, Any]:
+        """Upload one file, resuming an earlier interrupted upload of the same file if there is one
+        (the resume state is shared by the user's processes: one uploading the file now is joined,
+        and both get its asset); `resume=False` uploads it in a session of its own, which no other
+        upload joins, for a caller that must own the asset it gets (vault.save deletes its asset when
+        it loses a race). `owner` (who or what produced it: `{"nodeId": ..., "workflowId": ...}`) and
+        `data_timestamp` (an aware datetime: when its data was taken) as for store_value."""
         check_json(metadata, "metadata")
         taken = wire_time(data_timestamp, "data_timestamp")
         fields = {"name": name, "mediaType": media_type, "collectionId": collection_id, "path": collection_path,
@@ -287,16 +290,18 @@ class Uploader(Transport):
                   "owner": owner, "dataTimestamp": taken}
         try:
             resume_key, size = await to_thread(self._resume_key, path, fields)
-            session = await self._resumed(self.resume.get(resume_key))
+            session = await self._resumed(self.resume.get(resume_key)) if resume else None
             if session is None:
                 upload = await self._upload_input(path, size, **fields, direct=await self._writes_directly(mount) or None)
                 session = (await self.execute(ops.CREATE_UPLOAD, {"input": upload}))["createUpload"]
-                self.resume.put(resume_key, session, path)
+                if resume:
+                    self.resume.put(resume_key, session, path)
             sha256 = await self._deliver(session, path, size, progress)
         except OSError as error:  # the file's own trouble (no permission, gone), as a batch names it
             raise file_error(path, error) from error
         asset = await self._complete(session["id"], sha256, look_first=session["status"] == "COMPLETED")
-        self.resume.put(resume_key, None)
+        if resume:
+            self.resume.put(resume_key, None)
         return asset
 
     async def upload_batch(self, files: list[tuple[Path, dict[str, Any]]], progress: Progress | None = None) -> list[dict[str, Any]]:

@@ -76,13 +76,15 @@ class Vault(Downloads):
 
     async def _store_object(self, alias: str, obj: Any, *, name: str | None, labels: list[str] | None,
                             metadata: dict[str, Any] | None) -> Asset:
-        """`obj` as a new asset: a str as TEXT, bytes or a Path as FILE, anything else as a JSON VALUE."""
+        """`obj` as a new asset: a str as TEXT, bytes or a Path as FILE, anything else as a JSON VALUE.
+        Always one this save alone holds (resume=False): a save that loses deletes its asset, which
+        must not be the one another upload of the same file joined and got (save's winner, say)."""
         if isinstance(obj, Path):
-            return await self.store_file(obj, name=name, labels=labels, metadata=metadata)
+            return await self.store_file(obj, name=name, labels=labels, metadata=metadata, resume=False)
         if isinstance(obj, bytes | bytearray | memoryview):
             temp = await to_thread(_temp_file, bytes(obj))
             try:
-                return await self.store_file(temp, name=name or alias, labels=labels, metadata=metadata)
+                return await self.store_file(temp, name=name or alias, labels=labels, metadata=metadata, resume=False)
             finally:
                 temp.unlink(missing_ok=True)
         if isinstance(obj, str):

@@ -369,6 +369,43 @@ async def test_a_concurrent_saver_gets_a_conflict(served: Served, api: Api, cont
         assert await other.load("runs/latest") == {"run": 5} and moved["aliases"] == ["runs/latest"]
 
 
+class BeforeFirstPut(httpx.AsyncHTTPTransport):
+    """Runs `other` (another saver's whole save) just before this client's first PUT of bytes: once
+    this saver's upload session is open, and in the resume state the user's processes share."""
+
+    def __init__(self, other) -> None:
+        super().__init__()
+        self.other, self.done = other, False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.done and request.method == "PUT":
+            self.done = True
+            await self.other()
+        return await super().handle_async_request(request)
+
+
+async def test_a_saver_that_loses_never_deletes_the_winners_file(served: Served, api: Api, contributor: str,
+                                                                 tmp_path: Path) -> None:
+    """Two processes saving one file under one alias: the second joined the first's open upload (the
+    resume state is the user's, shared), both got its asset, the first moved the alias to it, and
+    the second, losing, deleted it: the alias named nothing. A save's upload is its own now."""
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights" * 1000)
+    async with client(served, contributor, tmp_path, direct_writes=False) as other:
+        await other.save("models/best", {"v": 0})
+        racing = BeforeFirstPut(lambda: other.save("models/best", checkpoint))
+        async with client(served, contributor, tmp_path, direct_writes=False, storage_transport=racing) as lake:
+            with pytest.raises(SaveConflict) as lost:
+                await lake.save("models/best", checkpoint)
+        winner = await other.alias_target("models/best")
+        assert winner is not None and lost.value.current == winner
+        assert await other.load("models/best") == checkpoint.read_bytes()
+        assert (await api.data("Asset", {"id": winner}, token=contributor))["asset"]["status"] == "ACTIVE"
+        # Both saves' assets were stored: the winner's is named, the loser's (of its own session) deleted.
+        deleted = [a async for page in other.query_assets(statuses=["DELETED"]) for a in page]
+        assert [a["name"] for a in deleted] == ["best.pt"] and deleted[0]["id"] != winner
+
+
 async def test_what_a_user_gets_wrong_is_said_before_anything_is_stored(served: Served, api: Api, contributor: str,
                                                                          tmp_path: Path) -> None:
     """A refused alias leaves no asset behind (each retry had left one), `replaces=None` on a taken
@@ -429,16 +466,33 @@ async def test_update_delete_and_query_events_as_madsci_users_do(served: Served,
         by_owner = [a["id"] async for page in lake.query_assets(owner={"nodeId": "reader-1"}) for a in page]
         taken_late = [a["id"] async for page in lake.query_assets(data_after=datetime(2026, 3, 1, tzinfo=UTC)) for a in page]
         assert by_owner == [first["id"]] and taken_late == [second["id"]]
+        # One name given as a str is a list of one (it was sent as its letters: "checked" matched nothing).
+        labelled = [a["id"] async for page in lake.query_assets(labels_all="checked") for a in page]
+        assert labelled == [second["id"]]
         assert await lake.delete_asset(first) is True and await lake.delete_asset(first["id"]) is True  # idempotent
         with pytest.raises(GraphlakeClientError) as missing:
             await lake.delete_asset("no/such-alias")
         assert missing.value.code == "NOT_FOUND"
+        # A deleted value or text is not saved to a file either (load(id) says NOT_FOUND; save_to wrote it).
+        for deleted, to in ((first, tmp_path / "a.json"), (text, tmp_path / "c.txt")):
+            for save in (lake.save_to(deleted["id"], to), lake.load(deleted["id"], to=to)):
+                with pytest.raises(GraphlakeClientError) as gone:
+                    await save
+                assert gone.value.code == "NOT_FOUND" and not to.exists()
+        # A file where a directory of the destination should be: named, not a bare FileExistsError.
+        (tmp_path / "plate.json").write_text("{}")
+        with pytest.raises(GraphlakeClientError) as under_a_file:
+            await lake.save_to(second["id"], tmp_path / "plate.json" / "b.json")
+        assert under_a_file.value.code == "BAD_USER_INPUT" and under_a_file.value.field == "dest"
+        assert "plate.json is a file" in str(under_a_file.value)
 
         await lake.log_events([{"eventType": "PLATE_READ", "level": "INFO", "data": {"od600": 0.2}, "source": {"nodeId": "reader-1"}},
                                {"eventType": "PLATE_READ", "level": "ERROR", "data": {"od600": 0.9}, "source": {"nodeId": "reader-2"}},
                                {"eventType": "OTHER", "level": "ERROR", "data": {"od600": 0.9}}])
         pages = [page async for page in lake.query_events(data("od600") > 0.5, event_types=["PLATE_READ"], page_size=1)]
         assert [[e["source"]["nodeId"] for e in page] for page in pages] == [["reader-2"]]
+        one_type = [e["eventType"] async for page in lake.query_events(event_types="OTHER") for e in page]
+        assert one_type == ["OTHER"]
         errors = [e["eventType"] async for page in lake.query_events(min_level="ERROR", origin="CLIENT") for e in page]
         assert sorted(errors) == ["OTHER", "PLATE_READ"]
         both = [e async for page in lake.query_events(event_types=["PLATE_READ"], oldest_first=True, page_size=1) for e in page]

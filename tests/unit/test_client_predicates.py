@@ -24,3 +24,16 @@ def test_collections_of_options_are_sent_as_lists() -> None:
     assert value("n").not_in((1, 2)).as_input()["value"] == [1, 2]
     assert data("tag").is_in({"x"}).as_input()["value"] == ["x"]
     assert metadata("n").is_in(range(3)).as_input()["value"] == [0, 1, 2]  # type: ignore[arg-type]  # any iterable at run time
+
+
+def test_a_verbs_names_take_one_str_as_a_list_of_one() -> None:
+    """labels_all="raw" was sent as its letters (matching nothing; labels_any="raw" matched label "r")."""
+    from graphlake_client.predicates import names
+
+    assert names("raw", "labels_all") == ["raw"]
+    assert names(("a", "b"), "labels_any") == ["a", "b"] and names({"a"}, "kinds") == ["a"]
+    assert names(None, "kinds") is None and names([], "kinds") is None
+    for wrong in (b"raw", {"raw": 1}, 3):
+        with pytest.raises(GraphlakeClientError) as refused:
+            names(wrong, "event_types")
+        assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "event_types"
