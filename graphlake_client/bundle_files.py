@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 from graphlake_client import debris
-from graphlake_client.bundle_format import MANIFEST, PAYLOADS, check_manifest
+from graphlake_client.bundle_format import MANIFEST, PAYLOADS, parse_manifest
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.exit_loop import to_thread
@@ -57,6 +57,26 @@ def open_writer(dest: Path | str) -> Any:
     return BundleWriter(Path(dest))
 
 
+def _open_tar(src: Path) -> tuple[tarfile.TarFile, BinaryIO]:
+    """The tar at `src`, and its file (a tar given its file leaves it open), refused (BAD_USER_INPUT) unless it is a regular file. Opened without blocking:
+    a FIFO named `x.tar` on a mount held each import's open (and its request slot) until a writer came,
+    so a few of them stopped the server answering anyone."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise GraphlakeClientError(f"{src}: not a readable tar ({error.strerror})", "BAD_USER_INPUT") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise GraphlakeClientError(f"{src}: not a readable tar (not a regular file)", "BAD_USER_INPUT")
+    os.set_blocking(fd, True)
+    stream = os.fdopen(fd, "rb")
+    try:
+        return tarfile.open(fileobj=stream, mode="r:*"), stream
+    except (tarfile.TarError, OSError) as error:
+        stream.close()
+        raise GraphlakeClientError(f"{src}: not a readable tar ({error})", "BAD_USER_INPUT") from None
+
+
 class BundleReader:
     """A bundle to import. Use as a context manager (a tar stays open while it is read).
 
@@ -72,11 +92,9 @@ class BundleReader:
         # path swapped for a link meanwhile would move "inside" to wherever the link leads.
         self._inside = src.resolve() if confined else src
         self._tar: tarfile.TarFile | None = None
+        self._tar_file: BinaryIO | None = None
         if is_tar(src) or src.is_file():
-            try:
-                self._tar = tarfile.open(src, "r:*")
-            except (tarfile.TarError, OSError) as error:
-                raise GraphlakeClientError(f"{src}: not a readable tar ({error})", "BAD_USER_INPUT") from None
+            self._tar, self._tar_file = _open_tar(src)
         elif not (src / MANIFEST).is_file():
             raise GraphlakeClientError(f"{src}: no {MANIFEST} (not a bundle, or an export that did not finish)",
                                        "BAD_USER_INPUT")
@@ -92,6 +110,8 @@ class BundleReader:
     def __exit__(self, *_: object) -> None:
         if self._tar is not None:
             self._tar.close()
+        if self._tar_file is not None:
+            self._tar_file.close()
 
     @contextmanager
     def _open(self, path: str) -> Iterator[BinaryIO | None]:
@@ -155,11 +175,7 @@ class BundleReader:
             if stream is None:
                 raise GraphlakeClientError(f"{self.src}: no {MANIFEST} (not a bundle, or an export that did not finish)",
                                            "BAD_USER_INPUT")
-            try:
-                raw = json.load(stream)
-            except ValueError as error:
-                raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
-        return check_manifest(raw)
+            return parse_manifest(stream.read(), f"{self.src}/{MANIFEST}")
 
     def payload_digest(self, path: str) -> tuple[int, str] | None:
         """The size and SHA-256 of the payload at `path`, read whole (None: the bundle has none)."""

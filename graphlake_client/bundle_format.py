@@ -27,6 +27,7 @@ a server-side one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -43,6 +44,10 @@ PURPOSES = ("GROUND_TRUTH", "PREDICTION", "REVIEW")
 GEOMETRIES = ("bbox", "rotatedBbox", "polygon", "polyline", "keypoints", "mask")
 _SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_KEY = 200  # a record key's length, as the server allows (services/record_keys.py)
+# A version's name as the server takes it (services/datasets.py's _VERSION; tests/unit/test_bundle_manifest.py
+# keeps the two equal): checked before anything is written, not by createDatasetVersion at the commit's end.
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
+RECORD_FIELDS = ("label", "score", "value", "attributes", "source")  # each present, null for none
 
 
 def payload_path(sha256: str) -> str:
@@ -67,6 +72,24 @@ def _sha(value: Any, field: str) -> str:
     return value
 
 
+def _ref(value: Any, table: dict[str, Any], field: str, what: str) -> str:
+    """A reference to an entry of the manifest's `table` (its assets, sets, schemas)."""
+    if not isinstance(value, str) or value not in table:
+        raise bad(field, f"names no {what} of the bundle ({value!r})")
+    return value
+
+
+def parse_manifest(data: bytes | str, where: str) -> dict[str, Any]:
+    """The manifest in `data` (read from `where`), parsed and checked. Nesting too deep for the
+    parser is refused as not JSON (a RecursionError answered a server-side import with INTERNAL)."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise GraphlakeClientError(f"{where}: not JSON ({reason})", "BAD_USER_INPUT") from None
+    return check_manifest(raw)
+
+
 def check_manifest(manifest: Any) -> dict[str, Any]:
     """`manifest` if it is a bundle manifest this reader understands and whose references hold; else
     a BAD_USER_INPUT error naming the field."""
@@ -78,7 +101,8 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
         raise bad("format_version", f"is {version}; this Graphlake reads bundles of format 1 to {FORMAT_VERSION}")
     _need(_need(manifest.get("dataset"), dict, "dataset", "an object").get("name"), str, "dataset.name", "a string")
     head = _need(manifest.get("version"), dict, "version", "an object")
-    _need(head.get("name"), str, "version.name", "a string")
+    if not VERSION_NAME.match(_need(head.get("name"), str, "version.name", "a string")):
+        raise bad("version.name", "must be 1-100 letters, digits or ._+- and start with a letter or digit")
     _sha(head.get("manifest_sha256"), "version.manifest_sha256")
     assets = _need(manifest.get("assets"), dict, "assets", "an object")
     for ref, asset in assets.items():
@@ -97,11 +121,15 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
         _need(found.get("name"), str, f"sets.{ref}.name", "a string")
         if found.get("purpose") not in PURPOSES:
             raise bad(f"sets.{ref}.purpose", f"must be one of {', '.join(PURPOSES)}")
-        if found.get("schema") not in schemas:
-            raise bad(f"sets.{ref}.schema", f"names no schema of the bundle ({found.get('schema')!r})")
+        _ref(found.get("schema"), schemas, f"sets.{ref}.schema", "schema")
     keys: dict[tuple[str, str], str] = {}  # (set, key) -> the record holding it
+    refs: dict[str, str] = {}  # a datum's ref -> the datum holding it: the commit maps datums by it
     for n, datum in enumerate(_need(manifest.get("datums"), list, "datums", "a list")):
         _check_datum(f"datums[{n}]", datum, assets, sets, keys)
+        ref = _need(datum.get("ref"), str, f"datums[{n}].ref", "a string")
+        if ref in refs:
+            raise bad(f"datums[{n}].ref", f"is also the ref of {refs[ref]}")
+        refs[ref] = f"datums[{n}]"
     _check_counts(head, manifest["datums"])
     return manifest
 
@@ -162,15 +190,12 @@ def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str,
         raise bad(f"{where}.roles", "a datum has at least one role")
     for n, role in enumerate(roles):
         _need(_need(role, dict, f"{where}.roles[{n}]", "an object").get("role"), str, f"{where}.roles[{n}].role", "a string")
-        if role.get("asset") not in assets:
-            raise bad(f"{where}.roles[{n}].asset", f"names no asset of the bundle ({role.get('asset')!r})")
+        _ref(role.get("asset"), assets, f"{where}.roles[{n}].asset", "asset")
     for n, record in enumerate(_need(datum.get("records"), list, f"{where}.records", "a list")):
         field = f"{where}.records[{n}]"
-        _need(record, dict, field, "an object")
-        if record.get("set") not in sets:
-            raise bad(f"{field}.set", f"names no set of the bundle ({record.get('set')!r})")
-        if record.get("asset") not in assets:
-            raise bad(f"{field}.asset", f"names no asset of the bundle ({record.get('asset')!r})")
+        _check_record_fields(field, _need(record, dict, field, "an object"))
+        _ref(record.get("set"), sets, f"{field}.set", "set")
+        _ref(record.get("asset"), assets, f"{field}.asset", "asset")
         _need(record.get("kind"), str, f"{field}.kind", "a string")
         if record.get("key") is not None:  # as addAnnotations takes it: refused here, before anything is written
             key = _need(record["key"], str, f"{field}.key", "a string")
@@ -183,5 +208,21 @@ def _check_datum(where: str, datum: Any, assets: dict[str, Any], sets: dict[str,
         if geometry is not None:
             if not isinstance(geometry, dict) or len(geometry) != 1 or next(iter(geometry)) not in GEOMETRIES:
                 raise bad(f"{field}.geometry", f"must be null or one of {', '.join(GEOMETRIES)}")
-            if "mask" in geometry and (geometry["mask"] or {}).get("asset") not in assets:
-                raise bad(f"{field}.geometry.mask.asset", "names no asset of the bundle")
+            if "mask" in geometry:
+                _ref(_need(geometry["mask"], dict, f"{field}.geometry.mask", "an object").get("asset"), assets,
+                     f"{field}.geometry.mask.asset", "asset")
+
+
+def _check_record_fields(field: str, record: dict[str, Any]) -> None:
+    """The fields the commit reads of a record, of the types addAnnotations takes (a missing one
+    answered a server-side import with INTERNAL)."""
+    for name in RECORD_FIELDS:
+        if name not in record:
+            raise bad(f"{field}.{name}", "is missing (null for none)")
+    for name, kind, what in (("label", str, "a string or null"), ("attributes", dict, "an object or null"),
+                             ("source", dict, "an object or null")):
+        if record[name] is not None:
+            _need(record[name], kind, f"{field}.{name}", what)
+    if record["score"] is not None and (isinstance(record["score"], bool) or not isinstance(record["score"], int | float)):
+        raise bad(f"{field}.score", "must be a number or null")
+    _need(record.get("verified"), bool, f"{field}.verified", "true or false")

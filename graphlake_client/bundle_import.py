@@ -351,18 +351,25 @@ class Pass:
         existing = (await self.lake.execute(ops.DATASET, {"name": dataset["name"]}))["dataset"]
         dataset_id = existing["id"] if existing else (await self.lake.execute(ops.CREATE_DATASET_DESCRIBED, {"input": {
             "name": dataset["name"], "description": dataset.get("description")}}))["createDataset"]["id"]
-        made = (await self.lake.execute(ops.CREATE_VERSION, {"input": {
-            "datasetId": dataset_id, "version": head["name"], "description": head.get("description"),
-            "addDatums": list(dict.fromkeys(self.datum_of[d["ref"]] for d in self.manifest["datums"])),
-            "addAnnotationSets": [self.set_of[ref] for ref in self.manifest["sets"]]}}))["createDatasetVersion"]
+        try:
+            # The lake builds the version only if it hashes as the source's did (a manifest edited after
+            # its export names content of another hash): refused, it leaves no version behind.
+            made = (await self.lake.execute(ops.CREATE_VERSION, {"input": {
+                "datasetId": dataset_id, "version": head["name"], "description": head.get("description"),
+                "addDatums": list(dict.fromkeys(self.datum_of[d["ref"]] for d in self.manifest["datums"])),
+                "addAnnotationSets": [self.set_of[ref] for ref in self.manifest["sets"]],
+                # Referenced files are named by URI: another hash, by design.
+                "expectedManifestSha256": None if referenced else head["manifest_sha256"]}}))["createDatasetVersion"]
+        except GraphlakeClientError as error:
+            if error.field != "expectedManifestSha256" or error.code != "CONFLICT":
+                raise
+            raise GraphlakeClientError(
+                f"the bundle's content does not hash to its source version's manifest hash {head['manifest_sha256']} "
+                f"({error}): the manifest was changed after its export; version {dataset['name']}/{head['name']} was "
+                "not made", "INTEGRITY", "manifest.json") from error
         self.report.version_id, self.report.committed = made["id"], True
         self.report.same_hash = made["manifestSha256"] == head["manifest_sha256"]
         self.say(f"built version {dataset['name']}/{head['name']}")
-        if not self.report.same_hash and not referenced:
-            raise GraphlakeClientError(
-                f"the imported version {made['id']} hashes to {made['manifestSha256']}, the bundle's source to "
-                f"{head['manifest_sha256']}: its content differs (see its verification and the bundle's manifest)",
-                "INTEGRITY")
 
 
 def _schema_body(schema: dict[str, Any]) -> str:

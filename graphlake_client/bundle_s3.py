@@ -14,7 +14,6 @@ A `.tar` at an S3 URL is staged through a local file (downloaded whole to disk, 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from graphlake_client.bundle_files import CHUNK, BundleReader, BundleWriter, dump_manifest, is_tar
-from graphlake_client.bundle_format import MANIFEST, check_manifest
+from graphlake_client.bundle_format import MANIFEST, parse_manifest
 from graphlake_client.errors import GraphlakeClientError
 
 MULTIPART = 64 * 1024 * 1024  # objects above this go up in parts of this size, four at a time
@@ -144,11 +143,7 @@ class S3BundleReader:
         with self._body(MANIFEST) as body:
             if body is None:
                 raise GraphlakeClientError(f"{self.src}: no {MANIFEST}", "BAD_USER_INPUT")
-            try:
-                raw = json.loads(body.read())
-            except ValueError as error:
-                raise GraphlakeClientError(f"{self.src}/{MANIFEST}: not JSON ({error})", "BAD_USER_INPUT") from None
-        return check_manifest(raw)
+            return parse_manifest(body.read(), f"{self.src}/{MANIFEST}")
 
     def payload_digest(self, path: str) -> tuple[int, str] | None:
         """BundleReader.payload_digest: the object streamed and hashed."""

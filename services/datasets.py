@@ -18,7 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,7 @@ from services.errors import BadUserInput, Conflict, NotFound
 from services.field_pages import field_pages, key_pages
 from services.id_reads import fields_by_ids
 from services.node_ids import NodeType, decode_object_id, encode_id
+from services.uploads.verification import check_sha256
 from storage import ObjectStore
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}\Z")
@@ -69,6 +70,9 @@ class VersionPlan:
     add_sets: list[ObjectId] = field(default_factory=list)
     remove_sets: list[ObjectId] = field(default_factory=list)
     from_collection: ObjectId | None = None
+    # The manifest hash the caller knows the content by (a bundle's source version's): a build that
+    # hashes otherwise is refused and leaves no version (a READY one would name a content nobody asked for).
+    expected_manifest_sha256: str | None = None
 
 
 def datasets_filter(name_contains: str | None) -> dict[str, Any]:
@@ -404,6 +408,8 @@ async def create_version(plan: VersionPlan, actor: str | None, content_store: Ob
     (services/version_content.py); `stores`: the lake's mounts, where an abandoned build's file may lie."""
     if not _VERSION.match(plan.version):
         raise BadUserInput("must be 1-100 letters, digits or ._+- and start with a letter or digit", field="version")
+    if plan.expected_manifest_sha256 is not None:
+        plan = replace(plan, expected_manifest_sha256=check_sha256(plan.expected_manifest_sha256, "expectedManifestSha256"))
     dataset = await Dataset.get(plan.dataset_id)
     if dataset is None or dataset.deleting_at is not None:
         raise delete_marks.gone("dataset", NodeType.DATASET, plan.dataset_id, "datasetId")
@@ -554,11 +560,15 @@ async def _build(version: DatasetVersion, plan: VersionPlan, chosen: dict[Object
     counts = {s.value: 0 for s in Split}
     for split in chosen.values():
         counts[split.value] += 1
+    digest = manifest_hash(entries, sets.values())
+    if plan.expected_manifest_sha256 is not None and digest != plan.expected_manifest_sha256:  # discarded by the caller
+        raise Conflict(f"the version's content hashes to {digest}, not to the one expected: it differs from the "
+                       "content it was expected to be, and was not kept", field="expectedManifestSha256")
     place = await version_order.next_place(version.dataset_id)
     flipped = await DatasetVersion.get_pymongo_collection().update_one(
         {"_id": version.id, "status": VersionStatus.BUILDING.value}, {"$set": {
             "status": VersionStatus.READY.value, "datum_count": len(chosen), "split_counts": counts, "record_counts": records,
-            "manifest_sha256": manifest_hash(entries, sets.values()), "ready_seq": place,
+            "manifest_sha256": digest, "ready_seq": place,
             # Its content file is being written now: the maintenance leaves it to this build (snapshots.write_missing_contents).
             "content_tried_at": utcnow()}})
     if flipped.matched_count == 0:  # taken for abandoned (a build that outlived ABANDONED_AFTER) or deleted meanwhile

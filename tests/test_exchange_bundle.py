@@ -532,6 +532,36 @@ async def test_an_entry_removed_from_the_manifest_is_refused_before_anything_is_
     assert report["committed"] and report["same_hash"]
 
 
+async def test_a_manifest_edited_after_its_export_leaves_no_version(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path) -> None:
+    """A datum's metadata changed in the manifest, its counts whole: the lake built the version, found
+    afterwards that it hashed otherwise, and kept it READY under the bundle's name (a rerun then met it
+    as a conflict only an admin could delete). The build now expects the source's hash, and one that
+    hashes otherwise is refused and kept by no one: the rerun refuses the same way, and the true
+    bundle then imports."""
+    bundle = tmp_path / "bundle"
+    source = await exported(served, make_token, tmp_path, bundle)
+    await wipe(served)
+    good = json.loads((bundle / "manifest.json").read_text())
+    edited = json.loads(json.dumps(good))
+    edited["datums"][0]["metadata"]["plate"] = 99
+    (bundle / "manifest.json").write_text(json.dumps(edited))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        for _ in range(2):
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.import_bundle(bundle)
+            assert refused.value.code == "INTEGRITY" and refused.value.field == "manifest.json"
+            assert source["manifestSha256"] in str(refused.value) and "was not made" in str(refused.value)
+            assert await DatasetVersion.get_pymongo_collection().count_documents({}) == 0
+        (bundle / "manifest.json").write_text(json.dumps(good))
+        report = await lake.import_bundle(bundle)
+        assert report["committed"] and report["same_hash"]
+        with pytest.raises(GraphlakeClientError) as malformed:  # the input's own check
+            await lake.execute(ops.CREATE_VERSION, {"input": {"datasetId": (await lake.execute(ops.DATASET, {"name": "parts"}))["dataset"]["id"],
+                                                              "version": "v9", "expectedManifestSha256": "abc"}})
+        assert malformed.value.code == "BAD_USER_INPUT" and malformed.value.field == "expectedManifestSha256"
+
+
 async def test_an_existing_version_with_other_content_conflicts(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     await exported(served, make_token, tmp_path, bundle)
@@ -639,6 +669,9 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
         await state.stores["lab"].write(f"bundles/b1/{file.relative_to(bundle)}", file)
     tarred(bundle, tmp_path / "b1.tar")
     await state.stores["lab"].write("bundles/b1.tar", tmp_path / "b1.tar")
+    # An object the manifest names nowhere: not staged (the server copies only the manifest and its payloads).
+    await state.stores["lab"].write("bundles/b1/notes.bin", tmp_path / "b1.tar")
+    await state.stores["lab"].write("bundles/loose/payloads/x", tmp_path / "b1.tar")  # no manifest.json at all
 
     for mount, path in (("local", "bundles/b1"), ("lab", "bundles/b1"), ("lab", "bundles/b1.tar")):
         await wipe(served)
@@ -681,6 +714,10 @@ async def test_the_mutations_import_a_bundle_on_a_mount(served: Served, make_tok
         for path in ("bundles/none", "bundles/none.tar"):
             missing = await api.run("CommitBundleImport", {"input": {"path": path, "mount": mount}}, token=token)
             assert missing["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}, (mount, path)
+    # A prefix without a manifest is refused before anything under it is copied to the server.
+    loose = await api.run("PrepareBundleImport", {"input": {"path": "bundles/loose", "mount": "lab"}}, token=token)
+    assert loose["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "input.path"}
+    assert "(no manifest.json)" in loose["errors"][0]["message"]
     # Every control character, DEL and C1 too (`ord(c) < 32` let them through: NOT_FOUND on the mount).
     for path in ("a\u0000b", "a\u001fb", "a\u007fb", "a\u0085b", "a\u009bb"):
         control = await api.run("PrepareBundleImport", {"input": {"path": path}}, token=token)
@@ -743,8 +780,12 @@ async def test_a_bundle_on_a_mount_may_not_hold_links(served: Served, make_token
         payload.unlink()
         os.mkfifo(payload)
 
+    # A FIFO as the bundle itself: its open held the import's request slot until a writer came, and a
+    # few such imports (one per slot) stopped the server answering anyone.
+    root.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / "pipe.tar")
     for path in (linked("symlink", symlink), linked("hard", hard_link), linked("dir", linked_directory),
-                 linked("fifo", fifo)):
+                 linked("fifo", fifo), "bundles/pipe.tar"):
         await wipe(served)
         token = await make_token(Role.CONTRIBUTOR)
         before = await counts()
@@ -753,7 +794,8 @@ async def test_a_bundle_on_a_mount_may_not_hold_links(served: Served, make_token
             [error] = refused["errors"]
             assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.path"}, (path, error)
             assert str(settings.data_dir) not in error["message"]
-            assert ("missing from the bundle" if path.endswith("fifo") else "not a file of the bundle's own") in error["message"]
+            said = {"fifo": "missing from the bundle", ".tar": "not a readable tar (not a regular file)"}
+            assert said.get(path[-4:], "not a file of the bundle's own") in error["message"], error["message"]
         assert await counts() == before, path
 
 

@@ -27,6 +27,7 @@ import httpx
 from starlette.requests import Request
 
 from graphlake_client import Client, GraphlakeClientError, ResumeState
+from graphlake_client.bundle_format import MANIFEST, parse_manifest
 from graphlake_client.bundle_import import import_bundle
 from resolvers.context import Context
 from services.auth import bearer_secret
@@ -91,7 +92,8 @@ async def located(store: ObjectStore, path: str) -> AsyncIterator[Path]:
 
 
 async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None:
-    """Copy the bundle (a tar's one object, or every object under the directory) into `scratch`."""
+    """Copy the bundle (a tar's one object, or the manifest under the directory and the payloads it
+    names) into `scratch`."""
     if relative.name.endswith(".tar"):
         if await store.stat(str(relative)) is None:
             raise NotFound(f"no bundle at {relative} on mount {store.name!r}", field="input.path")
@@ -100,8 +102,23 @@ async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None
         base = store.object_key(f"{relative}/")
         listed = await store.list_objects(store.bucket, base, limit=LISTED_AT_MOST)
         keys = {f"{relative}/{o['Key'][len(base):]}": scratch / o["Key"][len(base):] for o in listed}
-        if not keys:
-            raise NotFound(f"no bundle under {relative}/ on mount {store.name!r}", field="input.path")
+        manifest = f"{relative}/{MANIFEST}"
+        if manifest not in keys:
+            raise NotFound(f"no bundle under {relative}/ on mount {store.name!r} (no {MANIFEST})", field="input.path")
+        # The manifest first, checked, then only the payloads it names: any prefix of a mount was
+        # copied whole to the server's disk before its manifest was read (or found missing).
+        await _copy_objects(store, {manifest: keys[manifest]}, scratch)
+        try:  # in a thread: a manifest of 100,000 records is tens of MB of JSON
+            checked = await asyncio.to_thread(lambda: parse_manifest(keys[manifest].read_bytes(), str(manifest)))
+            named = {asset["payload"]["path"] for asset in checked["assets"].values() if asset.get("payload")}
+        except GraphlakeClientError as error:
+            raise BadUserInput(str(error), field="input.path") from None
+        keys = {key: target for key, target in keys.items() if key[len(str(relative)) + 1:] in named}
+    await _copy_objects(store, keys, scratch)
+
+
+async def _copy_objects(store: S3Store, keys: Mapping[str, Path], scratch: Path) -> None:
+    """Copy each object of `keys` to its file under `scratch`."""
     for key, target in keys.items():
         if not target.resolve().is_relative_to(scratch.resolve()):  # an object named a/../../x
             raise BadUserInput(f"the bundle holds an object whose name leads out of it: {key}", field="input.path")

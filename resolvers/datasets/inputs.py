@@ -32,6 +32,9 @@ class CreateDatasetVersionInput:
         "Annotation sets of the parent to leave out (each must be in the parent)."))
     from_collection: strawberry.ID | None = strawberry.field(default=None, description=(
         "A collection whose items each become a new datum (its asset in role `asset`, the item's split, its path in metadata `path`); null for none."))
+    expected_manifest_sha256: str | None = strawberry.field(default=None, description=(
+        "The manifest hash (64 hex digits) the content must have, e.g. a bundle's source version's: a build whose "
+        "content hashes otherwise is refused with CONFLICT on this field and leaves no version. Null: any content."))
 
 
 @strawberry.input(description="Relative sizes of the parts; they need not add up to 1.")

@@ -38,6 +38,7 @@ class DatasetMutations:
             remove_sets=decode_object_ids(input.remove_annotation_sets or [], NodeType.ANNOTATION_SET, field="removeAnnotationSets"),
             from_collection=decode_object_id(input.from_collection, NodeType.COLLECTION, field="fromCollection")
             if input.from_collection else None,
+            expected_manifest_sha256=input.expected_manifest_sha256,
         )
         stores = info.context.stores  # its content file goes to the default mount (services/version_content.py)
         return DatasetVersion.from_document(await service.create_version(
