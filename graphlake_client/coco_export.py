@@ -97,7 +97,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path) -> CocoExport:
                     used.add(image_id)
                 file_name = image_path(meta.get("file_name"), asset["name"])
                 if file_name in taken:  # the second of two same names gets its asset id: never overwrite
-                    file_name = with_id(file_name, asset["id"])
+                    file_name = with_id(file_name, asset["id"], taken.__contains__)
                 taken.add(file_name)
                 target = dest / "images" / file_name
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,13 @@ the `datasets` features) in the file.
 
 What maps: ground-truth BBOX and POLYGON records, one object per COCO annotation or VOC object
 (the records they became share `coco_id` / `voc_object`), its box the BBOX record's or else the
-polygon's bounds. Prediction sets, COCO crowds (CROWD), VOC difficult objects (DIFFICULT) and
-layout parts (PART), MASK and KEYPOINTS records do not; the result counts them, and an image
-Pillow cannot read (the builder decodes every image) as IMAGE, named under `unreadable`.
+polygon's bounds, cut at the image's edges (width and height as the builder turns the image
+upright: version_reading.pixel_size), as the YOLO export cuts it. Prediction sets, COCO crowds
+(CROWD), VOC difficult objects (DIFFICULT) and layout parts (PART), records whose label is no class
+(LABEL), MASK and KEYPOINTS records, and an object wholly outside its image (its records' kinds) do
+not; the result counts them, a datum without an `image` role as NO_IMAGE, and an image Pillow cannot
+read (the builder decodes every image) as IMAGE, named under `unreadable`. A version with no image
+to export is refused (BAD_USER_INPUT naming `version`) before anything is written.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from graphlake_client.results import HfExport
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
+    clipped_box,
     file_name_of,
     find_version,
     image_path,
     pixel_size,
     refuse_earlier_export,
+    refuse_no_image,
     source_of,
     summary,
     version_datums,
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
     from graphlake_client.client import Client
 
 SPLITS = {"TRAIN": "train", "VALIDATION": "validation", "TEST": "test", "UNASSIGNED": "unassigned"}
+FILES = ("README.md",)  # the dataset card: an earlier export's, or the user's own
 
 
 def features(names: list[str]) -> datasets.Features:
@@ -86,8 +93,9 @@ async def export_hf(lake: Client, version: str, dest: Path, *, split_ratios: tup
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
     await to_thread(debris.sweep_export, dest, SPLITS.values())
-    refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", replace=replace)  # its README globs each split's folder
-    with whole_or_none(dest, SPLITS.values()):
+    # Its README globs each split's folder.
+    refuse_earlier_export(dest, SPLITS.values(), "Hugging Face", files=FILES, replace=replace)
+    with whole_or_none(dest, SPLITS.values(), FILES):
         return await _write(lake, found, dest, ratios, seed)
 
 
@@ -96,29 +104,31 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
     """The export itself, into a `dest` whose split folders hold nothing."""
     truth = GroundTruth.of(found)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    unboxed: list[tuple[dict[str, Any], list[list[dict[str, Any]]]]] = []  # (row, its objects): boxed once sized
     taken: set[tuple[str, str]] = set()
     left_out: Counter[str] = Counter()
     async with ExportFetches(lake) as fetches:
         async for datum, records in version_datums(lake, found["id"], from_file=True):
             asset = datum["asset"]
             if asset is None:
-                continue  # a datum without an image role has no image to load
+                left_out["NO_IMAGE"] += 1  # a datum without an image role has no image to load
+                continue
             split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = image_path(file_name_of(datum), asset["name"])
             if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
-                path = with_id(path, asset["id"])
+                path = with_id(path, asset["id"], lambda renamed, split=split: (split, renamed) in taken)
             taken.add((split, path))
             target = dest / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            objects = truth.objects(records, ("BBox", "Polygon"), left_out)
-            boxes = [(box, obj[0]["label"], source_of(obj)) for obj in objects if (box := box_of(obj))]
-            row = {"file_name": path, "width": 0, "height": 0, "datum_id": datum["id"],  # the size once the image is in
-                   "objects": {"bbox": [[float(v) for v in box] for box, _, _ in boxes],
-                               "category": [truth.index[label] for _, label, _ in boxes],
-                               "source": [source for _, _, source in boxes]}}
+            row = {"file_name": path, "width": 0, "height": 0, "datum_id": datum["id"]}  # the size once the image is in
+            unboxed.append((row, truth.objects(records, ("BBox", "Polygon"), left_out)))
             rows[split].append(row)
             await fetches.add(asset, target, then=partial(sized, row, target))
+    refuse_no_image(found, len(taken), left_out)
     unreadable = _leave_out_unreadable(rows, dest, left_out)
+    for row, objects in unboxed:
+        if row["width"] is not None:  # an unreadable image's row is gone, and its objects with it
+            row["objects"] = _objects(objects, row["width"], row["height"], truth, left_out)
     schema = features(truth.names).arrow_schema
     for split, split_rows in rows.items():
         pq.write_table(pa.Table.from_pylist(split_rows, schema=schema), dest / split / "metadata.parquet")
@@ -133,6 +143,22 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             "objects": sum(len(row["objects"]["bbox"]) for r in rows.values() for row in r),
             "splits": {split: len(r) for split, r in rows.items()}, "left_out": dict(left_out),
             "unreadable": unreadable, "version": summary(found)}
+
+
+def _objects(objects: list[list[dict[str, Any]]], width: int, height: int, truth: GroundTruth,
+             left_out: Counter[str]) -> dict[str, list[Any]]:
+    """An image's `objects` column: each object's box cut at the image's edges, as the YOLO export
+    cuts it; an object with nothing left inside (wholly outside, or of no size) is counted in
+    `left_out` by its records' kinds."""
+    boxes = []
+    for obj in objects:
+        if (box := box_of(obj)) and (inside := clipped_box(box, width, height)):
+            boxes.append((inside, truth.index[obj[0]["label"]], source_of(obj)))
+        else:
+            left_out.update(r["kind"] for r in obj)
+    return {"bbox": [[float(v) for v in box] for box, _, _ in boxes],
+            "category": [category for _, category, _ in boxes],
+            "source": [source for _, _, source in boxes]}
 
 
 def _leave_out_unreadable(rows: dict[str, list[dict[str, Any]]], dest: Path, left_out: Counter[str]) -> list[str]:

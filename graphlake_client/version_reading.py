@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import struct
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncGenerator, Collection, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,7 +39,7 @@ async def find_version(lake: Client, version: str) -> dict[str, Any]:
     variables = {"dataset": dataset, "version": name} if slash else {"id": version}
     found = (await lake.execute(ops.VERSION, variables))["datasetVersion"]
     if found is None:
-        raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND")
+        raise GraphlakeClientError(f"no dataset version {version!r}", "NOT_FOUND", "version")
     return found
 
 
@@ -51,31 +52,43 @@ def summary(found: dict[str, Any]) -> VersionRef:
 @dataclass(frozen=True)
 class GroundTruth:
     """What a training format exports of a version: its GROUND_TRUTH sets, and their labels, each
-    numbered by its first place across the sets' schemas (YOLO's class, a ClassLabel's index)."""
+    numbered by its first place across the sets' schemas (YOLO's class, a ClassLabel's index). A
+    schema listing no labels allows any: its set's labels are those its records carry, numbered
+    after the listed ones in the order the version first uses them (its datums' order, which a
+    version never changes), so `names` and `index` grow while `objects` reads the records."""
 
     sets: frozenset[str]
     names: list[str]
     index: dict[str, int]
+    open_sets: frozenset[str] = frozenset()  # sets whose schema lists no labels
 
     @classmethod
     def of(cls, found: dict[str, Any]) -> GroundTruth:
-        sets = frozenset(s["id"] for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH")
-        names = list(dict.fromkeys(label["name"] for s in found["annotationSets"] if s["id"] in sets
-                                   for label in s["schema"]["labels"]))
-        return cls(sets, names, {name: n for n, name in enumerate(names)})
+        truth = [s for s in found["annotationSets"] if s["purpose"] == "GROUND_TRUTH"]
+        names = list(dict.fromkeys(label["name"] for s in truth for label in s["schema"]["labels"]))
+        return cls(frozenset(s["id"] for s in truth), names, {name: n for n, name in enumerate(names)},
+                   frozenset(s["id"] for s in truth if not s["schema"]["labels"]))
+
+    def _known(self, record: dict[str, Any]) -> bool:
+        """Whether the record's label is a class, making it one when its set's schema allows any."""
+        label = record["label"]
+        if label not in self.index and label is not None and record["set"]["id"] in self.open_sets:
+            self.index[label] = len(self.names)
+            self.names.append(label)
+        return label in self.index
 
     def objects(self, records: list[dict[str, Any]], kinds: Collection[str],
                 left_out: Counter[str]) -> list[list[dict[str, Any]]]:
-        """The image's ground-truth objects, each the records of one object (see `group_of`; records
-        of different sets never merge), keeping the geometry `kinds` with a known label; every other
-        record is counted in `left_out` (predictions as PREDICTION, a crowd region's as CROWD, the rest
-        by kind). A COCO crowd (`iscrowd` 1) is a region of many objects, not one: Ultralytics' own
-        COCO converter, Detectron2 and MMDetection leave it out of training, and a box around it taught
-        as an object would be wrong; COCO's export keeps it, as COCO does. A VOC object marked
-        `difficult` is left out whole (DIFFICULT), as Ultralytics' VOC converter leaves it out (VOC's
-        evaluation ignores it: taught as an ordinary object, it is a box the evaluation never asks
-        for). A VOC person's layout part (head, hand, foot: `voc_part_of`) is left out (PART): parts
-        are labelled on a few persons only, so a class of them would teach every unlabelled head as
+        """The image's ground-truth objects, each the records of one object (see `group_of`; records of
+        different sets never merge), keeping the geometry `kinds` with a known label; every other record is
+        counted in `left_out` (predictions as PREDICTION, a crowd region's as CROWD, one of these kinds
+        without a known label as LABEL, the rest by kind). A COCO crowd (`iscrowd` 1) is a region of many
+        objects, not one: Ultralytics' own COCO converter, Detectron2 and MMDetection leave it out of
+        training, and a box around it taught as an object would be wrong; COCO's export keeps it, as COCO
+        does. A VOC object marked `difficult` is left out whole (DIFFICULT), as Ultralytics' VOC converter
+        leaves it out (VOC's evaluation ignores it: taught as an ordinary object, it is a box the evaluation
+        never asks for). A VOC person's layout part (head, hand, foot: `voc_part_of`) is left out (PART):
+        parts are labelled on a few persons only, so a class of them would teach every unlabelled head as
         background; the COCO export keeps them."""
         objects: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
         for n, record in enumerate(records):
@@ -87,10 +100,12 @@ class GroundTruth:
                 left_out["CROWD"] += 1
             elif attributes.get("voc_part_of") is not None:
                 left_out["PART"] += 1
-            elif kind in kinds and record["label"] in self.index:
+            elif kind not in kinds:
+                left_out[record["kind"]] += 1
+            elif self._known(record):
                 objects[(record["set"]["id"], *group_of(record, n))].append(record)
             else:
-                left_out[record["kind"]] += 1
+                left_out["LABEL"] += 1
         kept = []
         for obj in objects.values():  # VOC marks `difficult` on an object's box record alone
             if any((r.get("attributes") or {}).get("difficult") for r in obj):
@@ -110,11 +125,24 @@ def refuse_earlier_export(dest: Path, folders: Iterable[str], fmt: str, *, files
     else of `dest`. `files` are names or glob patterns (`results-*.json`: a file per prediction set)."""
     held = [f"{f}/" for f in folders if _holds_files(dest / f)] + [p.name for p in _files(dest, files)]
     if held and replace:
+        _refuse_linked(dest, folders)
         _remove(dest, folders, files)
     elif held:
         raise GraphlakeClientError(f"{dest} holds an earlier export ({', '.join(held)}), or one that stopped part-way: "
                                    f"a {fmt} export is what those hold, so export into an empty directory, or pass "
                                    "--replace (replace=True) to remove them first", "CONFLICT", "dest")
+
+
+def refuse_no_image(found: dict[str, Any], images: int, left_out: Counter[str]) -> None:
+    """BAD_USER_INPUT naming `version` when none of its datums has an image in the `image` role
+    (`images` is how many had one), before a training export writes its dataset's description: it
+    would describe an empty dataset (a YOLO data.yaml without train or val, a Hugging Face README
+    `datasets` cannot load). Their datums are counted as NO_IMAGE."""
+    if not images:
+        why = f"{left_out['NO_IMAGE']} datums, none with that role" if left_out["NO_IMAGE"] else "no datums"
+        raise GraphlakeClientError(f"dataset version {found['dataset']['name']}/{found['version']} has no image to "
+                                   f"export: a datum's image is its `image` role, and it has {why}",
+                                   "BAD_USER_INPUT", "version")
 
 
 @contextmanager
@@ -127,6 +155,17 @@ def whole_or_none(dest: Path, folders: Iterable[str], files: Iterable[str] = ())
     except BaseException:
         _remove(dest, folders, files)
         raise
+
+
+def _refuse_linked(dest: Path, folders: Iterable[str]) -> None:
+    """CONFLICT naming a folder of `dest` that is a link (to another disk, say) holding files:
+    `replace` removes DEST's own folders, never what a link points at, and the earlier export's files
+    left there (its images in a split they have left, without labels) would train too."""
+    for folder in folders:
+        if (dest / folder).is_symlink() and _holds_files(dest / folder):
+            raise GraphlakeClientError(f"{dest / folder} is a link to {(dest / folder).resolve()}, which holds an earlier "
+                                       "export's files: --replace (replace=True) does not remove what a link points at, "
+                                       "so empty that folder yourself and export again", "CONFLICT", "dest")
 
 
 def _holds_files(folder: Path) -> bool:
@@ -153,15 +192,41 @@ UNREADABLE = (OSError, SyntaxError, ValueError)
 
 
 def pixel_size(image: Path) -> tuple[int, int] | None:
-    """An exported image's width and height from its header, as Pillow reads it; None when Pillow
-    cannot (a file in an image role that is no image Pillow knows: a training format cannot take it,
-    and the export leaves it out rather than fail half-written)."""
+    """An exported image's width and height as its loaders show it, from its header; None when
+    Pillow cannot read it (a file in an image role that is no image Pillow knows: a training format
+    cannot take it, and the export leaves it out rather than fail half-written). An EXIF orientation
+    of 5 to 8 (a phone's photo held sideways) swaps them: `datasets` turns the image upright
+    (ImageOps.exif_transpose), as OpenCV does reading a JPEG for Ultralytics, so a record's
+    coordinates are in that upright frame, the one the image is shown in."""
     from PIL import Image  # the yolo and hf extras have Pillow; version_reading itself needs none
 
     try:
         with Image.open(image) as opened:
-            return opened.size
+            width, height = opened.size
+            return (height, width) if _orientation(opened) in _QUARTER_TURNS else (width, height)
     except (*UNREADABLE, Image.DecompressionBombError):
+        return None
+
+
+_ORIENTATION = 0x0112  # the EXIF tag
+_QUARTER_TURNS = (5, 6, 7, 8)  # the orientations exif_transpose turns by 90 or 270 degrees
+
+
+def _orientation(opened: Any) -> int | None:
+    """The EXIF orientation of an opened image, read from what its header held: Pillow's getexif
+    on a PNG decodes the whole image looking for an eXIf chunk after the pixels (every PNG without
+    one, the usual PNG, would be decoded), so a PNG's is the one before them. None for a damaged
+    EXIF block, which the loaders cannot turn by either."""
+    from PIL import Image
+
+    try:
+        if opened.format != "PNG":
+            return opened.getexif().get(_ORIENTATION)
+        exif = Image.Exif()
+        if "exif" in opened.info:
+            exif.load(opened.info["exif"])
+        return exif.get(_ORIENTATION)
+    except (*UNREADABLE, KeyError, IndexError, struct.error):
         return None
 
 
@@ -174,12 +239,18 @@ def image_path(file_name: str | None, fallback: str) -> str:
     return safe_name(file_name or fallback)
 
 
-def with_id(path: str, asset_id: str) -> str:
+def with_id(path: str, asset_id: str, taken: Callable[[str], bool] = lambda _: False) -> str:
     """`path` (an image's place in an export) with an asset id before its file's suffix: where two
-    images of one export share a name, the second's. Only the file's own name changes: a dot in a
+    images of one export share a name, the second's. Where that is `taken` too (the same image in a
+    third datum of the split), a count follows the id (`-2`, `-3`, ...) until the name is free, so
+    no datum's image or labels overwrite another's. Only the file's own name changes: a dot in a
     folder's name (`v1.2/frame`) is not the suffix's."""
     place = PurePosixPath(path)
-    return str(place.with_name(f"{place.stem}-{asset_id}{place.suffix}"))
+    renamed, count = str(place.with_name(f"{place.stem}-{asset_id}{place.suffix}")), 1
+    while taken(renamed):
+        count += 1
+        renamed = str(place.with_name(f"{place.stem}-{asset_id}-{count}{place.suffix}"))
+    return renamed
 
 
 def file_name_of(datum: dict[str, Any]) -> str | None:
@@ -213,6 +284,16 @@ def source_of(records: list[dict[str, Any]]) -> str | None:
     model's polygon is not). None when a record's is not known: a content file written before
     Graphlake recorded sources there (version_file.datums_of)."""
     return min(((r.get("source") or {}).get("kind") for r in records), key=lambda kind: _PERSONS.get(kind, 0))
+
+
+def clipped_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float] | None:
+    """x, y, width, height in pixels of a box cut at the image's edges; None when nothing of it is
+    left (wholly outside, or of no size), as the YOLO export's box_line does in 0..1."""
+    x0, y0 = min(max(box[0], 0), width), min(max(box[1], 0), height)
+    x1, y1 = min(max(box[0] + box[2], 0), width), min(max(box[1] + box[3], 0), height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def box_of(records: list[dict[str, Any]]) -> tuple[float, float, float, float] | None:

@@ -11,12 +11,15 @@ data.yaml does not list, unless `split_ratios` (and `seed`) are given: then each
 trains only on a data.yaml with `train` and `val`.
 
 The format's rules, as Ultralytics reads them:
-- a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order);
+- a class is the 0-based index of its name in `names` (the ground-truth schemas' labels, in order,
+  then those records carry in a set whose schema lists none, as the version first uses them);
 - a detection line is `class cx cy w h`, a segmentation line `class x1 y1 ... xn yn` (3 points or
-  more), every number in 0..1 (clipped: a box past the image's edge is cut at it);
+  more), every number in 0..1 (clipped: a box past the image's edge is cut at it), relative to the
+  image as its loader turns it upright (its EXIF orientation: version_reading.pixel_size);
 - a dataset is one task: Ultralytics drops every segment of a mixed detect/segment one, and a pose
-  line must carry the same number of keypoints on every object. So the export is **pose** when every
-  object has a keypoints record with the same number of points (`class cx cy w h` then `x y v` per
+  line must carry the same keypoints on every object (point i means one thing for every class). So
+  the export is **pose** when every object has a keypoints record naming the same points in the
+  same order (`class cx cy w h` then `x y v` per
   point, v 0/1/2 as COCO has it, a point not labelled 0 0 0; data.yaml gets `kpt_shape`, no
   `flip_idx`: which points mirror each other is not recorded), else **segment** when every object
   has a polygon, else **detect** (an object's BBOX record, or the bounds of its polygon);
@@ -28,9 +31,11 @@ annotation or VOC object (the records they became share `coco_id` / `voc_object`
 of a COCO annotation is its own segmentation line). What does not: prediction sets, MASK records (a
 mask would need contour tracing to become a polygon), keypoints outside a pose export, a COCO crowd
 (`iscrowd`: counted as CROWD), a VOC difficult object (DIFFICULT) or layout part (PART; see
-GroundTruth.objects) and a box wholly outside its image; the result counts what was left out, by
-record kind, and an image Pillow cannot read (no size to normalise by) as IMAGE, named under
-`unreadable`.
+GroundTruth.objects), a record whose label is no class (LABEL), a box or polygon wholly outside its
+image, and in a pose export the objects' polygons; the result counts what was left out, by record
+kind, and an image Pillow cannot read (no size to normalise by) as IMAGE, named under
+`unreadable`. A datum without an `image` role is counted as NO_IMAGE; a version with no image to
+export is refused (BAD_USER_INPUT naming `version`) before anything is written.
 
 Sources: a label line has no place for who made it (Ultralytics reads every number on it; a sixth
 column is a segment's point, or an error), and Ultralytics finds labels only where an image's path
@@ -63,6 +68,7 @@ from graphlake_client.version_reading import (
     image_path,
     pixel_size,
     refuse_earlier_export,
+    refuse_no_image,
     source_of,
     summary,
     version_datums,
@@ -77,6 +83,7 @@ SPLITS = {"TRAIN": "train", "VALIDATION": "val", "TEST": "test", "UNASSIGNED": "
 # What an export writes, and so what an earlier one left (sources/ too: an earlier export's sidecars
 # would no longer line up with the labels).
 FOLDERS = ("images", "labels", "sources")
+FILES = ("data.yaml",)  # another export's (or the user's own) would be overwritten
 
 
 def _clip(value: float) -> float:
@@ -92,9 +99,14 @@ def box_line(cls: int, box: tuple[float, float, float, float], width: int, heigh
     return f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
 
 
-def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: int) -> str:
-    """`class x1 y1 ... xn yn`, normalised and clipped."""
-    return " ".join([str(cls), *(f"{_clip(p['x'] / width):.6f} {_clip(p['y'] / height):.6f}" for p in points)])
+def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: int) -> str | None:
+    """`class x1 y1 ... xn yn`, normalised and clipped; None when the clipped points span no area
+    (a polygon wholly outside the image becomes points on its edge: a line, not an outline)."""
+    clipped = [(_clip(p["x"] / width), _clip(p["y"] / height)) for p in points]
+    xs, ys = [x for x, _ in clipped], [y for _, y in clipped]
+    if max(xs) <= min(xs) or max(ys) <= min(ys):
+        return None
+    return " ".join([str(cls), *(f"{x:.6f} {y:.6f}" for x, y in clipped)])
 
 
 def label_safe(path: str) -> str:
@@ -122,11 +134,13 @@ def _bounds(points: list[dict[str, Any]]) -> tuple[float, float, float, float]:
 
 
 def _pose_shape(objects: list[list[dict[str, Any]]]) -> int | None:
-    """The number of keypoints of every object, when each has a keypoints record with that many
-    (YOLO's pose format); else None."""
-    counts = {len(r["geometry"]["points"]) for obj in objects for r in obj if r["geometry"]["__typename"] == "Keypoints"}
-    if objects and len(counts) == 1 and all(_has(obj, "Keypoints") for obj in objects):
-        return counts.pop()
+    """The number of keypoints of every object, when each has a keypoints record naming the same
+    points in the same order (YOLO's pose format: a person's nose and a cat's tail as point 0 would
+    be taught as one point); else None."""
+    named = {tuple(p.get("name") for p in r["geometry"]["points"])
+             for obj in objects for r in obj if r["geometry"]["__typename"] == "Keypoints"}
+    if objects and len(named) == 1 and all(_has(obj, "Keypoints") for obj in objects):
+        return len(named.pop())
     return None
 
 
@@ -144,8 +158,8 @@ async def export_yolo(lake: Client, version: str, dest: Path, *, split_ratios: t
     found = await find_version(lake, version)
     # First what an export killed here left half-downloaded: no earlier export, if that is all there is.
     await to_thread(debris.sweep_export, dest, FOLDERS)
-    refuse_earlier_export(dest, FOLDERS, "YOLO", replace=replace)
-    with whole_or_none(dest, FOLDERS):
+    refuse_earlier_export(dest, FOLDERS, "YOLO", files=FILES, replace=replace)
+    with whole_or_none(dest, FOLDERS, FILES):
         return await _write(lake, found, dest, ratios, seed)
 
 
@@ -160,34 +174,34 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
         async for datum, records in version_datums(lake, found["id"], from_file=True):
             asset = datum["asset"]
             if asset is None:
-                continue  # a datum without an image role has no place in YOLO
+                left_out["NO_IMAGE"] += 1  # a datum without an image role has no place in YOLO
+                continue
             split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = label_safe(image_path(file_name_of(datum), asset["name"]))
-            stem = str(PurePosixPath(path).with_suffix(""))
-            if (split, stem) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
-                path = with_id(path, asset["id"])
-                stem = str(PurePosixPath(path).with_suffix(""))
-            taken.add((split, stem))
+            if (split, _stem(path)) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
+                path = with_id(path, asset["id"], lambda renamed, split=split: (split, _stem(renamed)) in taken)
+            taken.add((split, _stem(path)))
             target = dest / "images" / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
             entry = [split, path, 0, 0, truth.objects(records, ("BBox", "Polygon", "Keypoints"), left_out)]
             images.append(entry)
             await fetches.add(asset, target, then=partial(sized, entry, target))
+    refuse_no_image(found, len(images), left_out)
     images, unreadable = _readable(images, dest, left_out)
     every_object = [obj for *_, objs in images for obj in objs]
     shape = _pose_shape(every_object)
     segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
-    if shape is None:  # keypoints map only when every object has the same number of them
+    if shape is None:  # keypoints map only when every object has the same ones
         left_out.update(r["kind"] for obj in every_object for r in obj if r["geometry"]["__typename"] == "Keypoints")
+    else:  # a pose line has a box and points, no outline
+        left_out.update(r["kind"] for obj in every_object for r in obj if r["geometry"]["__typename"] == "Polygon")
     lines_written = 0
     for split, path, width, height, objs in images:
         lines: list[tuple[str, str | None]] = []  # (label line, its source's kind)
         for obj in objs:
             label = truth.index[obj[0]["label"]]
             if segment:  # a line per polygon part: each is one record, with its own source
-                parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
-                               key=lambda r: (r.get("attributes") or {}).get("part", 0))
-                lines += [(polygon_line(label, r["geometry"]["points"], width, height), source_of([r])) for r in parts]
+                lines += _segment_lines(label, obj, width, height, left_out)
             elif shape is not None:
                 points = next(r for r in obj if r["geometry"]["__typename"] == "Keypoints")["geometry"]["points"]
                 box = box_of(obj) or _bounds([p for p in points if p["visible"] is not None] or points)
@@ -205,6 +219,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
         source_file.write_text("".join(f"{source or 'null'}\n" for _, source in lines))
         lines_written += len(lines)
     present = {split for split, *_ in images}
+    dest.mkdir(parents=True, exist_ok=True)
     data = {"path": str(dest.resolve()),
             **{key: f"images/{key}" for key in ("train", "val", "test") if key in present},
             "names": dict(enumerate(truth.names))}
@@ -214,6 +229,26 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
     return {"images": len(images), "objects": lines_written, "format": "pose" if shape is not None else "segment" if segment else "detect",
             "splits": dict(Counter(split for split, *_ in images)), "left_out": dict(left_out),
             "unreadable": unreadable, "version": summary(found)}
+
+
+def _stem(path: str) -> str:
+    """An image's path without its suffix: where its label file goes."""
+    return str(PurePosixPath(path).with_suffix(""))
+
+
+def _segment_lines(label: int, obj: list[dict[str, Any]], width: int, height: int,
+                   left_out: Counter[str]) -> list[tuple[str, str | None]]:
+    """An object's segmentation lines, one per polygon part, with their sources; a part wholly
+    outside the image is counted in `left_out`, and so is the rest of an object none of whose parts is left."""
+    parts = sorted((r for r in obj if r["geometry"]["__typename"] == "Polygon"),
+                   key=lambda r: (r.get("attributes") or {}).get("part", 0))
+    written = [(r, polygon_line(label, r["geometry"]["points"], width, height)) for r in parts]
+    lines = [(line, source_of([r])) for r, line in written if line is not None]
+    if lines:
+        left_out.update(r["kind"] for r, line in written if line is None)
+    else:  # its box too: the object is not in the image
+        left_out.update(r["kind"] for r in obj if r["geometry"]["__typename"] != "Keypoints")
+    return lines
 
 
 def _readable(images: list[list[Any]], dest: Path, left_out: Counter[str]) -> tuple[list[list[Any]], list[str]]:

@@ -457,3 +457,308 @@ async def test_an_image_pillow_cannot_read_is_left_out_and_a_failed_export_leave
             assert not list((tmp_path / export).rglob("scan.png"))
     loaded = await asyncio.to_thread(datasets.load_dataset, str(tmp_path / "export_hf"), cache_dir=str(tmp_path / "cache"))
     assert sum(len(split) for split in loaded.values()) == 3
+
+
+# The reviewed defects below build their versions record by record, without the COCO importer.
+
+def a_png(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
+async def a_set(lake: Client, labels: list[str], name: str = "truth") -> str:
+    """A GROUND_TRUTH set of a schema with these labels (none: any label)."""
+    schema = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
+        "name": name, "kinds": ["BBOX", "POLYGON", "KEYPOINTS"], "labels": [{"name": label} for label in labels]}}))
+    made = await lake.execute(ops.CREATE_SET, {"input": {
+        "name": f"{name} set", "purpose": "GROUND_TRUTH", "schemaId": schema["createAnnotationSchema"]["id"],
+        "source": {"kind": "HUMAN", "name": "me"}}})
+    return made["createAnnotationSet"]["id"]
+
+
+async def some_datums(lake: Client, files: list[tuple[Path, str, str]], role: str = "image") -> list[dict[str, str]]:
+    """A datum per (file, asset name, split), its file in `role`; each as {"id", "asset"}."""
+    assets = await lake.upload_batch([(path, {"name": name}) for path, name, _ in files])
+    return [await a_datum(lake, asset["id"], split, role) for (_, _, split), asset in zip(files, assets, strict=True)]
+
+
+async def a_datum(lake: Client, asset: str, split: str, role: str = "image") -> dict[str, str]:
+    [datum] = (await lake.execute(ops.CREATE_DATUMS, {"inputs": [{"roles": [{"role": role, "assetId": asset}],
+                                                                  "split": split}]}))["createDatums"]
+    return {"id": datum["id"], "asset": asset}
+
+
+def a_record(datum: dict[str, str], label: str, kind: str, geometry: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    return {"assetId": datum["asset"], "datumId": datum["id"], "kind": kind, "label": label,
+            "geometry": geometry, "attributes": attributes or None}
+
+
+def a_box(datum: dict[str, str], label: str, x: float, y: float, width: float, height: float, **attributes: Any) -> dict:
+    return a_record(datum, label, "BBOX", {"bbox": {"x": x, "y": y, "width": width, "height": height}}, **attributes)
+
+
+def a_polygon(datum: dict[str, str], label: str, points: list[tuple[float, float]], **attributes: Any) -> dict:
+    return a_record(datum, label, "POLYGON", {"polygon": {"points": [{"x": x, "y": y} for x, y in points]}}, **attributes)
+
+
+async def freeze(lake: Client, set_id: str, datums: list[dict[str, str]], records: list[dict[str, Any]],
+                 dataset: str = "made") -> str:
+    if records:
+        await lake.execute(ops.ADD_ANNOTATIONS, {"setId": set_id, "records": records})
+    await lake.create_dataset_version(dataset, "v1", add_datums=[d["id"] for d in datums], add_annotation_sets=[set_id])
+    return f"{dataset}/v1"
+
+
+async def load_hf(out: Path, cache: Path) -> Any:
+    import datasets
+
+    return await asyncio.to_thread(datasets.load_dataset, str(out), cache_dir=str(cache))
+
+
+async def test_a_schema_without_labels_exports_the_labels_its_records_carry(served: Served, make_token: MakeToken,
+                                                                            tmp_path: Path) -> None:
+    """A schema with no labels allows any label: its classes are its records' labels, in the order the
+    version first uses them (before, it exported no object at all, each counted as a BBOX)."""
+    from documents.roles import Role
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, [])
+        a, b = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN"),
+                                        (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
+        version = await freeze(lake, set_id, [a, b], [a_box(a, "car", 0, 0, 32, 24), a_box(b, "dog", 32, 24, 32, 24),
+                                                      a_box(b, "car", 0, 24, 16, 24)])
+        yolo = await lake.export_yolo(version, tmp_path / "yolo")
+        hf = await lake.export_hf(version, tmp_path / "hf")
+    assert yolo["objects"] == hf["objects"] == 3 and yolo["left_out"] == hf["left_out"] == {}
+    data, lines = check_yolo_rules(tmp_path / "yolo")
+    names = data["names"]
+    assert sorted(names.values()) == ["car", "dog"]
+    named = {image: sorted((names[int(line[0])], *line[1:]) for line in got) for image, got in lines.items()}
+    assert named == {"train/a.png": [("car", 0.25, 0.25, 0.5, 0.5)],
+                     "val/b.png": [("car", 0.125, 0.75, 0.25, 0.5), ("dog", 0.75, 0.75, 0.5, 0.5)]}
+    loaded = await load_hf(tmp_path / "hf", tmp_path / "cache")
+    category = loaded["train"].features["objects"]["category"].feature
+    assert category.names == list(names.values())  # the same classes, numbered alike
+    assert [category.int2str(c) for c in loaded["validation"][0]["objects"]["category"]] == ["dog", "car"]
+
+
+async def test_a_version_without_an_image_role_is_refused_and_such_datums_are_counted(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A datum whose image is in another role (`photo`) has none to export: counted as NO_IMAGE. A
+    version of such datums only is refused naming `version`, and nothing is written (before, YOLO
+    raised a bare FileNotFoundError, or wrote a data.yaml without splits; Hugging Face a README
+    `load_dataset` could not read)."""
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        photos = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN"),
+                                          (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")], role="photo")
+        only_photos = await freeze(lake, set_id, photos, [a_box(photos[0], "car", 1, 2, 10, 10)], dataset="photos")
+        (tmp_path / "present").mkdir()
+        for export, dest in (("export_yolo", tmp_path / "yolo"), ("export_yolo", tmp_path / "present"),
+                             ("export_hf", tmp_path / "hf")):
+            with pytest.raises(GraphlakeClientError) as refused:
+                await getattr(lake, export)(only_photos, dest)
+            assert (refused.value.code, refused.value.field) == ("BAD_USER_INPUT", "version")
+            assert "`image` role" in str(refused.value)
+            assert not dest.exists() or not list(dest.iterdir())
+
+        [image] = await some_datums(lake, [(a_png(tmp_path / "c.png", 64, 48, 2), "c.png", "TRAIN")])
+        mixed = await freeze(lake, set_id, [*photos, image], [a_box(image, "car", 1, 2, 10, 10)], dataset="mixed")
+        yolo = await lake.export_yolo(mixed, tmp_path / "yolo")
+        hf = await lake.export_hf(mixed, tmp_path / "hf")
+    assert yolo["images"] == hf["images"] == 1 and yolo["left_out"] == hf["left_out"] == {"NO_IMAGE": 2}
+
+
+async def test_the_same_image_in_three_datums_of_a_split_is_written_three_times(served: Served, make_token: MakeToken,
+                                                                                tmp_path: Path) -> None:
+    """The second datum of an image gets the asset id in its name; the third got the very same name,
+    and its label file replaced the second's. Each gets a name of its own."""
+    from documents.roles import Role
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        first, b = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN"),
+                                            (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
+        second, third = [await a_datum(lake, first["asset"], "TRAIN") for _ in range(2)]
+        version = await freeze(lake, set_id, [first, second, third, b], [
+            a_box(first, "car", 0, 0, 32, 24), a_box(second, "car", 32, 0, 32, 24),
+            a_box(third, "car", 0, 24, 32, 24), a_box(third, "car", 32, 24, 32, 24)])
+        yolo = await lake.export_yolo(version, tmp_path / "yolo")
+        hf = await lake.export_hf(version, tmp_path / "hf")
+        await lake.export_coco(version, tmp_path / "coco")
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert len({image["file_name"] for image in coco["images"]}) == 4 == len(list((tmp_path / "coco" / "images").iterdir()))
+    assert yolo["images"] == hf["images"] == 4 and yolo["objects"] == hf["objects"] == 4
+    _, lines = check_yolo_rules(tmp_path / "yolo")
+    assert lines.pop("val/b.png") == [] and len(lines) == 3 and sorted(sorted(got) for got in lines.values()) == [
+        [[0, 0.25, 0.25, 0.5, 0.5]], [[0, 0.25, 0.75, 0.5, 0.5], [0, 0.75, 0.75, 0.5, 0.5]], [[0, 0.75, 0.25, 0.5, 0.5]]]
+    loaded = await load_hf(tmp_path / "hf", tmp_path / "cache")
+    assert len({row["image"].filename for row in loaded["train"]}) == 3
+    assert sorted(len(row["objects"]["bbox"]) for row in loaded["train"]) == [1, 1, 2]
+
+
+async def test_hf_boxes_are_cut_at_the_image_and_left_out_outside_it(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path) -> None:
+    """The Hugging Face objects are the YOLO export's: a box past the edge is cut at it, one wholly
+    outside (or of no size) left out and counted (before, both went into `objects.bbox` as they were)."""
+    from documents.roles import Role
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        [a] = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN")])
+        version = await freeze(lake, set_id, [a], [a_box(a, "car", 100, 100, 10, 10), a_box(a, "car", 50, 40, 30, 20),
+                                                   a_box(a, "car", -5, -5, 15, 10)])
+        yolo = await lake.export_yolo(version, tmp_path / "yolo")
+        hf = await lake.export_hf(version, tmp_path / "hf")
+    assert yolo["left_out"] == hf["left_out"] == {"BBOX": 1} and yolo["objects"] == hf["objects"] == 2
+    loaded = await load_hf(tmp_path / "hf", tmp_path / "cache")
+    assert sorted(loaded["train"][0]["objects"]["bbox"]) == [[0, 0, 10, 5], [50, 40, 14, 8]]
+
+
+async def test_a_segment_wholly_outside_the_image_is_left_out(served: Served, make_token: MakeToken,
+                                                              tmp_path: Path) -> None:
+    """A polygon wholly outside its image, its points clipped to the edge, was a segment line of no
+    area; it is left out and counted, as a box wholly outside is."""
+    from documents.roles import Role
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["cat"])
+        a, b = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN"),
+                                        (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
+        version = await freeze(lake, set_id, [a, b], [a_polygon(a, "cat", [(16, 12), (48, 12), (48, 36)]),
+                                                      a_polygon(b, "cat", [(100, 10), (120, 10), (120, 20)])])
+        summary = await lake.export_yolo(version, tmp_path / "yolo")
+    assert summary["format"] == "segment" and summary["objects"] == 1 and summary["left_out"] == {"POLYGON": 1}
+    _, lines = check_yolo_rules(tmp_path / "yolo")
+    assert lines == {"train/a.png": [[0, 0.25, 0.25, 0.75, 0.25, 0.75, 0.75]], "val/b.png": []}
+
+
+async def test_a_pose_export_counts_the_polygons_it_leaves_out(served: Served, make_token: MakeToken,
+                                                               tmp_path: Path) -> None:
+    """A pose line has a box and points: the objects' outlines are left out, and now counted."""
+    from documents.roles import Role
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["person"])
+        [a] = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN")])
+        points = [{"name": name, "x": x, "y": 8, "visible": True} for name, x in (("nose", 10), ("left_eye", 14))]
+        version = await freeze(lake, set_id, [a], [
+            a_box(a, "person", 4, 4, 20, 30, coco_id=1), a_polygon(a, "person", [(4, 4), (24, 4), (24, 34)], coco_id=1),
+            a_record(a, "person", "KEYPOINTS", {"keypoints": {"points": points}}, coco_id=1)])
+        summary = await lake.export_yolo(version, tmp_path / "yolo")
+    assert summary["format"] == "pose" and summary["objects"] == 1 and summary["left_out"] == {"POLYGON": 1}
+
+
+async def test_an_export_does_not_overwrite_a_data_yaml_or_readme_it_did_not_write(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """DEST's data.yaml (YOLO) or README.md (Hugging Face: the dataset card) is an earlier export's or
+    the user's own: refused as CONFLICT, as the folders are, and replaced only with `replace`."""
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        [a] = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN")])
+        version = await freeze(lake, set_id, [a], [a_box(a, "car", 1, 2, 10, 10)])
+        for export, own in (("export_yolo", "data.yaml"), ("export_hf", "README.md")):
+            dest = tmp_path / export
+            dest.mkdir()
+            (dest / own).write_text("# mine, hand written\n")
+            with pytest.raises(GraphlakeClientError) as refused:
+                await getattr(lake, export)(version, dest)
+            assert (refused.value.code, refused.value.field) == ("CONFLICT", "dest") and own in str(refused.value)
+            assert (dest / own).read_text() == "# mine, hand written\n" and sorted(dest.iterdir()) == [dest / own]
+            await getattr(lake, export)(version, dest, replace=True)
+            assert "mine" not in (dest / own).read_text()
+
+
+async def test_an_exif_rotated_photo_is_sized_as_its_loaders_turn_it(served: Served, make_token: MakeToken,
+                                                                     tmp_path: Path) -> None:
+    """A phone's JPEG stored 40 x 20 with EXIF orientation 6 is shown, and loaded by `datasets` and
+    Ultralytics, 20 x 40: its records are in that frame, and the labels are normalised by it (before,
+    by the stored size: this box near the bottom was thrown away as wholly outside)."""
+    from documents.roles import Role
+
+    stored = Image.fromarray(np.zeros((20, 40, 3), dtype=np.uint8))
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "p.jpg", exif=exif.tobytes())
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        p, q = await some_datums(lake, [(tmp_path / "p.jpg", "p.jpg", "TRAIN"),
+                                        (a_png(tmp_path / "q.png", 40, 20), "q.png", "VALIDATION")])
+        version = await freeze(lake, set_id, [p, q], [a_box(p, "car", 2, 30, 16, 8)])
+        yolo = await lake.export_yolo(version, tmp_path / "yolo")
+        await lake.export_hf(version, tmp_path / "hf")
+    assert yolo["objects"] == 1 and yolo["left_out"] == {}
+    label = (tmp_path / "yolo" / "labels" / "train" / "p.txt").read_text().split()
+    assert near([float(v) for v in label], [0, 10 / 20, 34 / 40, 16 / 20, 8 / 40])
+    loaded = await load_hf(tmp_path / "hf", tmp_path / "cache")
+    row = loaded["train"][0]
+    assert (row["width"], row["height"]) == row["image"].size == (20, 40)
+    assert row["objects"]["bbox"] == [[2, 30, 16, 8]]
+    assert (loaded["validation"][0]["width"], loaded["validation"][0]["height"]) == (40, 20)  # no EXIF: as stored
+
+
+async def test_an_unknown_version_is_not_found_naming_the_version(served: Served, make_token: MakeToken,
+                                                                  tmp_path: Path) -> None:
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        for export in ("export_yolo", "export_hf"):
+            with pytest.raises(GraphlakeClientError) as refused:
+                await getattr(lake, export)("nothing/v9", tmp_path / export)
+            assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "version")
+
+
+async def test_a_pose_export_needs_the_same_keypoint_names_on_every_object(served: Served, make_token: MakeToken,
+                                                                           tmp_path: Path) -> None:
+    """Ultralytics gives point i one meaning for every class: a person's (nose, left_eye, right_eye)
+    and a cat's (tail, left_ear, right_ear) are not one pose dataset, though they count alike. The
+    export falls back to detect and counts the keypoints, as for differing counts."""
+    from documents.roles import Role
+
+    def keypoints(datum: dict[str, str], label: str, names: tuple[str, ...], coco_id: int) -> dict[str, Any]:
+        points = [{"name": name, "x": 10 + 4 * n, "y": 10, "visible": True} for n, name in enumerate(names)]
+        return a_record(datum, label, "KEYPOINTS", {"keypoints": {"points": points}}, coco_id=coco_id)
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["person", "cat"])
+        a, b = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN"),
+                                        (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
+        version = await freeze(lake, set_id, [a, b], [
+            a_box(a, "person", 4, 4, 20, 30, coco_id=1), keypoints(a, "person", ("nose", "left_eye", "right_eye"), 1),
+            a_box(b, "cat", 4, 4, 20, 30, coco_id=2), keypoints(b, "cat", ("tail", "left_ear", "right_ear"), 2)])
+        summary = await lake.export_yolo(version, tmp_path / "yolo")
+    assert summary["format"] == "detect" and summary["objects"] == 2 and summary["left_out"] == {"KEYPOINTS": 2}
+    data, _ = check_yolo_rules(tmp_path / "yolo")
+    assert "kpt_shape" not in data
+
+
+async def test_replace_refuses_a_linked_folder_holding_an_earlier_export(served: Served, make_token: MakeToken,
+                                                                         tmp_path: Path) -> None:
+    """DEST/images as a link to another disk: --replace removes DEST's own folders, never what a link
+    points at, so the earlier export's images stayed (in splits they had left, without labels).
+    Refused as CONFLICT naming the folder, with nothing removed."""
+    from documents.roles import Role
+    from graphlake_client import GraphlakeClientError
+
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        [a] = await some_datums(lake, [(a_png(tmp_path / "a.png", 64, 48), "a.png", "TRAIN")])
+        version = await freeze(lake, set_id, [a], [a_box(a, "car", 1, 2, 10, 10)])
+        dest = tmp_path / "yolo"
+        (tmp_path / "bigdisk").mkdir()
+        dest.mkdir()
+        (dest / "images").symlink_to(tmp_path / "bigdisk")
+        await lake.export_yolo(version, dest)
+        assert (tmp_path / "bigdisk" / "train" / "a.png").is_file()
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.export_yolo(version, dest, replace=True)
+    assert (refused.value.code, refused.value.field) == ("CONFLICT", "dest") and str(dest / "images") in str(refused.value)
+    assert (dest / "labels" / "train" / "a.txt").is_file() and (tmp_path / "bigdisk" / "train" / "a.png").is_file()
