@@ -5,7 +5,10 @@ Images go up through the batch upload path into a collection named after the dat
 the same SHA-256: `unchanged`). Each image gets one datum (role `image`, metadata with the COCO
 image id, file_name, width and height, and the dataset's name, by which a rerun finds it again), in
 `split` (a COCO file is usually one split: `instances_train2017.json`; a datum found again keeps its own).
-Categories become the labels of an annotation schema named after the dataset; annotations become
+Categories become the labels of an annotation schema named after the dataset (a version whose labels
+are the same, in any order, is reused; a set an earlier import made is found on whichever version
+it is, and kept while that version has every label the file's annotations use, else a CONFLICT
+naming those it lacks: dataset_import.labelled_set); annotations become
 records of a GROUND_TRUTH set (`<dataset> ground truth`, or `<dataset> ground truth (<split>)` for
 a file given a split), a results file those of a PREDICTION set named after its model, with a MODEL
 source (`<dataset> <model> predictions`, dataset_import.imported_set_name): a second model's results for
@@ -47,11 +50,10 @@ from graphlake_client.dataset_import import (
     imported_set_name,
     in_stages,
     known_datums,
+    labelled_set,
     records_held,
 )
-from graphlake_client.dataset_import import annotation_set as _set
 from graphlake_client.dataset_import import dataset_version as _version
-from graphlake_client.dataset_import import labelled_schema as _schema
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.results import DatasetVersion
 from graphlake_client.splits import SPLITS
@@ -126,8 +128,7 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     # are two imports, and one set holding both would refuse the second (records on images it lacks).
     in_split = split.lower() if split.upper() != "UNASSIGNED" else None
     collection = await lake.collection_id(dataset)
-    schema = await _schema(lake, dataset, list(categories.values()))
-    done.schema_id = schema
+    labels = [c["name"] for c in categories.values()]
     wanted = [("GROUND_TRUTH", coco.get("annotations", []), {"kind": "HUMAN", "name": "coco"})]
     if results is not None:
         wanted.append(("PREDICTION", results, {"kind": "MODEL", "name": model}))
@@ -139,16 +140,17 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         # Predictions were once `<prefix> predictions`, whatever their model: a rerun of such an import
         # finds the set it made then.
         formerly = imported_set_name(set_name or dataset, purpose, in_split) if purpose == "PREDICTION" else None
-        found = await _set(lake, name, purpose, schema, source, formerly=formerly)
+        used = {categories[a["category_id"]]["name"] for a in items}
+        found = await labelled_set(lake, dataset, labels, used, name, purpose, source, formerly=formerly)
         done.set_ids[purpose] = found["id"]
+        done.schema_id = done.schema_id or found["schema"]["id"]
         on_image: dict[Any, list[dict[str, Any]]] = {}
         for annotation, annotation_id in zip(items, _ids(items), strict=True):
             on_image.setdefault(annotation["image_id"], []).append({**annotation, "id": annotation_id})
-        # What this import makes on each image ("mask": its PNG is uploaded only when its records go in).
-        made = {image: making for image, on in on_image.items()
-                if (making := Records.of(images_by_id[image]["file_name"],
-                                       [r for a in on for r in records_of(a, categories[a["category_id"]], "mask")]))}
+        # Built only when there is something to compare it with, and dropped before the stages run.
+        made = _made(on_image, images_by_id, categories) if found["recordCount"] else {}
         held = await records_held(lake, found, made, known)
+        del made
         if held is None:
             done.kept.append(purpose)  # imported before: adding again would duplicate every record
             continue
@@ -180,6 +182,20 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
     if version:
         done.version = await _version(lake, dataset, version, done.datum_ids, list(done.set_ids.values()), say)
     return done
+
+
+def _made(on_image: dict[Any, list[dict[str, Any]]], images_by_id: dict[Any, dict[str, Any]],
+          categories: dict[Any, dict[str, Any]]) -> dict[Any, Records]:
+    """What this import makes on each image, as records_held compares it (images it makes none on
+    left out): signed an image at a time, so no more than one image's records are built at once
+    ("mask": a PNG is uploaded only when its records go in)."""
+    made = {}
+    for image, on in on_image.items():
+        records = Records.of(images_by_id[image]["file_name"],
+                             (r for a in on for r in records_of(a, categories[a["category_id"]], "mask")))
+        if records:
+            made[image] = records
+    return made
 
 
 def _ids(annotations: list[dict[str, Any]]) -> list[Any]:

@@ -26,8 +26,18 @@ def _finite(values: Any) -> bool:
 
 
 def _is_id(value: Any) -> bool:
-    """An id COCO's tools take: a number or a string (a list is no key of a dict, a bool is no id)."""
+    """An id COCO's tools take: a whole number or a string (a list is no key of a dict, a bool is no
+    id; a whole float was made an int by _whole_id)."""
     return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _whole_id(value: Any) -> Any:
+    """A whole float (7.0, as pandas and numpy write ids) as the int it is: pycocotools reads it as
+    7, and a record's key names it as 7, not 7.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_ID = "a whole number or a string"
 
 
 def _is_size(value: Any) -> bool:
@@ -40,20 +50,20 @@ def _shown(value: Any) -> str:
 
 
 # What the import reads of each entry: the key, whether an entry must have it, and what it must be.
-_IMAGE = (("id", True, _is_id, "a number or a string"),
+_IMAGE = (("id", True, _is_id, _ID),
           ("file_name", True, lambda v: isinstance(v, str) and v != "", "a path relative to --images (a string)"),
           ("width", False, _is_size, "a positive whole number"),
           ("height", False, _is_size, "a positive whole number"))
-_CATEGORY = (("id", True, _is_id, "a number or a string"),
+_CATEGORY = (("id", True, _is_id, _ID),
              ("name", True, lambda v: isinstance(v, str) and v != "", "a string"),
              # Names the server takes (services/annotations.py): each once, none blank.
              ("keypoints", False, lambda v: isinstance(v, list) and all(isinstance(n, str) and n.strip() for n in v)
               and len(set(v)) == len(v), "a list of the points' names, each once, none blank"),
              ("skeleton", False, lambda v: isinstance(v, list) and all(_finite(p) and len(p) == 2 for p in v),
               "a list of [point, point] pairs"))
-_ANNOTATION = (("image_id", True, _is_id, "a number or a string"),
-               ("category_id", True, _is_id, "a number or a string"),
-               ("id", False, _is_id, "a number or a string"),
+_ANNOTATION = (("image_id", True, _is_id, _ID),
+               ("category_id", True, _is_id, _ID),
+               ("id", False, _is_id, _ID),
                ("iscrowd", False, lambda v: v in (0, 1), "0 or 1"),
                ("area", False, lambda v: _finite([v]), "a number"),
                ("num_keypoints", False, lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"))
@@ -61,7 +71,8 @@ _ANNOTATION = (("image_id", True, _is_id, "a number or a string"),
 
 def check_entries(coco: Any, results: Any, name: str, results_name: str) -> None:
     """BAD_USER_INPUT naming the first entry of the files (`coco` from `name`, `results` from
-    `results_name`) that lacks what the import reads of it, or holds it as another type."""
+    `results_name`) that lacks what the import reads of it, or holds it as another type. Ids that
+    are whole floats become ints (_whole_id)."""
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise GraphlakeClientError(f"{name} is not a COCO file: it has no list of images", "BAD_USER_INPUT")
     for key in ("categories", "annotations"):  # either may be left out; null or an object is no list
@@ -78,6 +89,8 @@ def check_entries(coco: Any, results: Any, name: str, results_name: str) -> None
             if not isinstance(entry, dict):
                 raise _bad(where.format(n), f"an entry is a JSON object, not {_shown(entry)}")
             for key, needed, valid, what in keys:
+                if valid is _is_id and key in entry:
+                    entry[key] = _whole_id(entry[key])
                 value = entry.get(key)
                 if value is None and needed:
                     raise GraphlakeClientError(f"{where.format(n)} has no {key}", "BAD_USER_INPUT")

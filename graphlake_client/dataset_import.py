@@ -14,7 +14,7 @@ import itertools
 import json
 import posixpath
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -133,42 +133,33 @@ def _plain(file_name: Any) -> Any:
 class Records:
     """Records on one image, as an import compares them (records_held): each by what tells an
     import's own from anything else (`signature`), counted; `file_name` the image's, for those an
-    import makes."""
+    import makes. Only the signatures are kept, not the records: an import builds these only when
+    the set holds records to compare with, and 200,000 polygons' record dicts took 1.5 GB."""
 
     file_name: str | None = None
     keyed: Counter[str] = field(default_factory=Counter)
     keyless: Counter[str] = field(default_factory=Counter)  # the same without their keys
     unkeyed: int = 0  # how many have no key (an import before records had keys made them)
-    # Records given to `of`, not yet counted: their signatures are made only when compared. A first
-    # import (into an empty set) never compares, and signing 20,000 boxes took it 0.3-0.5 s.
-    pending: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @classmethod
-    def of(cls, file_name: str | None, records: list[dict[str, Any]]) -> Records:
-        return cls(file_name, pending=list(records))
+    def of(cls, file_name: str | None, records: Iterable[dict[str, Any]]) -> Records:
+        made = cls(file_name)
+        for record in records:
+            made.add(record)
+        return made
 
     def add(self, record: dict[str, Any]) -> None:
         self.keyed[signature(record)] += 1
         self.keyless[signature(record, keyed=False)] += 1
         self.unkeyed += record.get("key") is None
 
-    def _counted(self) -> Records:
-        pending, self.pending = self.pending, []
-        for record in pending:
-            self.add(record)
-        return self
-
     def __len__(self) -> int:
-        return self._counted().keyed.total()
-
-    def __bool__(self) -> bool:  # without signing what is pending (len would)
-        return bool(self.pending or self.keyed)
+        return self.keyed.total()
 
     def same_as(self, made: Records) -> bool:
         """Whether these held records are those `made`: by key and content, or by content alone
         where some have no key."""
-        held, made = self._counted(), made._counted()
-        return held.keyless == made.keyless if held.unkeyed else held.keyed == made.keyed
+        return self.keyless == made.keyless if self.unkeyed else self.keyed == made.keyed
 
 
 def signature(record: dict[str, Any], *, keyed: bool = True) -> str:
@@ -215,19 +206,19 @@ async def held_records(lake: Client, set_id: str) -> dict[str | None, Records]:
         after = page["pageInfo"]["endCursor"]
 
 
-def _conflict(found: dict[str, Any], what: str, detail: str) -> GraphlakeClientError:
+def _conflict(found: dict[str, Any], detail: str, cause: str) -> GraphlakeClientError:
     return GraphlakeClientError(
-        f"annotation set {found['name']!r} holds {found['recordCount']} records, {detail} (another {what}, or changed "
-        "annotations or images): delete the set (deleteAnnotationSet) and run again, or import under another set "
-        "name", "CONFLICT")
+        f"annotation set {found['name']!r} holds {found['recordCount']} records, {detail} ({cause}): delete the set "
+        "(deleteAnnotationSet) and run again, or import under another set name", "CONFLICT")
 
 
 async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, Records], known: Known,
-                       what: str = "file") -> dict[Any, str] | None:
+                       what: str = "file", named: Collection[Any] | None = None) -> dict[Any, str] | None:
     """Which images of this import the set `found` (id, name, recordCount) holds the records of
     already, each with the datum they are on; None if it holds this import's records already (it is
     kept as it is). `made`: image id -> the records this import makes on it, with its file name
-    (images it makes none on left out).
+    (images it makes none on left out); it is read only when the set holds records, so an import
+    builds it only then.
 
     The set's records are compared with those this import makes, image by image, by key and
     content: as many records of other content (another model's predictions, a corrected file) were
@@ -236,19 +227,28 @@ async def records_held(lake: Client, found: dict[str, Any], made: dict[Any, Reco
     content, records on an image the `what` does not have (by id and file name) or other records
     than it makes there, stops the import with CONFLICT before anything is added; an image whose
     datum turns out to be another one in this import (its file changed) stops it when its stage
-    comes (check_held)."""
+    comes (check_held).
+
+    `named`: the ids of the images this import's list names, when it is one of several lists of one
+    dataset sharing a set (VOC's Main and Segmentation lists of a split): records on the dataset's
+    other images are another list's, not compared."""
     if not found["recordCount"]:
         return {}
     held = await held_records(lake, found["id"])
+    if named is not None:
+        others = {datum for datum, (image, _) in known.image_of_datum.items() if image not in named}
+        held = {datum: records for datum, records in held.items() if datum not in others}
+    cause = (f"changed annotations or images since this {what} was imported" if named is not None
+             else f"another {what}, or changed annotations or images")
     image_of = {datum: image for datum, (image, name) in known.image_of_datum.items()
                 if image in made and made[image].file_name == name}
     other = sum(len(records) for datum, records in held.items()
                 if datum not in image_of or not records.same_as(made[image_of[datum]]))
     if other:
-        raise _conflict(found, what, f"{other} of them not as this {what} makes them")
+        raise _conflict(found, f"{other} of them not as this {what} makes them", cause)
     datum_of = {image_of[datum]: datum for datum in held if datum is not None}  # (one without raised above)
     if len(datum_of) < len(held):
-        raise _conflict(found, what, f"on {len(held) - len(datum_of)} more datums than images of this {what}")
+        raise _conflict(found, f"on {len(held) - len(datum_of)} more datums than images of this {what}", cause)
     return None if len(datum_of) == len(made) else datum_of
 
 
@@ -258,8 +258,8 @@ def check_held(found: dict[str, Any], held: dict[Any, str], datum_of: dict[Any, 
     import: its file changed since, and those records are on the old one's datum."""
     moved = [image for image in images if image in held and datum_of[image] != held[image]]
     if moved:
-        raise _conflict(found, what, f"on the datums of earlier files for {len(moved)} images of this {what}, "
-                        f"e.g. image {moved[0]!r}")
+        raise _conflict(found, f"on the datums of earlier files for {len(moved)} images of this {what}, "
+                        f"e.g. image {moved[0]!r}", "their files changed since")
 
 
 async def in_stages(chunks: list[Chunk], *steps: Callable[[Chunk], Awaitable[None]], width: int | None = None) -> None:
@@ -336,18 +336,57 @@ class ImageStages:
         self.done.datums_created += len(new)
 
 
-async def labelled_schema(lake: Client, name: str, categories: list[dict[str, Any]]) -> str:
-    """The schema named `name` whose labels are these categories' names; a new version of it when
-    the categories changed."""
-    labels = [c["name"] for c in categories]
-    same_name = [s for s in await pages(lake, ops.SCHEMAS, "annotationSchemas") if s["name"] == name]
+async def labelled_schema(lake: Client, name: str, labels: list[str], *, keep_earlier: bool = False,
+                          versions: list[dict[str, Any]] | None = None) -> str:
+    """The version of the schema named `name` whose labels are `labels`, in any order (a re-export
+    lists its categories in another); a new version when none is. `keep_earlier`: the labels are
+    these and the newest version's, so that lists of one dataset naming different labels (VOC's
+    layout parts) share a version. `versions`: the schema's versions (schema_versions), if read."""
+    same_name = await schema_versions(lake, name) if versions is None else versions
+    if keep_earlier and same_name:
+        labels = [*labels, *(label for label in _labels(same_name[-1]) if label not in labels)]
     for schema in same_name:
-        if [label["name"] for label in schema["labels"]] == labels:
+        if set(_labels(schema)) == set(labels):
             return schema["id"]
     created = (await lake.execute(ops.CREATE_SCHEMA, {"input": {
         "name": name, "kinds": KINDS, "labels": [{"name": label} for label in labels], "allowScores": True,
         "version": max((s["version"] for s in same_name), default=0) + 1}}))["createAnnotationSchema"]
     return created["id"]
+
+
+async def schema_versions(lake: Client, name: str) -> list[dict[str, Any]]:
+    """Every version of the schema named `name` (id, version, labels), oldest first."""
+    return sorted((s for s in await pages(lake, ops.SCHEMAS, "annotationSchemas") if s["name"] == name),
+                  key=lambda schema: schema["version"])
+
+
+def _labels(schema: dict[str, Any]) -> list[str]:
+    return [label["name"] for label in schema["labels"]]
+
+
+async def labelled_set(lake: Client, schema_name: str, labels: list[str], used: set[str], name: str, purpose: str,
+                       source: dict[str, Any], *, formerly: str | None = None,
+                       keep_earlier: bool = False) -> dict[str, Any]:
+    """The set `name` of this purpose on any version of the schema `schema_name` (annotation_set),
+    with its schema's id under `schema`; a new one, on the version whose labels are `labels`
+    (labelled_schema), when there is none. A set an earlier import made is this import's whatever
+    its schema's labels, as long as they hold every label this import's records use (`used`): a
+    second set of the same name got every record again. CONFLICT, naming the schema and the labels
+    it lacks, when they do not: a set cannot move to another schema."""
+    versions = await schema_versions(lake, schema_name)
+    found = await annotation_set(lake, name, purpose, [s["id"] for s in versions], source, formerly=formerly)
+    if found is None:
+        schema = await labelled_schema(lake, schema_name, labels, keep_earlier=keep_earlier, versions=versions)
+        created = (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
+                                                                 "source": source}}))["createAnnotationSet"]
+        return {**created, "schema": {"id": schema}}
+    schema = next(s for s in versions if s["id"] == found["schema"]["id"])
+    if missing := sorted(used - set(_labels(schema))):
+        raise GraphlakeClientError(
+            f"annotation set {found['name']!r} is on schema {schema_name!r} version {schema['version']}, whose labels "
+            f"lack {', '.join(map(repr, missing))}, which this import's records use: a set cannot move to another "
+            "schema; delete the set (deleteAnnotationSet) and run again, or import under another set name", "CONFLICT")
+    return found
 
 
 def imported_set_name(prefix: str, purpose: str, split: str | None = None, model: str | None = None) -> str:
@@ -364,18 +403,21 @@ def _source_of(found: dict[str, Any]) -> dict[str, Any]:
     return {k: (found.get("source") or {}).get(k) for k in ("kind", "name")}
 
 
-async def annotation_set(lake: Client, name: str, purpose: str, schema: str, source: dict[str, Any], *,
-                         formerly: str | None = None) -> dict[str, Any]:
-    """The set of that name, purpose and schema; a new one when there is none. CONFLICT when it has
-    another source: another model's predictions (or another importer's records) are not this
-    import's to keep or finish, and a set of them taken for this import's was reported `kept`.
-    `formerly`: the name earlier imports gave this set (before each model's predictions were named
-    after it). With no set named `name`, one of that name and this very source is the set an earlier
-    run of this import made, found so that the rerun adds nothing; one of another source is another
-    model's, and this import makes its own."""
+async def annotation_set(lake: Client, name: str, purpose: str, schemas: list[str], source: dict[str, Any], *,
+                         formerly: str | None = None) -> dict[str, Any] | None:
+    """The set of that name and purpose on one of `schemas` (a schema's versions, newest last: the
+    set on the newest if there are several), with its recordCount; None when there is none.
+    CONFLICT when it has another source: another model's predictions (or another importer's
+    records) are not this import's to keep or finish, and a set of them taken for this import's was
+    reported `kept`. `formerly`: the name earlier imports gave this set (before each model's
+    predictions were named after it). With no set named `name`, one of that name and this very
+    source is the set an earlier run of this import made, found so that the rerun adds nothing; one
+    of another source is another model's, and this import makes its own."""
     wanted = {"kind": source["kind"], "name": source["name"]}
-    sets = [found for found in await pages(lake, ops.SETS, "annotationSets")
-            if found["purpose"] == purpose and found["schema"]["id"] == schema]
+    newest = {schema: n for n, schema in enumerate(schemas)}
+    sets = sorted((found for found in await pages(lake, ops.SETS, "annotationSets")
+                   if found["purpose"] == purpose and found["schema"]["id"] in newest),
+                  key=lambda found: -newest[found["schema"]["id"]])
     named = next((found for found in sets if found["name"] == name), None)
     if named is not None and _source_of(named) != wanted:
         held = _source_of(named)
@@ -385,11 +427,10 @@ async def annotation_set(lake: Client, name: str, purpose: str, schema: str, sou
             "(deleteAnnotationSet) and run again", "CONFLICT")
     if named is None and formerly is not None:
         named = next((found for found in sets if found["name"] == formerly and _source_of(found) == wanted), None)
-    if named is not None:
-        counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": named["id"]}))["node"]
-        return {**named, "recordCount": counted["recordCount"]}
-    return (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
-                                                          "source": source}}))["createAnnotationSet"]
+    if named is None:
+        return None
+    counted = (await lake.execute(ops.SET_RECORD_COUNT, {"id": named["id"]}))["node"]
+    return {**named, "recordCount": counted["recordCount"]}
 
 
 async def dataset_version(lake: Client, dataset: str, version: str, datum_ids: list[str], set_ids: list[str],

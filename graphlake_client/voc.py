@@ -12,9 +12,11 @@
 Images go up through the batch upload path into a collection named after the dataset, at
 `JPEGImages/<file>`; each gets a datum (role `image`, the split: train -> TRAIN, val -> VALIDATION,
 test -> TEST, anything else UNASSIGNED; metadata `voc` with the id, file name, size and dataset).
-The labels of the annotation schema named after the dataset are the 20 VOC classes, then any other
-object or part name the XML files use. Records, in the GROUND_TRUTH set `<dataset> ground truth
-(<split>)`:
+The labels of the annotation schema named after the dataset are the 20 VOC classes, the layout
+parts head, hand and foot, then any other object or part name the list's XML files use and the
+labels of the schema's newest version (compared as a set: a version with these labels is reused).
+Records, in the GROUND_TRUTH set `<dataset> ground truth (<split>)`, the one set of the split
+whichever list (Main, Segmentation, ...) is imported, on whichever schema version it was made:
 - a BBOX per object, in pixels from 0 (VOC's 1-based inclusive xmin..xmax becomes x = xmin - 1,
   width = xmax - xmin + 1, as Detectron2 reads it), with attributes `voc_object` (its number),
   `difficult`, `truncated`, `occluded` (when the file says), `pose` and `voc_bndbox` (as written);
@@ -29,7 +31,9 @@ parser expands entities. The images go in stages, as the COCO import's do (datas
 A rerun uploads nothing twice, makes no datum twice and keeps a set that already holds the records
 this split makes (`kept`); after an interrupted import it adds the records of the images that have
 none (`resumed`); a set holding anything else stops the import with CONFLICT, before it adds
-anything or, for an image whose bytes changed since, when that image's stage comes.
+anything or, for an image whose bytes changed since, when that image's stage comes. Only the images
+the list names are compared: records on the dataset's other images are another list's. A set whose
+schema lacks a label the list's records use is a CONFLICT naming them.
 """
 
 from __future__ import annotations
@@ -52,14 +56,13 @@ from graphlake_client.dataset_import import (
     ImageStages,
     Records,
     add_records,
-    annotation_set,
     check_held,
     chunks,
     dataset_version,
     imported_set_name,
     in_stages,
     known_datums,
-    labelled_schema,
+    labelled_set,
     records_held,
 )
 from graphlake_client.errors import GraphlakeClientError
@@ -71,9 +74,19 @@ if TYPE_CHECKING:
 # In the order SegmentationClass numbers them (1..20).
 CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
            "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+# VOC 2012's layout parts, labels of every import: lists of one split whose XMLs name other parts
+# (the Segmentation list's images, Main's) share the split's set, which cannot move to another schema.
+PARTS = ["head", "hand", "foot"]
 SPLITS = {"train": "TRAIN", "val": "VALIDATION", "test": "TEST"}
 VOID = 255
-SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")
+SAFE_ID = re.compile(r"[A-Za-z0-9_.-]+")  # a split's name (the list's file name)
+
+
+def plain_name(voc_id: str) -> bool:
+    """Whether an image id is a file name that stays in its folder (Annotations/<id>.xml and the
+    others): any characters but path separators, NUL and the controls the server refuses in a path,
+    and not empty, `.` or `..`. Custom trees use ids like `img(2)` or `foto_ñ`."""
+    return voc_id not in ("", ".", "..") and not any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in voc_id)
 
 
 @dataclass
@@ -89,7 +102,7 @@ class VocImport:
     schema_id: str | None = None
     set_id: str | None = None
     records_added: int = 0
-    kept: bool = False  # the set already held this split's records
+    kept: bool = False  # the set already held the records of this list's images
     resumed: bool = False  # an interrupted import had begun the set: the other images' records were added
     # Ids of the split without an Annotations/<id>.xml: imported as images without objects, which
     # training reads as background (a test split's may have none; a lost file should be put back).
@@ -163,10 +176,11 @@ def _objects(xml: Path) -> tuple[str | None, list[dict[str, Any]]]:
         if (pose := (element.findtext("pose") or "").strip()) and pose != "Unspecified":
             attributes["pose"] = pose
         parts = []
-        for part in element.findall("part"):
+        for p, part in enumerate(element.findall("part"), start=1):
             part_name = (part.findtext("name") or "").strip()
-            if part_name:
-                parts.append({"name": part_name, "box": _box(part, f"{where} part {part_name}")[1]})
+            if not part_name:  # as an unnamed object is: its box would be lost without a word
+                raise GraphlakeClientError(f"{where} part {p} has no name", "BAD_USER_INPUT")
+            parts.append({"name": part_name, "box": _box(part, f"{where} part {part_name}")[1]})
         objects.append({"name": name, "box": box, "attributes": attributes, "parts": parts})
     return (root.findtext("filename") or "").strip() or None, objects
 
@@ -201,10 +215,7 @@ def _read(root: Path, voc_id: str) -> _Image:
     """One image of the split, everything checked before anything is written."""
     xml = root / "Annotations" / f"{voc_id}.xml"
     file_name, objects = _objects(xml) if xml.is_file() else (None, [])
-    # The XML's filename is only a base name under JPEGImages (a file may name anything).
-    file = root / "JPEGImages" / Path(file_name or f"{voc_id}.jpg").name
-    if not file.is_file():
-        raise GraphlakeClientError(f"image {voc_id}: {file.relative_to(root)} is missing", "BAD_USER_INPUT")
+    file = _jpeg(root, voc_id, file_name)
     try:
         with Image.open(file) as image:  # the header: the size, and that it is an image at all
             size = image.size
@@ -221,6 +232,23 @@ def _read(root: Path, voc_id: str) -> _Image:
         if found.class_indices and found.class_indices[-1] > len(CLASSES):
             raise GraphlakeClientError(f"{png.name} has class {found.class_indices[-1]}: VOC has 20", "BAD_USER_INPUT")
     return found
+
+
+def _jpeg(root: Path, voc_id: str, file_name: str | None) -> Path:
+    """The image of `voc_id`: the XML's <filename> under JPEGImages if that file is there, else
+    JPEGImages/<id>.jpg, which the devkit, torchvision and Detectron2 read (LabelImg and renamed
+    trees write a <filename> without its extension, or from before the renaming)."""
+    by_id = root / "JPEGImages" / f"{voc_id}.jpg"
+    # The XML's filename is only a base name under JPEGImages (a file may name anything).
+    named = root / "JPEGImages" / Path(file_name).name if file_name and Path(file_name).name else None
+    if named is not None and named.is_file():
+        return named
+    if by_id.is_file():
+        return by_id
+    if named in (None, by_id):
+        raise GraphlakeClientError(f"image {voc_id}: {by_id.relative_to(root)} is missing", "BAD_USER_INPUT")
+    raise GraphlakeClientError(f"image {voc_id}: neither {named.relative_to(root)} (its XML's filename) nor "
+                               f"{by_id.relative_to(root)} is there", "BAD_USER_INPUT")
 
 
 def _values(png: Path, size: tuple[int, int], voc_id: str) -> list[int]:
@@ -244,7 +272,9 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
                      say: Callable[[str], None] = lambda _: None) -> VocImport:
     """Import the images of ImageSets/<image_set>/<split>.txt under `root` into `dataset`; see the
     module's docstring. An image is one datum and its objects one ground truth whichever list named
-    it: the Segmentation list's train images imported after Main's train are found there already."""
+    it: the Segmentation list's train images imported after Main's train are found there already
+    (`kept`), and Main's train imported after the Segmentation list adds the records of its other
+    images; records on images the list does not name are left alone."""
     folder = IMAGE_SETS.get(image_set.lower())
     if folder is None:
         raise GraphlakeClientError(f"image_set must be one of {', '.join(IMAGE_SETS.values())}, not {image_set!r}",
@@ -253,7 +283,7 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
     if not SAFE_ID.fullmatch(split) or not listing.is_file():
         raise GraphlakeClientError(f"no image set {split!r}: {listing} is missing", "BAD_USER_INPUT")
     ids = list(dict.fromkeys(line.split()[0] for line in listing.read_text().splitlines() if line.strip()))
-    unsafe = [i for i in ids if not SAFE_ID.fullmatch(i) or i in (".", "..")]
+    unsafe = [i for i in ids if not plain_name(i)]
     if unsafe:  # an id is a file name under Annotations/ and the segmentation folders: no paths
         raise GraphlakeClientError(f"{len(unsafe)} ids in {listing.name} are not plain names, e.g. {unsafe[0]!r}",
                                    "BAD_USER_INPUT")
@@ -264,20 +294,28 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
         if (other := shared.setdefault(image.file.name, image.id)) != image.id:
             raise GraphlakeClientError(f"images {other} and {image.id} are both {image.file.name}", "BAD_USER_INPUT")
     names = {n for image in images for o in image.objects for n in (o["name"], *(p["name"] for p in o["parts"]))}
-    labels = CLASSES + sorted(names - set(CLASSES))
+    labels = CLASSES + PARTS + sorted(names - set(CLASSES) - set(PARTS))
+    used = names | {CLASSES[index - 1] for image in images for index in image.class_indices}
     done = VocImport(dataset, split, without_xml=[image.id for image in images if not image.has_xml])
     if done.without_xml:
         say(f"{len(done.without_xml)} images have no Annotations/<id>.xml, e.g. {done.without_xml[0]}: "
             "imported without objects")
     collection = await lake.collection_id(dataset)
-    done.schema_id = await labelled_schema(lake, dataset, [{"name": label} for label in labels])
     name = imported_set_name(set_name or dataset, "GROUND_TRUTH", split)
-    found = await annotation_set(lake, name, "GROUND_TRUTH", done.schema_id, {"kind": "HUMAN", "name": "voc"})
-    done.set_id = found["id"]
+    # Lists of one split share its set (Main's and Segmentation's), whatever parts their XMLs name:
+    # each schema version keeps the labels of the one before.
+    found = await labelled_set(lake, dataset, labels, used, name, "GROUND_TRUTH", {"kind": "HUMAN", "name": "voc"},
+                               keep_earlier=True)
+    done.schema_id, done.set_id = found["schema"]["id"], found["id"]
     known = await known_datums(lake, "voc", dataset)
-    # What this import makes on each image ("mask": its PNGs are uploaded only when its records go in).
-    made = {image.id: making for image in images if (making := Records.of(image.file.name, _records_of(image, _unsent)))}
-    held = await records_held(lake, found, made, known, "split")
+    # What this import makes on each image ("mask": its PNGs are uploaded only when its records go in),
+    # when the set holds records to compare it with.
+    made = {image.id: making for image in images
+            if found["recordCount"] and (making := Records.of(image.file.name, _records_of(image, _unsent)))}
+    # Records on the dataset's images this list does not name are another list's (Main's train holds
+    # the Segmentation list's train images and more): only this list's images are compared.
+    held = await records_held(lake, found, made, known, "list", named=set(ids))
+    del made
     done.kept = held is None  # imported before: adding again would duplicate every record
     done.resumed = bool(held is not None and found["recordCount"])
     stages = ImageStages(lake, "voc", dataset, known, done, SPLITS.get(split, "UNASSIGNED"))
@@ -294,12 +332,13 @@ async def import_voc(lake: Client, root: Path, split: str, dataset: str, *, vers
 
     async def add(chunk: list[_Image]) -> None:
         if held is not None:
-            check_held(found, held, stages.datum_of, [image.id for image in chunk], "split")
+            check_held(found, held, stages.datum_of, [image.id for image in chunk], "list")
             added = await _add(lake, found["id"], [image for image in chunk if image.id not in held],
                                stages.asset_of, stages.datum_of, collection, mount)
             done.records_added += added  # after the await: another stage adds meanwhile
 
-    adding = 0 if held is None else sum(1 for image in images if image.id not in held and image.id in made)
+    adding = 0 if held is None else sum(1 for image in images
+                                        if image.id not in held and (image.objects or image.class_indices))
     say(f"storing {len(images)} images, their datums and the records of {adding} of them, {STAGE_IMAGES} images a stage")
     await in_stages(chunks(images, STAGE_IMAGES), store, make_datums, add)
     done.datum_ids = [stages.datum_of[image.id] for image in images]

@@ -387,3 +387,135 @@ async def test_the_segmentation_lists_are_imported_and_share_the_main_lists_imag
         with pytest.raises(GraphlakeClientError) as refused:
             await lake.import_voc(root, "train", "VOC2012", image_set="Layouts")
     assert refused.value.field == "image_set" and "Main, Segmentation, Layout, Action" in str(refused.value)
+
+
+async def set_names() -> list[str]:
+    from documents.annotation import AnnotationSet
+
+    return sorted(s["name"] for s in await AnnotationSet.get_pymongo_collection().find({}).to_list())
+
+
+async def test_the_segmentation_list_after_mains_finds_its_images_there(served: Served, make_token: MakeToken,
+                                                                        tmp_path: Path) -> None:
+    """The usual order: Main's train, then the Segmentation list's (a subset). The set also holds
+    records on Main's other images, which stopped the import with CONFLICT: only the images a list
+    names are compared, so it is `kept`, and a rerun of either list makes nothing. Records changed
+    on an image the list names are still a CONFLICT (its 8 records), which says so."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "ImageSets/Segmentation").mkdir()
+    (root / "ImageSets/Segmentation/train.txt").write_text("2008_000001\n")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        main = await lake.import_voc(root, "train", "VOC2012")
+        assert main.records_added == 9 and await counts() == (2 + 4, 2, 9)
+        for image_set in ("Segmentation", "Main", "Segmentation"):
+            again = await lake.import_voc(root, "train", "VOC2012", image_set=image_set)
+            assert again.kept and again.records_added == 0 and again.datums_created == 0, image_set
+            assert again.set_id == main.set_id
+        assert await counts() == (2 + 4, 2, 9) and await set_names() == ["VOC2012 ground truth (train)"]
+        changed = (root / "Annotations/2008_000001.xml").read_text().replace("<xmax>24</xmax>", "<xmax>25</xmax>")
+        (root / "Annotations/2008_000001.xml").write_text(changed)
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012", image_set="Segmentation")
+    assert refused.value.code == "CONFLICT" and "8 of them not as this list makes them (changed annotations or " \
+        "images since this list was imported)" in str(refused.value), refused.value
+    assert await counts() == (2 + 4, 2, 9)
+
+
+async def test_lists_whose_xmls_name_other_parts_share_one_set(served: Served, make_token: MakeToken,
+                                                               tmp_path: Path) -> None:
+    """The Segmentation list's images name head and hand, Main's a foot too: the labels differed, so
+    Main's import made a schema version and a second set of the same name, with 2008_000001's
+    records again. VOC's layout parts are labels of every import, so Main adds its other image's
+    records to the one set. A part name outside VOC's, which the set's schema lacks, is a CONFLICT
+    naming it; a new set gets a schema version with it, which keeps the earlier versions' labels."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    cat = (root / "Annotations/2008_000002.xml").read_text()
+    with_part = cat.replace("</bndbox></object>", "</bndbox><part><name>foot</name><bndbox><xmin>2</xmin><ymin>2</ymin>"
+                            "<xmax>5</xmax><ymax>5</ymax></bndbox></part></object>")
+    (root / "Annotations/2008_000002.xml").write_text(with_part)
+    (root / "ImageSets/Segmentation").mkdir()
+    (root / "ImageSets/Segmentation/train.txt").write_text("2008_000001\n")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        seg = await lake.import_voc(root, "train", "VOC2012", image_set="Segmentation")
+        main = await lake.import_voc(root, "train", "VOC2012")
+        assert main.set_id == seg.set_id and main.records_added == 2  # the cat and its foot
+        assert (await lake.import_voc(root, "train", "VOC2012", image_set="Segmentation")).kept
+        assert await counts() == (2 + 4, 2, 10) and await set_names() == ["VOC2012 ground truth (train)"]
+        (root / "Annotations/2008_000002.xml").write_text(with_part.replace("foot", "tail"))
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012")
+        assert refused.value.code == "CONFLICT" and "'VOC2012' version 1, whose labels lack 'tail'" in str(refused.value)
+        assert await counts() == (2 + 4, 2, 10)
+        (root / "Annotations/2008_000003.xml").write_text(with_part.replace("foot", "tail"))
+        val = await lake.import_voc(root, "val", "VOC2012")  # a new set: on a version with a tail
+        (root / "Annotations/2008_000003.xml").write_text(cat)
+        (root / "ImageSets/Main/trainval.txt").write_text("2008_000003\n")
+        plain = await lake.import_voc(root, "trainval", "VOC2012")  # no tail, but the newest version has one
+    assert val.schema_id == plain.schema_id != seg.schema_id
+    assert await set_names() == ["VOC2012 ground truth (train)", "VOC2012 ground truth (trainval)",
+                                 "VOC2012 ground truth (val)"]
+
+
+async def test_the_jpeg_is_the_xmls_filename_if_there_else_the_ids(served: Served, make_token: MakeToken,
+                                                                    tmp_path: Path) -> None:
+    """LabelImg writes <filename> without its extension, and renamed trees keep the old one: the
+    devkit, torchvision and Detectron2 read JPEGImages/<id>.jpg, and so does the import when the
+    file <filename> names is not there. With neither, the refusal names both."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    cat = (root / "Annotations/2008_000002.xml").read_text()
+    (root / "Annotations/2008_000002.xml").write_text(cat.replace("<filename>2008_000002.jpg", "<filename>2008_000002"))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        done = await lake.import_voc(root, "train", "VOC2012")
+        assert done.records_added == 9 and await counts() == (2 + 4, 2, 9)
+        (root / "JPEGImages/2008_000002.jpg").rename(root / "JPEGImages/renamed.jpg")
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012")
+    assert str(refused.value) == ("image 2008_000002: neither JPEGImages/2008_000002 (its XML's filename) nor "
+                                  "JPEGImages/2008_000002.jpg is there")
+
+
+async def test_a_part_without_a_name_is_refused_naming_it(served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Its box was dropped without a word: refused as an object without a name is, before anything
+    is written."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    cat = (root / "Annotations/2008_000002.xml").read_text()
+    (root / "Annotations/2008_000002.xml").write_text(cat.replace("</bndbox></object>", "</bndbox><part><bndbox>"
+        "<xmin>2</xmin><ymin>2</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></part></object>"))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012")
+    assert refused.value.code == "BAD_USER_INPUT" and str(refused.value) == "2008_000002.xml object 1 part 1 has no name"
+    assert await counts() == (0, 0, 0)
+
+
+async def test_an_id_is_any_file_name_that_stays_in_its_folder(served: Served, make_token: MakeToken,
+                                                               tmp_path: Path) -> None:
+    """Custom trees name images img(2) or foto_ñ: only ids that could lead out of the folders
+    (separators, `..`) are refused, naming one."""
+    from documents.roles import Role
+    from graphlake_client.errors import GraphlakeClientError
+
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "JPEGImages/img(2).jpg").write_bytes((root / "JPEGImages/2008_000002.jpg").read_bytes())
+    (root / "JPEGImages/foto_ñ.jpg").write_bytes((root / "JPEGImages/2008_000003.jpg").read_bytes())
+    (root / "Annotations/img(2).xml").write_text((root / "Annotations/2008_000002.xml").read_text())
+    (root / "ImageSets/Main/train.txt").write_text("img(2)\nfoto_ñ\n")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        done = await lake.import_voc(root, "train", "VOC2012")
+        assert done.datums_created == 2 and done.records_added == 1 and done.without_xml == ["foto_ñ"]
+        (root / "ImageSets/Main/train.txt").write_text("img(2)\nsub\\img\n")
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.import_voc(root, "train", "VOC2012")
+    assert str(refused.value) == "1 ids in train.txt are not plain names, e.g. 'sub\\\\img'"
