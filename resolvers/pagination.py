@@ -101,9 +101,12 @@ MAX_CURSOR_STRING = 2048  # longer strings are no sort key this server wrote
 MAX_CURSOR_CHARS = (6 * MAX_CURSOR_STRING + 128) * 4 // 3 + 4
 
 
+_INT64 = range(-(2**63), 2**63)  # what BSON stores: a larger int in a query was PyMongo's OverflowError, INTERNAL
+
+
 def _decode_value(value: Any) -> Any:
     """A value the server could have written, or ValueError: never an object it did not tag itself."""
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool) or (isinstance(value, int) and value in _INT64):
         return value
     if isinstance(value, float) and math.isfinite(value):
         return value

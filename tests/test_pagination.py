@@ -4,6 +4,9 @@ The keyset filters and cursors themselves, without a database: tests/unit/test_p
 from __future__ import annotations
 
 import base64
+import json
+
+import orjson
 
 from documents.api_token import ApiToken
 from documents.clock import utcnow
@@ -53,6 +56,19 @@ async def test_foreign_cursor_is_refused(api: Api, admin: str) -> None:
     for bad in ["garbage!", "WzFd", encode_cursor({"x": 1}, [("x", 1)], scope="api_tokens"), operators]:
         error = await api.error("ApiTokens", {"after": bad}, token=admin)
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+    # A real cursor's value made an int beyond BSON's 8 bytes (orjson reads up to 2**64 - 1): PyMongo
+    # refused it as the query was built, and the list answered INTERNAL.
+    await factories.value_asset(api, admin, name="a")
+    await factories.value_asset(api, admin, name="b")
+    order = {"field": "SIZE", "direction": "ASC"}
+    cursor = (await api.data("Assets", {"orderBy": order, "first": 1}, token=admin))["assets"]["pageInfo"]["endCursor"]
+    tag, *values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    for huge in (2**63, 2**64 - 1):
+        forged = base64.urlsafe_b64encode(json.dumps([tag, huge, *values[1:]]).encode()).decode().rstrip("=")
+        error = await api.error("Assets", {"orderBy": order, "after": forged}, token=admin)
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}, huge
+    fits = base64.urlsafe_b64encode(orjson.dumps([tag, 2**63 - 1, *values[1:]])).decode().rstrip("=")
+    assert (await api.data("Assets", {"orderBy": order, "after": fits}, token=admin))["assets"]["edges"] == []
 
 
 async def test_a_list_in_name_order_pages_past_long_names(api: Api, contributor: str) -> None:
