@@ -187,7 +187,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             images.append(entry)
             await fetches.add(asset, target, then=partial(sized, entry, target))
     refuse_no_image(found, len(images), left_out)
-    images, unreadable = _readable(images, dest, left_out)
+    images, unreadable = await to_thread(_readable, images, dest, left_out)
     every_object = [obj for *_, objs in images for obj in objs]
     shape = _pose_shape(every_object)
     segment = shape is None and bool(every_object) and all(_has(obj, "Polygon") for obj in every_object)
@@ -251,12 +251,40 @@ def _segment_lines(label: int, obj: list[dict[str, Any]], width: int, height: in
     return lines
 
 
+# The suffixes Ultralytics takes for images (its IMG_FORMATS): it lists only such files under
+# images/ (a GIF is a video to it), so any other was written, labelled and counted, then never trained on.
+IMAGE_SUFFIXES = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
+_SUFFIX_OF_FORMAT = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp", "MPO": "mpo"}
+
+
+def _suffixed(entry: list[Any], dest: Path) -> bool:
+    """Give an image whose suffix Ultralytics does not take (`frame_0001`, `scan.dat`) the suffix of
+    the format Pillow finds in it, renaming its file and `entry`'s path; False for a format
+    Ultralytics does not read as an image (a GIF), whose file is left to the caller."""
+    split, path = entry[0], entry[1]
+    if PurePosixPath(path).suffix[1:].lower() in IMAGE_SUFFIXES:
+        return True
+    from PIL import Image  # the yolo extra has Pillow
+
+    source = dest / "images" / split / path
+    with Image.open(source) as opened:
+        suffix = _SUFFIX_OF_FORMAT.get(opened.format or "")
+    renamed = f"{path}.{suffix}"
+    if suffix is None or (dest / "images" / split / renamed).exists():
+        return False
+    source.rename(dest / "images" / split / renamed)
+    entry[1] = renamed
+    return True
+
+
 def _readable(images: list[list[Any]], dest: Path, left_out: Counter[str]) -> tuple[list[list[Any]], list[str]]:
-    """The images Pillow read (their size known), and the paths of those it could not, which are
-    removed and counted under `left_out` as IMAGE: a label line is relative to an image's size."""
-    unreadable = [entry for entry in images if entry[2] is None]
+    """The images Pillow read (their size known) and Ultralytics will (_suffixed), and the paths of
+    the others, which are removed and counted under `left_out` as IMAGE: a label line is relative
+    to an image's size, and an image Ultralytics does not list is never trained on."""
+    unreadable = [entry for entry in images if entry[2] is None or not _suffixed(entry, dest)]
     for split, path, *_ in unreadable:
         (dest / "images" / split / path).unlink(missing_ok=True)
     if unreadable:
         left_out["IMAGE"] += len(unreadable)
-    return [entry for entry in images if entry[2] is not None], [f"{split}/{path}" for split, path, *_ in unreadable]
+    dropped = {id(entry) for entry in unreadable}
+    return [entry for entry in images if id(entry) not in dropped], [f"{split}/{path}" for split, path, *_ in unreadable]

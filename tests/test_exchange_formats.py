@@ -762,3 +762,27 @@ async def test_replace_refuses_a_linked_folder_holding_an_earlier_export(served:
             await lake.export_yolo(version, dest, replace=True)
     assert (refused.value.code, refused.value.field) == ("CONFLICT", "dest") and str(dest / "images") in str(refused.value)
     assert (dest / "labels" / "train" / "a.txt").is_file() and (tmp_path / "bigdisk" / "train" / "a.png").is_file()
+
+
+async def test_an_image_ultralytics_would_not_list_gets_its_formats_suffix_or_is_left_out(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """Ultralytics lists under images/ only files whose suffix is an image format's: a PNG named
+    `frame_0001`, and a GIF (a video to it), were written, labelled and counted, then never trained
+    on. The first gets its format's suffix; the second is left out, counted and named."""
+    from documents.roles import Role
+
+    gif = tmp_path / "g.gif"
+    Image.new("RGB", (64, 48), "red").save(gif, format="GIF")
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
+        set_id = await a_set(lake, ["car"])
+        frame, moving, plain = await some_datums(lake, [(a_png(tmp_path / "f.png", 64, 48), "frame_0001", "TRAIN"),
+                                                        (gif, "g.gif", "TRAIN"),
+                                                        (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
+        version = await freeze(lake, set_id, [frame, moving, plain], [
+            a_box(frame, "car", 0, 0, 32, 24), a_box(moving, "car", 0, 0, 32, 24), a_box(plain, "car", 0, 0, 32, 24)])
+        yolo = await lake.export_yolo(version, tmp_path / "yolo")
+    assert yolo["images"] == 2 and yolo["objects"] == 2 and yolo["left_out"] == {"IMAGE": 1}
+    assert yolo["unreadable"] == ["train/g.gif"]
+    _, lines = check_yolo_rules(tmp_path / "yolo")
+    assert lines == {"train/frame_0001.png": [[0, 0.25, 0.25, 0.5, 0.5]], "val/b.png": [[0, 0.25, 0.25, 0.5, 0.5]]}
+    assert sorted(p.name for p in (tmp_path / "yolo" / "images" / "train").iterdir()) == ["frame_0001.png"]
