@@ -22,6 +22,8 @@ rounds, and prints its median:
   asset derived          the assets derived from that asset (three, made through the service)
   events newest          the first page of `events`
   events type 1%         an `eventTypes` filter, 1%
+  events 2 types 1%      two types, 1% each (read a run of each type's index, merged)
+  events 2 types none    two types no event has (a filter of several types walked the whole log)
   events errors 1%       a `minLevel: ERROR` filter, 1%
   events clients 1%      `origin: CLIENT`: what clients logged, 1% (the rest the lake's own, as an
                          AUDIT event per mutation makes them)
@@ -172,6 +174,8 @@ def reads(collection_id: str, old_collection_id: str, version_id: str, asset_id:
         "asset derived": (ASSET_DERIVED, {"id": asset_id}),
         "events newest": (EVENTS, {}),
         "events type 1%": (EVENTS, {"filter": {"eventTypes": ["T7"]}}),
+        "events 2 types 1%": (EVENTS, {"filter": {"eventTypes": ["T7", "T8"]}}),
+        "events 2 types none": (EVENTS, {"filter": {"eventTypes": ["X1", "X2"]}}),
         "events errors 1%": (EVENTS, {"filter": {"minLevel": "ERROR"}}),
         "events clients 1%": (EVENTS, {"filter": {"origin": "CLIENT"}}),
     }

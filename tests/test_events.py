@@ -690,3 +690,56 @@ async def test_one_event_logged_alone_is_named_as_its_argument(api: Api, contrib
         assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, (event, refused)
     batch = await api.error("LogEvents", {"inputs": [{"eventType": "OK"}, {"eventType": "bad type!"}]}, token=contributor)
     assert batch["extensions"]["field"] == "inputs[1].eventType"
+
+
+PAGED_EVENTS = """query X($filter: EventFilter, $first: Int, $after: String, $last: Int, $before: String,
+                     $orderBy: EventOrder, $direction: OrderDirection) {
+  events(filter: $filter, first: $first, after: $after, last: $last, before: $before, orderBy: $orderBy,
+         direction: $direction) {
+    totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { node { id eventType } }
+  }
+}"""
+
+
+async def test_several_event_types_page_as_one_list(api: Api, contributor: str) -> None:
+    """Several types are read one run of each type's index, merged (one `$in` over them walked the
+    whole timeline): every page, forward and backward, in either order and direction, is the list's,
+    ties of timestamp broken by id as for one read, and a cursor of either read goes on in the other."""
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    inputs = [{"eventType": "ABC"[i % 3], "timestamp": (at + timedelta(seconds=i // 4)).isoformat()} for i in range(23)]
+    await api.data("LogEvents", {"inputs": inputs}, token=contributor)
+    wanted = {"A", "C"}
+    for order_by in ("TIMESTAMP", "RECEIVED"):
+        for direction in ("DESC", "ASC"):
+            everything = await api.run("X", {"first": 100, "orderBy": order_by, "direction": direction},
+                                       query=PAGED_EVENTS, token=contributor)
+            expected = [e["node"]["id"] for e in everything["data"]["events"]["edges"] if e["node"]["eventType"] in wanted]
+            assert len(expected) == 15
+            variables = {"filter": {"eventTypes": ["C", "A", "C"]}, "orderBy": order_by, "direction": direction}
+            forward, after = [], None
+            while True:
+                page = (await api.run("X", {**variables, "first": 3, "after": after}, query=PAGED_EVENTS,
+                                      token=contributor))["data"]["events"]
+                forward += [e["node"]["id"] for e in page["edges"]]
+                assert page["totalCount"] == 15
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            assert forward == expected, (order_by, direction)
+            backward, before = [], None
+            while True:
+                page = (await api.run("X", {**variables, "last": 5, "before": before}, query=PAGED_EVENTS,
+                                      token=contributor))["data"]["events"]
+                backward = [e["node"]["id"] for e in page["edges"]] + backward
+                if not page["pageInfo"]["hasPreviousPage"]:
+                    break
+                before = page["pageInfo"]["startCursor"]
+            assert backward == expected, (order_by, direction)
+            # A cursor of the one-type read goes on in the merged one.
+            one = (await api.run("X", {"first": 1, "orderBy": order_by, "direction": direction,
+                                       "filter": {"eventTypes": ["A"]}}, query=PAGED_EVENTS, token=contributor))
+            cursor = one["data"]["events"]["pageInfo"]["endCursor"]
+            rest = (await api.run("X", {**variables, "first": 100, "after": cursor}, query=PAGED_EVENTS,
+                                  token=contributor))["data"]["events"]
+            first_a = one["data"]["events"]["edges"][0]["node"]["id"]
+            assert [e["node"]["id"] for e in rest["edges"]] == expected[expected.index(first_a) + 1:]

@@ -104,6 +104,9 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("annotation_records", "Annotations", {"first": 1, "filter": {"setIds": lake["sets"]}}),
         ("events", "Events", {"first": 2}),
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1"]}}),
+        # Several types: a run of each type's index, merged (one `$in` walked the whole timeline).
+        ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1", "T2"]}}),
+        ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "filter": {"eventTypes": ["T1", "T2"]}}),
         ("events", "Events", {"first": 2, "filter": {"minLevel": "ERROR"}}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED"}),
         # What clients logged, without the lake's own events (an AUDIT per mutation), and those alone.
