@@ -701,21 +701,27 @@ PAGED_EVENTS = """query X($filter: EventFilter, $first: Int, $after: String, $la
 }"""
 
 
-async def test_several_event_types_page_as_one_list(api: Api, contributor: str) -> None:
+@pytest.mark.parametrize("archived", [False, True])
+async def test_several_event_types_page_as_one_list(api: Api, contributor: str, admin: str, archived: bool) -> None:
     """Several types are read one run of each type's index, merged (one `$in` over them walked the
-    whole timeline): every page, forward and backward, in either order and direction, is the list's,
-    ties of timestamp broken by id as for one read, and a cursor of either read goes on in the other."""
+    whole timeline), and so are archived events and the others with `includeArchived` (every index
+    leads with `archived`: unpinned, the whole log was scanned and sorted): every page, forward and
+    backward, in either order and direction, is the list's, ties of timestamp broken by id as for
+    one read, and a cursor of either read goes on in the other."""
     at = datetime(2026, 5, 1, tzinfo=UTC)
     inputs = [{"eventType": "ABC"[i % 3], "timestamp": (at + timedelta(seconds=i // 4)).isoformat()} for i in range(23)]
-    await api.data("LogEvents", {"inputs": inputs}, token=contributor)
+    ids = (await api.data("LogEvents", {"inputs": inputs}, token=contributor))["logEvents"]["ids"]
+    if archived:  # every third of them, across types and ties
+        assert await api.data("ArchiveEvents", {"ids": ids[::3] + ids[1::5]}, token=admin)
     wanted = {"A", "C"}
     for order_by in ("TIMESTAMP", "RECEIVED"):
         for direction in ("DESC", "ASC"):
-            everything = await api.run("X", {"first": 100, "orderBy": order_by, "direction": direction},
-                                       query=PAGED_EVENTS, token=contributor)
+            everything = await api.run("X", {"first": 100, "orderBy": order_by, "direction": direction,
+                                             "filter": {"includeArchived": True}}, query=PAGED_EVENTS, token=contributor)
             expected = [e["node"]["id"] for e in everything["data"]["events"]["edges"] if e["node"]["eventType"] in wanted]
             assert len(expected) == 15
-            variables = {"filter": {"eventTypes": ["C", "A", "C"]}, "orderBy": order_by, "direction": direction}
+            variables = {"filter": {"eventTypes": ["C", "A", "C"], "includeArchived": archived}, "orderBy": order_by,
+                         "direction": direction}
             forward, after = [], None
             while True:
                 page = (await api.run("X", {**variables, "first": 3, "after": after}, query=PAGED_EVENTS,
@@ -737,7 +743,8 @@ async def test_several_event_types_page_as_one_list(api: Api, contributor: str) 
             assert backward == expected, (order_by, direction)
             # A cursor of the one-type read goes on in the merged one.
             one = (await api.run("X", {"first": 1, "orderBy": order_by, "direction": direction,
-                                       "filter": {"eventTypes": ["A"]}}, query=PAGED_EVENTS, token=contributor))
+                                       "filter": {"eventTypes": ["A"], "includeArchived": archived}},
+                                 query=PAGED_EVENTS, token=contributor))
             cursor = one["data"]["events"]["pageInfo"]["endCursor"]
             rest = (await api.run("X", {**variables, "first": 100, "after": cursor}, query=PAGED_EVENTS,
                                   token=contributor))["data"]["events"]

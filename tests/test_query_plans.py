@@ -107,6 +107,10 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         # Several types: a run of each type's index, merged (one `$in` walked the whole timeline).
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1", "T2"]}}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "filter": {"eventTypes": ["T1", "T2"]}}),
+        # Archived events too: a run of the archived and one of the others (every index leads with `archived`).
+        ("events", "Events", {"first": 2, "filter": {"includeArchived": True}}),
+        ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "filter": {"includeArchived": True}}),
+        ("events", "Events", {"first": 2, "filter": {"includeArchived": True, "eventTypes": ["T1"]}}),
         ("events", "Events", {"first": 2, "filter": {"minLevel": "ERROR"}}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED"}),
         # What clients logged, without the lake's own events (an AUDIT per mutation), and those alone.

@@ -106,16 +106,34 @@ def _event_node(raw: dict[str, Any]) -> Event:
     return Event.from_document(lean(EventDocument).model_validate(raw))
 
 
-async def _merged_types(filter: EventFilter, types: list[str], position: dict[str, Any] | None, query: dict[str, Any],
-                        sort: list[tuple[str, int]], page: Page) -> Connection[Event]:
-    """A page of events of several `types` (the rest of `filter`, and `position`, as given): each
-    type's next events read at once through its index, merged in the page's order. The cursors are
-    paginate's, so a page of one read may follow a page of the other; `totalCount` counts `query`."""
-    collection = EventDocument.get_pymongo_collection()
+def _runs(filter: EventFilter) -> list[dict[str, Any]] | None:
+    """The queries of a list of events read as several index ranges merged (_merged), or None for
+    one read: one per type of several (MERGED_TYPES at most), and with `includeArchived` one for the
+    archived events and one for the others, as every index of events leads with `archived` (the
+    list without it pins it; with it, unpinned, a page scanned and sorted the whole log: 0.6 s at
+    100,000 events). A lookup by key is one event: one read."""
+    if filter.key is not None:
+        return None
+    types = list(dict.fromkeys(filter.event_types or []))
+    per_type = [[event_type] for event_type in types] if 1 < len(types) <= MERGED_TYPES else [filter.event_types]
+    states: list[bool | None] = [False, True] if filter.include_archived else [None]
+    if len(per_type) == 1 and states == [None]:
+        return None
     runs = []
-    for event_type in types:
-        one = events_query(dataclasses.replace(filter, event_types=[event_type]))
-        runs.append({"$and": [one, position]} if position is not None else one)
+    for event_types in per_type:
+        one = events_query(dataclasses.replace(filter, event_types=event_types))
+        runs += [one if state is None else {"$and": [one, {"archived": state}]} for state in states]
+    return runs
+
+
+async def _merged(runs: list[dict[str, Any]], position: dict[str, Any] | None, query: dict[str, Any],
+                  sort: list[tuple[str, int]], page: Page) -> Connection[Event]:
+    """A page of the events of `runs` (each with `position`, as given): each run's next events read
+    at once through its index, merged in the page's order. The cursors are paginate's, so a page of
+    one read may follow a page of the other; `totalCount` counts `query`."""
+    collection = EventDocument.get_pymongo_collection()
+    if position is not None:
+        runs = [{"$and": [run, position]} for run in runs]
 
     async def read(read_sort: list[tuple[str, int]], start: list[Any] | None, limit: int) -> list[dict[str, Any]]:
         past = keyset_filter(read_sort, start) if start is not None else None
@@ -170,10 +188,8 @@ class EventQueries:
         if position is not None:
             query = {"$and": [query, position]} if query else position
         page = info.context.page(first, after, last, before)
-        types = list(dict.fromkeys(filter.event_types)) if filter and filter.event_types else []
-        if 1 < len(types) <= MERGED_TYPES:
-            assert filter is not None  # types come from it
-            return await _merged_types(filter, types, position, query, sort, page)
+        if filter is not None and (runs := _runs(filter)):
+            return await _merged(runs, position, query, sort, page)
         return await paginate(EventDocument.get_pymongo_collection(), query=query, sort=sort, page=page, to_node=_event_node)
 
     @strawberry.field(permission_classes=[CanRead], description="Busy time per node, workflow or user in [from, to), "
