@@ -204,6 +204,10 @@ def export_bundle(
                                              "payloads/<sha256> into; or s3://BUCKET/PREFIX (boto3's credentials: "
                                              "AWS_ACCESS_KEY_ID, AWS_PROFILE..., and AWS_ENDPOINT_URL for a store "
                                              "other than AWS).")],
+    replace: Annotated[bool, typer.Option("--replace", help="DEST holds something else than this version's bundle "
+                                                            "(another version's, other files, an existing .tar): write "
+                                                            "over it, and remove the payloads the new manifest does "
+                                                            "not name.")] = False,
     url: ServerUrl = None,
     token: Token = None,
 ) -> None:
@@ -216,7 +220,7 @@ def export_bundle(
         with _bytes_bar("exporting") as advance:
             async with Client(server_url(url), token) as lake:
                 return await lake.export_bundle(version, dest if dest.startswith("s3://") else Path(dest),
-                                                progress=lambda done, total: advance(done, total))
+                                                progress=lambda done, total: advance(done, total), replace=replace)
 
     typer.echo(json.dumps(client_run(run(), token=token), indent=2))
 

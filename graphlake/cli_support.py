@@ -155,5 +155,8 @@ def client_run(coroutine: object, *, token: str | None) -> object:
     except httpx.HTTPError as error:  # the client turns network failures into the errors above; a body it cannot decode, say
         errors.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
+    except OSError as error:  # a path the command cannot write or read (an export's DEST): as `run` says it
+        errors.print(f"[red]error:[/red] {escape(describe_os_error(error))}")
+        raise typer.Exit(1) from None
 
 

@@ -80,21 +80,24 @@ async def read_version(lake: Client, version: str) -> dict[str, Any]:
 
 
 async def export_bundle(lake: Client, version: str, dest: Path | str, *,
-                        progress: ByteProgress | None = None) -> BundleExport:
+                        progress: ByteProgress | None = None, replace: bool = False) -> BundleExport:
     """Write the version as a bundle at `dest` (a directory, or a path ending in .tar; or, as a str,
-    an `s3://bucket/prefix`, with boto3's credentials: bundle_s3.py); what was written."""
+    an `s3://bucket/prefix`, with boto3's credentials: bundle_s3.py); what was written. A `dest`
+    holding anything but this version's own bundle (whole, or cut short: a rerun finishes it) is
+    refused with CONFLICT unless `replace` (bundle_files.BundleWriter)."""
     found = await read_version(lake, version)
+    # DEST is checked (its kind, what it holds, that it can be written) before anything is read or downloaded.
+    writer = await to_thread(open_writer, dest, found, replace=replace)
     datums: list[dict[str, Any]] = []
     refs: dict[str, None] = {}  # every asset the version names, in the order first met
-    async for datum, records in version_datums(lake, found["id"], query=ops.BUNDLE_DATUMS):
-        roles = [{"role": r["role"], "asset": r["asset"]["id"]} for r in datum["roles"]]
-        kept = [_record(r) for r in records]
-        refs.update(dict.fromkeys([r["asset"] for r in roles] + [r["asset"] for r in kept]
-                                  + [r["geometry"]["mask"]["asset"] for r in kept if r["geometry"] and "mask" in r["geometry"]]))
-        datums.append({"ref": datum["id"], "split": datum["split"], "metadata": datum["metadata"] or {},
-                       "roles": roles, "records": kept})
-    writer = open_writer(dest)
     try:
+        async for datum, records in version_datums(lake, found["id"], query=ops.BUNDLE_DATUMS):
+            roles = [{"role": r["role"], "asset": r["asset"]["id"]} for r in datum["roles"]]
+            kept = [_record(r) for r in records]
+            refs.update(dict.fromkeys([r["asset"] for r in roles] + [r["asset"] for r in kept]
+                                      + [r["geometry"]["mask"]["asset"] for r in kept if r["geometry"] and "mask" in r["geometry"]]))
+            datums.append({"ref": datum["id"], "split": datum["split"], "metadata": datum["metadata"] or {},
+                           "roles": roles, "records": kept})
         assets = await _write_assets(lake, writer, list(refs), progress)
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "exported_at": datetime.now(UTC).isoformat(),
@@ -112,13 +115,25 @@ async def export_bundle(lake: Client, version: str, dest: Path | str, *,
                      for s in found["annotationSets"]},
             "datums": datums,
         }
-        writer.finish(manifest)
+        await _whole(writer.finish, manifest)
     except BaseException:
         writer.abort()
         raise
     payloads = {a["payload"]["path"]: a["payload"]["size"] for a in assets.values() if a["payload"]}
     return {"datums": len(datums), "records": sum(len(d["records"]) for d in datums), "assets": len(assets),
             "payloads": len(payloads), "payload_bytes": sum(payloads.values()), "dest": str(dest), "version": summary(found)}
+
+
+async def _whole(func: Callable[..., Any], *args: Any) -> Any:
+    """`func` in a thread, awaited to its end even when cancelled: a thread cannot be stopped, and the
+    writer must be aborted only once none of its steps runs (a tar member half-added, an upload going on)."""
+    step = asyncio.ensure_future(to_thread(func, *args))
+    step.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no "never retrieved"
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        await asyncio.wait([step])
+        raise
 
 
 async def _write_assets(lake: Client, writer: Any, refs: list[str],
@@ -137,17 +152,18 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
             progress(done, total)
 
     async def download(asset: dict[str, Any], path: str) -> None:
-        if not await to_thread(writer.has, path, asset["sizeBytes"]):
+        if not await _whole(writer.has, path, asset["sizeBytes"]):
             async with gate:
                 await lake._retried(lake._fetch, asset, writer.download_target(path))
             async with lock:
-                await to_thread(writer.add_downloaded, path)
+                await _whole(writer.add_downloaded, path)
         advance(asset["sizeBytes"])
 
     for start in range(0, len(refs), ASSETS_PER_PAGE):
         page = (await lake.execute(ops.BUNDLE_ASSETS, {"ids": refs[start:start + ASSETS_PER_PAGE],
                                                        "expires": URL_SECONDS}))["nodes"]
-        downloads = []
+        files: list[tuple[dict[str, Any], str]] = []
+        small: list[tuple[str, bytes]] = []  # values and texts, in the answer
         for ref, asset in zip(refs[start:start + ASSETS_PER_PAGE], page, strict=True):
             if not asset or asset.get("status") != "ACTIVE":
                 raise GraphlakeClientError(f"asset {ref} is {asset['status'] if asset else 'gone'}: the version cannot "
@@ -174,10 +190,21 @@ async def _write_assets(lake: Client, writer: Any, refs: list[str],
             written.add(path)
             total += size
             if data is None:
-                downloads.append(download(asset, path))
+                files.append((asset, path))
             else:
+                small.append((path, data))
+        # The page's checks passed: only now does anything start. A failure cancels the rest of the
+        # page and waits for it, so nothing goes on writing into DEST once the export has raised.
+        tasks = [asyncio.ensure_future(download(asset, path)) for asset, path in files]
+        try:
+            for path, data in small:
                 async with lock:
-                    await to_thread(writer.add_bytes, path, data)
-                advance(size)
-        await asyncio.gather(*downloads)
+                    await _whole(writer.add_bytes, path, data)
+                advance(len(data))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
     return entries

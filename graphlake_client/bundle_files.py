@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 from graphlake_client import debris
-from graphlake_client.bundle_format import MANIFEST, PAYLOADS, parse_manifest
+from graphlake_client.bundle_format import FORMAT, MANIFEST, PAYLOADS, parse_manifest
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.exit_loop import to_thread
 
 CHUNK = 1024 * 1024
+PAYLOAD_NAME = re.compile(r"[0-9a-f]{64}")  # a payload's file is named by its SHA-256
 T = TypeVar("T")
 
 
@@ -48,13 +50,37 @@ def open_reader(src: Path | str, *, confined: bool = False) -> Any:
     return BundleReader(Path(src), confined=confined)
 
 
-def open_writer(dest: Path | str) -> Any:
-    """The writer for a bundle at DEST: a directory or a .tar here, or an `s3://bucket/prefix`."""
+def open_writer(dest: Path | str, version: dict[str, Any] | None = None, *, replace: bool = False) -> Any:
+    """The writer for a bundle at DEST: a directory or a .tar here, or an `s3://bucket/prefix`.
+    DEST is checked before anything is downloaded (see BundleWriter): `version` is the version
+    exported (its `id` and `manifestSha256`), whose own earlier bundle there is finished, not refused."""
     if isinstance(dest, str) and dest.startswith("s3://"):
         from graphlake_client.bundle_s3 import S3BundleWriter
 
-        return S3BundleWriter(dest)
-    return BundleWriter(Path(dest))
+        return S3BundleWriter(dest, version=version, replace=replace)
+    return BundleWriter(Path(dest), version=version, replace=replace)
+
+
+def other_bundle(data: bytes, version: dict[str, Any] | None) -> str | None:
+    """What the manifest.json `data` found at DEST is when it is not `version`'s own bundle (None: it
+    is, so a rerun finishes or redoes it). Read leniently: it is only looked at, never imported."""
+    try:
+        found = json.loads(data)
+    except ValueError:
+        return "not a bundle's manifest"
+    if not isinstance(found, dict) or found.get("format") != FORMAT:
+        return "not a bundle's manifest"
+    source, of = found.get("source") or {}, found.get("version") or {}
+    if version is not None and (source.get("version_id"), of.get("manifest_sha256")) == (version["id"], version["manifestSha256"]):
+        return None
+    return f"the bundle of another version ({(found.get('dataset') or {}).get('name')}/{of.get('name')})"
+
+
+def held_refused(dest: object, held: list[str]) -> GraphlakeClientError:
+    """CONFLICT naming `dest`, which holds what this export would overwrite or mix with its own."""
+    return GraphlakeClientError(f"{dest} holds what is not this version's bundle ({', '.join(held[:5])}): export into a "
+                                "new or empty directory, or pass --replace (replace=True) to write over it",
+                                "CONFLICT", "dest")
 
 
 def _open_tar(src: Path) -> tuple[tarfile.TarFile, BinaryIO]:
@@ -290,17 +316,30 @@ def dump_manifest(manifest: dict[str, Any], out: BinaryIO) -> None:
 
 
 class BundleWriter:
-    """A bundle being written: into a directory, or into a .tar (under a temporary name until whole)."""
+    """A bundle being written: into a directory, or into a .tar (under a temporary name until whole).
 
-    def __init__(self, dest: Path) -> None:
+    DEST is checked before anything is downloaded: a directory DEST that is a file, or a .tar DEST
+    that is a directory, is refused (BAD_USER_INPUT); a DEST that holds anything but `version`'s
+    own bundle, whole or cut short (its manifest.json, payloads/, an export's temporaries), is refused
+    with CONFLICT unless `replace`, as is an existing .tar. Under `replace` a directory keeps only
+    the payloads its new manifest names (finish)."""
+
+    def __init__(self, dest: Path, *, version: dict[str, Any] | None = None, replace: bool = False) -> None:
         self.dest = dest
+        self.replace = replace
         self._tar: tarfile.TarFile | None = None
         self.one_at_a_time = is_tar(dest)  # a tar takes one member at a time
         if is_tar(dest):
+            if dest.is_dir():  # found only at the final rename, once everything was downloaded
+                raise GraphlakeClientError(f"{dest}: a directory, but a DEST ending in .tar names a tar file",
+                                           "BAD_USER_INPUT", "dest")
+            if dest.exists() and not replace:
+                raise held_refused(dest, ["a file of that name"])
             dest.parent.mkdir(parents=True, exist_ok=True)
             debris.sweep(dest.parent, recursive=False)  # what an export killed here left (debris.py)
+            debris.sweep_scratch(dest.parent)
             self._partial = debris.partial_temp(dest)
-            self._file = self._partial.open("xb")
+            self._file = self._partial.open("xb")  # a folder it cannot write in fails here, before any download
             try:
                 debris.hold(self._file)  # until renamed to `dest` (finish)
             except BaseException:
@@ -308,12 +347,39 @@ class BundleWriter:
                 self._partial.unlink(missing_ok=True)
                 raise
             self._tar = tarfile.open(fileobj=self._file, mode="w:gz" if dest.name.endswith(("gz", "tgz")) else "w")
-            self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
+            # Beside the tar, not in $TMPDIR: a killed export's files there are swept by the next one.
+            self.scratch, self._scratch_lock = debris.scratch(dest.parent)
         else:
+            if dest.exists() and not dest.is_dir():
+                raise GraphlakeClientError(f"{dest}: not a directory (a bundle is a directory, or a path ending in .tar)",
+                                           "BAD_USER_INPUT", "dest")
+            held = self._held(version)
+            if held and not replace:
+                raise held_refused(dest, held)
             (dest / PAYLOADS).mkdir(parents=True, exist_ok=True)
             debris.sweep_export(dest, [PAYLOADS])  # what an export killed here left half-written (debris.py); whole payloads stay
             self.scratch = dest / PAYLOADS
+            for folder in (dest, self.scratch):  # a read-only mount, no permission: said before any download
+                probe = debris.download_temp(folder / "probe")
+                with debris.writing(probe):
+                    probe.unlink()
 
+    def _held(self, version: dict[str, Any] | None) -> list[str]:
+        """What the directory DEST holds that is not `version`'s bundle, whole or cut short."""
+        if not self.dest.is_dir():
+            return []
+        held = []
+        for entry in sorted(os.scandir(self.dest), key=lambda e: e.name):
+            if entry.name == PAYLOADS and entry.is_dir(follow_symlinks=False):
+                strangers = [n for n in sorted(os.listdir(entry.path)) if not (PAYLOAD_NAME.fullmatch(n) or debris.OWN.fullmatch(n))]
+                held += [f"{PAYLOADS}/{n}" for n in strangers[:3]]
+            elif entry.name == MANIFEST and entry.is_file(follow_symlinks=False):
+                why = other_bundle(Path(entry.path).read_bytes(), version)
+                if why:
+                    held.append(f"{MANIFEST}: {why}")
+            elif not (debris.OWN.fullmatch(entry.name) or debris.SCRATCH.fullmatch(entry.name)):
+                held.append(entry.name)
+        return held
     def download_target(self, path: str) -> Path:
         """Where a payload is downloaded to before `add_downloaded`."""
         return self.scratch / path.rsplit("/", 1)[-1] if self._tar is not None else self.dest / path
@@ -347,6 +413,8 @@ class BundleWriter:
                 dump_manifest(manifest, out)
                 out.flush()
                 os.replace(out.name, self.dest / MANIFEST)
+            if self.replace:  # an earlier bundle's payloads would make this one hold files it does not name
+                self._remove_unnamed({a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]})
             return
         manifest_file = self.scratch / MANIFEST
         with manifest_file.open("xb") as out:
@@ -356,7 +424,14 @@ class BundleWriter:
         self._file.flush()
         os.replace(self._partial, self.dest)
         self._file.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        debris.drop_scratch(self.scratch, self._scratch_lock)
+
+    def _remove_unnamed(self, named: set[str]) -> None:
+        """Remove the files of payloads/ the manifest does not name (an export's temporaries are left to its sweep)."""
+        for entry in os.scandir(self.dest / PAYLOADS):
+            if (f"{PAYLOADS}/{entry.name}" not in named and not debris.OWN.fullmatch(entry.name)
+                    and entry.is_file(follow_symlinks=False)):
+                os.unlink(entry.path)
 
     def abort(self) -> None:
         """Leave no half-written tar behind (a directory keeps its payloads: a rerun skips them)."""
@@ -364,4 +439,4 @@ class BundleWriter:
             self._tar.close()
             self._file.close()
             self._partial.unlink(missing_ok=True)
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            debris.drop_scratch(self.scratch, self._scratch_lock)

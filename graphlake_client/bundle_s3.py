@@ -14,16 +14,26 @@ A `.tar` at an S3 URL is staged through a local file (downloaded whole to disk, 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from graphlake_client.bundle_files import CHUNK, BundleReader, BundleWriter, dump_manifest, is_tar
-from graphlake_client.bundle_format import MANIFEST, parse_manifest
+from graphlake_client import debris
+from graphlake_client.bundle_files import (
+    CHUNK,
+    BundleReader,
+    BundleWriter,
+    dump_manifest,
+    held_refused,
+    is_tar,
+    other_bundle,
+)
+from graphlake_client.bundle_format import MANIFEST, PAYLOADS, parse_manifest
 from graphlake_client.errors import GraphlakeClientError
 
 MULTIPART = 64 * 1024 * 1024  # objects above this go up in parts of this size, four at a time
@@ -201,20 +211,79 @@ class S3BundleReader:
         return lambda payload: {"mount": mount, "bucket": self.bucket, "prefix": self.key(payload)}
 
 
+def _store_error(url: str, error: Exception) -> GraphlakeClientError:
+    """A writer's error for what boto3 raised: no credentials and a store not reached are said as
+    such (botocore's own words name neither the destination nor what to do), anything else is a refusal."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    if isinstance(error, GraphlakeClientError):
+        return error
+    if isinstance(error, NoCredentialsError):
+        return GraphlakeClientError(f"{url}: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                                    "AWS_PROFILE)", "BAD_USER_INPUT", "dest")
+    if isinstance(error, EndpointConnectionError):
+        return GraphlakeClientError(f"{url}: the S3 store cannot be reached ({error})", "UNAVAILABLE", "dest")
+    return GraphlakeClientError(_refused(url, error).args[0], "BAD_USER_INPUT", "dest")
+
+
+def _absent(error: Exception) -> bool:
+    """Whether boto3's error says the object is not there (a 403 is a refusal, not an absence)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
 class S3BundleWriter:
-    """A bundle being written under an S3 prefix (BundleWriter's interface)."""
+    """A bundle being written under an S3 prefix (BundleWriter's interface). The prefix is checked
+    before anything is downloaded: its manifest.json (or, for a .tar, the object) read, so missing
+    credentials, a store not reached or refusing are said at once, and another version's bundle
+    there is refused with CONFLICT unless `replace`; then a probe object is put and deleted, so a
+    store that lets us read but not write says so before the first download too."""
 
     one_at_a_time = False  # objects go up side by side
 
-    def __init__(self, url: str, client: Any = None) -> None:
+    def __init__(self, url: str, client: Any = None, *, version: dict[str, Any] | None = None,
+                 replace: bool = False) -> None:
         self.dest = url
         self.bucket, self.prefix = split_url(url)
+        self.replace = replace
         self.client = client or s3_client()
-        self.scratch = Path(tempfile.mkdtemp(prefix="graphlake-bundle-"))
+        self._check(version)
+        temp = Path(tempfile.gettempdir())
+        debris.sweep_scratch(temp)  # what an export killed before left there (debris.py)
+        self.scratch, self._scratch_lock = debris.scratch(temp)
         self._tar: BundleWriter | None = None
         if is_tar(Path(self.prefix)):  # written locally, sent whole when finished
             self._tar = BundleWriter(self.scratch / Path(self.prefix).name)
             self.one_at_a_time = True
+
+    def _check(self, version: dict[str, Any] | None) -> None:
+        held = None
+        try:
+            if is_tar(Path(self.prefix)):
+                try:
+                    self.client.head_object(Bucket=self.bucket, Key=self.prefix)
+                    held = "an object of that name"
+                except Exception as error:
+                    if not _absent(error):
+                        raise
+            else:
+                try:
+                    body = self.client.get_object(Bucket=self.bucket, Key=self.key(MANIFEST))["Body"]
+                    with contextlib.closing(body):
+                        why = other_bundle(body.read(), version)
+                    held = why and f"{MANIFEST}: {why}"
+                except Exception as error:
+                    if not _absent(error):
+                        raise
+            if held and not self.replace:
+                raise held_refused(self.dest, [held])
+            probe = f"{self.prefix.rpartition('/')[0] if is_tar(Path(self.prefix)) else self.prefix}/.write-check-{secrets.token_hex(4)}"
+            self.client.put_object(Bucket=self.bucket, Key=probe.lstrip("/"), Body=b"")
+            with contextlib.suppress(Exception):  # written: that was the question (a store may not let us delete)
+                self.client.delete_object(Bucket=self.bucket, Key=probe.lstrip("/"))
+        except Exception as error:
+            raise _store_error(self.dest, error) from None
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path}" if self.prefix else path
@@ -226,15 +295,16 @@ class S3BundleWriter:
 
     def has(self, path: str, size: int) -> bool:
         """Whether an earlier export left this payload whole under the prefix: its size, and the SHA-256
-        its upload recorded, which is its name (an object put there otherwise is sent again)."""
+        its upload recorded, which is its name (an object put there otherwise is sent again). Only a 404
+        is an absence: a refusal (403) or a store not reached is raised, not downloaded past."""
         if self._tar is not None:
             return False
-        from botocore.exceptions import ClientError
-
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
-        except ClientError:
-            return False
+        except Exception as error:
+            if _absent(error):
+                return False
+            raise _store_error(self.dest, error) from None
         return head["ContentLength"] == size and head.get("Metadata", {}).get(SHA_METADATA) == path.rsplit("/", 1)[-1]
 
     def add_downloaded(self, path: str) -> None:
@@ -246,7 +316,7 @@ class S3BundleWriter:
             self.client.upload_file(str(source), self.bucket, self.key(path), Config=_transfer(),
                                     ExtraArgs={"Metadata": {SHA_METADATA: path.rsplit("/", 1)[-1]}})
         except Exception as error:
-            raise _refused(self.dest, error) from None
+            raise _store_error(self.dest, error) from None
         finally:
             source.unlink(missing_ok=True)
 
@@ -258,10 +328,11 @@ class S3BundleWriter:
             self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=data,
                                    Metadata={SHA_METADATA: path.rsplit("/", 1)[-1]})
         except Exception as error:
-            raise _refused(self.dest, error) from None
+            raise _store_error(self.dest, error) from None
 
     def finish(self, manifest: dict[str, Any]) -> None:
-        """The manifest last: only then is the bundle whole (a tar: sent as one object once written)."""
+        """The manifest last: only then is the bundle whole (a tar: sent as one object once written).
+        Under `replace`, then, the payload objects it does not name go."""
         try:
             if self._tar is not None:
                 self._tar.finish(manifest)
@@ -273,16 +344,23 @@ class S3BundleWriter:
                 with written.open("rb") as body:
                     self.client.put_object(Bucket=self.bucket, Key=self.key(MANIFEST), Body=body,
                                            ContentType="application/json")
-        except GraphlakeClientError:
-            raise
+                if self.replace:
+                    self._remove_unnamed({a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]})
         except Exception as error:
-            raise _refused(self.dest, error) from None
+            raise _store_error(self.dest, error) from None
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            debris.drop_scratch(self.scratch, self._scratch_lock)
+
+    def _remove_unnamed(self, named: set[str]) -> None:
+        """Delete the objects under payloads/ that the manifest does not name (an earlier bundle's)."""
+        base = self.key(f"{PAYLOADS}/")
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for found in page.get("Contents", []):
+                if f"{PAYLOADS}/{found['Key'][len(base):]}" not in named:
+                    self.client.delete_object(Bucket=self.bucket, Key=found["Key"])
 
     def abort(self) -> None:
         """Leave nothing local behind (payloads sent stay: a rerun skips them)."""
         if self._tar is not None:
             self._tar.abort()
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
+        debris.drop_scratch(self.scratch, self._scratch_lock)

@@ -222,13 +222,14 @@ class Client(Vault):
                                 image_set=image_set, say=say)
 
     async def export_bundle(self, version: str, dest: Path | str, *,
-                            progress: Callable[[int, int], None] | None = None) -> BundleExport:
+                            progress: Callable[[int, int], None] | None = None, replace: bool = False) -> BundleExport:
         """Write a dataset version as a self-contained bundle at `dest`: a directory, or a path ending
         in .tar (graphlake_client.bundle_export; `progress(done, total)` in bytes). No extra needed;
-        or an "s3://bucket/prefix" (a str), written with boto3's credentials (the s3 extra)."""
+        or an "s3://bucket/prefix" (a str), written with boto3's credentials (the s3 extra). A `dest`
+        holding anything but this version's bundle is CONFLICT unless `replace`."""
         from graphlake_client.bundle_export import export_bundle
 
-        return await export_bundle(self, version, dest, progress=progress)
+        return await export_bundle(self, version, dest, progress=progress, replace=replace)
 
     async def import_bundle(self, src: Path | str, *, policy: Policy = "copy", dry_run: bool = False,
                             mount: str | None = None, say: Callable[[str], None] = _silent,

@@ -380,10 +380,10 @@ async def labelled_set(lake: Client, schema_name: str, labels: list[str], used: 
         created = (await lake.execute(ops.CREATE_SET, {"input": {"name": name, "purpose": purpose, "schemaId": schema,
                                                                  "source": source}}))["createAnnotationSet"]
         return {**created, "schema": {"id": schema}}
-    schema = next(s for s in versions if s["id"] == found["schema"]["id"])
-    if missing := sorted(used - set(_labels(schema))):
+    held_by = next(s for s in versions if s["id"] == found["schema"]["id"])
+    if missing := sorted(used - set(_labels(held_by))):
         raise GraphlakeClientError(
-            f"annotation set {found['name']!r} is on schema {schema_name!r} version {schema['version']}, whose labels "
+            f"annotation set {found['name']!r} is on schema {schema_name!r} version {held_by['version']}, whose labels "
             f"lack {', '.join(map(repr, missing))}, which this import's records use: a set cannot move to another "
             "schema; delete the set (deleteAnnotationSet) and run again, or import under another set name", "CONFLICT")
     return found

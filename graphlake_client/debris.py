@@ -23,7 +23,9 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,6 +39,10 @@ except ImportError:  # Windows
 # `.download-<16 hex>` beside a download's target; `.<name>.partial-<8 hex>` beside a bundle .tar and its files;
 # `.<SHA-256>.partial` and `.manifest.json.partial` in a bundle directory.
 OWN = re.compile(r"\.download-[0-9a-f]{16}|\..+\.partial-[0-9a-f]{8}|\.[0-9a-f]{64}\.partial|\.manifest\.json\.partial")
+# A bundle export's scratch folder (a .tar's members, an S3 upload's files, on their way), beside the .tar
+# or in the temp folder: mkdtemp's 8 characters. Held through the `.held` file in it.
+SCRATCH = re.compile(r"\.graphlake-scratch-[a-z0-9_]{8}")
+SCRATCH_LOCK = ".held"
 GRACE_SECONDS = 60.0  # a temporary this young is never debris (a rerun a minute later removes it)
 # What flock says on a file system that does not do it: writes go on unheld (and sweeps remove nothing there).
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
@@ -110,6 +116,58 @@ def sweep_export(dest: Path, folders: Iterable[str]) -> int:
     with what they hold; never the rest of the tree (an export into a home directory must not walk
     it, nor touch files of these names another program left there). Blocking: run it in a thread."""
     return sweep(dest, recursive=False) + sum(sweep(dest / folder) for folder in folders)
+
+
+def scratch(parent: Path) -> tuple[Path, BinaryIO]:
+    """A new scratch folder in `parent` and its `.held` file, held until `drop_scratch`: the whole
+    files an export holds there on their way (a killed tar or S3 export left them in $TMPDIR for
+    good) are then removed by the next export's `sweep_scratch` once their run is gone."""
+    folder = Path(tempfile.mkdtemp(prefix=".graphlake-scratch-", dir=parent))
+    lock = (folder / SCRATCH_LOCK).open("xb")
+    try:
+        hold(lock)
+    except BaseException:
+        lock.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, lock
+
+
+def drop_scratch(folder: Path, lock: IO[bytes]) -> None:
+    """Remove a scratch folder of `scratch`, then let go of it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock.close()
+
+
+def sweep_scratch(directory: Path) -> int:
+    """Remove the scratch folders in `directory` (not below) that no running process holds and that
+    are older than GRACE_SECONDS, with what they hold; how many. Blocking: run it in a thread."""
+    if fcntl is None or not directory.is_dir():
+        return 0
+    old_before = time.time() - GRACE_SECONDS
+    return sum(_remove_scratch_if_debris(directory / name, old_before)
+               for name in os.listdir(directory) if SCRATCH.fullmatch(name))
+
+
+def _remove_scratch_if_debris(folder: Path, old_before: float) -> bool:
+    try:
+        made = os.lstat(folder)
+        if not stat.S_ISDIR(made.st_mode) or made.st_mtime >= old_before:  # young: its run may not hold it yet
+            return False
+        fd = os.open(folder / SCRATCH_LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:  # its run was killed before it made its `.held`: nobody ever held it
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    except OSError:  # held: an export under way (or a file system without locks)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _remove_if_debris(path: Path, old_before: float) -> bool:

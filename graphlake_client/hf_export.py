@@ -116,7 +116,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = image_path(file_name_of(datum), asset["name"])
             if (split, path) in taken:  # the same name twice: the second gets its asset id, never overwrites
-                path = with_id(path, asset["id"], lambda renamed, split=split: (split, renamed) in taken)
+                path = with_id(path, asset["id"], partial(_taken_in, taken, split))
             taken.add((split, path))
             target = dest / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +143,11 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             "objects": sum(len(row["objects"]["bbox"]) for r in rows.values() for row in r),
             "splits": {split: len(r) for split, r in rows.items()}, "left_out": dict(left_out),
             "unreadable": unreadable, "version": summary(found)}
+
+
+def _taken_in(taken: set[tuple[str, str]], split: str, path: str) -> bool:
+    """Whether an image of `split` is at `path` already."""
+    return (split, path) in taken
 
 
 def _objects(objects: list[list[dict[str, Any]]], width: int, height: int, truth: GroundTruth,

@@ -179,7 +179,7 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
             split = SPLITS[splits.split_of(datum, ratios, seed)]
             path = label_safe(image_path(file_name_of(datum), asset["name"]))
             if (split, _stem(path)) in taken:  # a.png and a.jpg, or the same name twice: the second gets its id
-                path = with_id(path, asset["id"], lambda renamed, split=split: (split, _stem(renamed)) in taken)
+                path = with_id(path, asset["id"], partial(_stem_taken, taken, split))
             taken.add((split, _stem(path)))
             target = dest / "images" / split / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +234,11 @@ async def _write(lake: Client, found: dict[str, Any], dest: Path, ratios: tuple[
 def _stem(path: str) -> str:
     """An image's path without its suffix: where its label file goes."""
     return str(PurePosixPath(path).with_suffix(""))
+
+
+def _stem_taken(taken: set[tuple[str, str]], split: str, path: str) -> bool:
+    """Whether an image of `split` has `path`'s label file already."""
+    return (split, _stem(path)) in taken
 
 
 def _segment_lines(label: int, obj: list[dict[str, Any]], width: int, height: int,

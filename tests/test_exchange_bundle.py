@@ -6,6 +6,7 @@ another lake is to a bundle: nothing shared but the bytes in the bundle)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import io
 import json
@@ -14,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from graphlake_client import (
     bundle_assets,
     bundle_import,
     bundle_records,
+    debris,
 )
 from graphlake_client import operations as ops
 from graphlake_client.bundle_files import open_reader
@@ -858,3 +862,177 @@ async def test_a_server_side_import_reaches_a_store_whose_public_address_it_cann
                                                  "variables": {"id": encode_id(NodeType.ASSET, files[0]["_id"])}},
                                headers={"Authorization": f"Bearer {token}"})).json()["data"]["asset"]["downloadUrl"]
         assert url.startswith("http://public.invalid:9/")
+
+
+# --- Export into a DEST it cannot write, or that holds something else
+
+FetchCount = list[str]
+
+
+def counting_fetches(monkeypatch: pytest.MonkeyPatch) -> FetchCount:
+    """The names of the files the client downloads from now on."""
+    fetched: FetchCount = []
+    real = Client._fetch
+
+    async def fetch(self: Client, found: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        fetched.append(found["name"])
+        await real(self, found, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_fetch", fetch)
+    return fetched
+
+
+async def test_an_export_into_a_dest_it_cannot_write_is_one_line_before_any_download(
+        served: Served, make_token: MakeToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    (tmp_path / "dir.tar").mkdir()
+    # A file as a directory DEST, a directory as a .tar DEST, a folder under a file: a traceback each.
+    for dest, said in [(notes, "not a directory"), (tmp_path / "dir.tar", "a directory, but a DEST ending in .tar"),
+                       (notes / "out.tar", "File exists")]:  # the OSError, said as other commands say one
+        done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(dest))
+        line = " ".join(done.stderr.split())
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert line.startswith("error:") and said in line and str(tmp_path) in line, line
+    assert notes.read_text() == "mine" and not list((tmp_path / "dir.tar").iterdir())
+    # ...and refused before the first download (the .tar directory was found at the final rename).
+    fetched = counting_fetches(monkeypatch)
+    async with Client(served.base_url, token) as lake:
+        with pytest.raises(GraphlakeClientError) as refused:
+            await lake.export_bundle("parts/v1", tmp_path / "dir.tar")
+    assert refused.value.code == "BAD_USER_INPUT" and refused.value.field == "dest" and fetched == []
+
+
+async def test_a_failed_export_stops_its_other_downloads_before_it_raises(
+        served: Served, make_token: MakeToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each page's downloads ran under a bare gather: one failing raised at once, and the others went
+    on writing into DEST (or into the aborted writer's scratch) after the export had said it failed."""
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+    real = Client._fetch
+
+    async def fetch(self: Client, found: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        if found["name"] == "img1.png":
+            raise GraphlakeClientError("the download of 'img1.png' is not the stored file", "INTEGRITY", retry=False)
+        await asyncio.sleep(0.5)  # bigger files: still going when img1.png fails
+        await real(self, found, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_fetch", fetch)
+    bundle = tmp_path / "bundle"
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as lake:
+        with pytest.raises(GraphlakeClientError, match=r"img1\.png"):
+            await lake.export_bundle("parts/v1", bundle)
+        running = [t for t in asyncio.all_tasks() if "_write_assets" in repr(t.get_coro())]
+        after_raise = sorted(p.name for p in (bundle / "payloads").iterdir())
+        await asyncio.sleep(1)
+    assert running == []
+    assert sorted(p.name for p in (bundle / "payloads").iterdir()) == after_raise
+    assert not [n for n in after_raise if n.startswith(".")]  # no temporary left by a download cut short
+
+
+async def test_an_export_failing_mid_page_leaves_no_coroutine_unawaited(
+        served: Served, make_token: MakeToken, tmp_path: Path) -> None:
+    """A page's downloads were made as coroutines before its other assets were checked: a FAILED
+    asset after an image left the image's never awaited (a RuntimeWarning after the error line)."""
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+    await Asset.get_pymongo_collection().update_one({"name": "notes"}, {"$set": {"status": "FAILED"}})
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        async with Client(served.base_url, await make_token(Role.VIEWER)) as lake:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.export_bundle("parts/v1", tmp_path / "bundle")
+        said = (refused.value.code, str(refused.value))
+        del refused  # its traceback holds the export's frames, and so what they made: collected now
+        gc.collect()
+    assert said[0] == "CONFLICT" and "FAILED" in said[1]
+    assert not [w for w in seen if "never awaited" in str(w.message)]
+
+
+async def make_v2(lake: Client, v1: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """`parts/v2`: v1's first datum alone (its image, the value and the text), from v1's bundle `manifest`."""
+    found = (await lake.execute("query ($id: ID!) { datasetVersion(id: $id) { dataset { id } } }",
+                                {"id": v1["id"]}))["datasetVersion"]
+    await lake.execute(ops.CREATE_VERSION, {"input": {"datasetId": found["dataset"]["id"], "version": "v2", "parentId": v1["id"],
+                                                      "removeDatums": [d["ref"] for d in manifest["datums"][1:]]}})
+
+
+async def test_a_dest_holding_something_else_is_refused_unless_replaced(
+        served: Served, make_token: MakeToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        source = await make_version(lake, tmp_path / "made")
+        bundle = tmp_path / "bundle"
+        await lake.export_bundle("parts/v1", bundle)
+        await make_v2(lake, source, json.loads((bundle / "manifest.json").read_text()))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "manifest.json").write_text('{"my": "own project manifest"}')
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    tar = tmp_path / "holiday.tar"
+    tar.write_bytes(b"precious")
+    fetched = counting_fetches(monkeypatch)
+    async with Client(served.base_url, token) as lake:
+        await lake.export_bundle("parts/v1", bundle)  # its own bundle, whole: done again, not refused
+        for dest, held in [(project, "manifest.json: not a bundle's manifest"), (other, "notes.txt"),
+                           (tar, "a file of that name"), (bundle, "the bundle of another version (parts/v1)")]:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.export_bundle("parts/v2" if dest == bundle else "parts/v1", dest)
+            assert refused.value.code == "CONFLICT" and refused.value.field == "dest", dest
+            assert str(dest) in str(refused.value) and held in str(refused.value) and "--replace" in str(refused.value)
+    assert fetched == []  # refused before any download
+    assert (project / "manifest.json").read_text() == '{"my": "own project manifest"}' and not (project / "payloads").exists()
+    assert tar.read_bytes() == b"precious" and len(list((bundle / "payloads").iterdir())) == 7
+
+    # --replace: the other version's bundle is written over, and its payloads this one does not name go.
+    done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v2", str(bundle), "--replace")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["version"]["name"] == "v2" and json.loads(done.stdout)["payloads"] == 3  # img0, the value, the text
+    assert {f"payloads/{p.name}" for p in (bundle / "payloads").iterdir()} == every_payload(manifest)
+    done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(tar), "--replace")
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(tar) as opened:
+        assert opened.getnames()[-1] == "manifest.json"
+    refused_cli = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(project))
+    assert refused_cli.returncode == 1 and "(CONFLICT)" in refused_cli.stderr and "Traceback" not in refused_cli.stderr
+
+
+def dead_scratch(folder: Path) -> Path:
+    """A scratch folder as a killed export leaves it (kill -9: nothing holds it), with a whole file on its way, a while ago."""
+    dead = folder / ".graphlake-scratch-dead_000"
+    dead.mkdir(parents=True)
+    (dead / ".held").touch()
+    (dead / f".download-{'0' * 16}").write_bytes(b"x" * 1000)
+    then = time.time() - 2 * debris.GRACE_SECONDS
+    for path in [*dead.iterdir(), dead]:
+        os.utime(path, (then, then))
+    return dead
+
+
+async def test_a_tar_exports_scratch_lies_beside_it_and_a_killed_ones_is_swept(
+        served: Served, make_token: MakeToken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tar's members were downloaded into $TMPDIR/graphlake-bundle-*, which only finish or abort
+    removed: each kill -9 left up to `concurrency` whole files there that no rerun ever swept."""
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+    out = tmp_path / "out"
+    dead = dead_scratch(out)
+    targets: list[Path] = []
+    real = Client._fetch
+
+    async def fetch(self: Client, found: dict[str, Any], target: Path, *args: Any, **kwargs: Any) -> None:
+        targets.append(target)
+        await real(self, found, target, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "_fetch", fetch)
+    async with Client(served.base_url, await make_token(Role.VIEWER)) as lake:
+        await lake.export_bundle("parts/v1", out / "parts.tar")
+    assert len(targets) == 5 and {t.parent.parent for t in targets} == {out}
+    assert debris.SCRATCH.fullmatch(targets[0].parent.name) and not dead.exists()
+    assert [p.name for p in out.iterdir()] == ["parts.tar"]  # its own scratch gone too

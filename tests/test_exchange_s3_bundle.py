@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -16,8 +17,20 @@ from documents.asset import Asset
 from documents.dataset import Datum
 from documents.roles import Role
 from graphlake_client import Client, GraphlakeClientError, ResumeState
+from graphlake_client.bundle_export import export_bundle
+from graphlake_client.bundle_s3 import S3BundleWriter, s3_client
 from tests.conftest import MakeToken, S3Service, Served
-from tests.test_exchange_bundle import counts, graphlake, imported_version, make_version, wipe
+from tests.test_exchange_bundle import (
+    counting_fetches,
+    counts,
+    dead_scratch,
+    every_payload,
+    graphlake,
+    imported_version,
+    make_v2,
+    make_version,
+    wipe,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -170,3 +183,85 @@ async def test_a_tampered_or_missing_object_of_an_s3_bundle_is_named(served: Ser
         with pytest.raises(GraphlakeClientError, match=f"{victim['path']}: missing from the bundle"):
             await lake.import_bundle(url)
         assert await counts() == before
+
+
+async def test_an_s3_dest_that_cannot_be_written_is_said_before_any_download(
+        served: Served, make_token: MakeToken, tmp_path: Path, s3: S3Service, bundles: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials or a store not reached came out as botocore's traceback, and a refusal (a wrong
+    secret's 403 to the HEAD of a payload) was read as "not there": the file was downloaded, then refused."""
+    token = await make_token(Role.CONTRIBUTOR)
+    async with Client(served.base_url, token, resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+    url = f"{bundles}/parts-v1"
+    # A payload object's HEAD refused (403) is no absence: a writer with the right secret, asking with a wrong one.
+    writer = S3BundleWriter(url)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    writer.client = s3_client()
+    with pytest.raises(GraphlakeClientError) as refused:
+        writer.has(f"payloads/{'0' * 64}", 10)
+    writer.abort()
+    assert refused.value.code == "BAD_USER_INPUT" and url in str(refused.value) and "refused" in str(refused.value)
+
+    fetched = counting_fetches(monkeypatch)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries of a store not there: seconds for nothing here
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    unreachable = {"AWS_SECRET_ACCESS_KEY": s3.secret_key, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    nothing = str(tmp_path / "none")
+    cases = [("no credentials", {"AWS_SECRET_ACCESS_KEY": None, "AWS_ACCESS_KEY_ID": None, "AWS_SHARED_CREDENTIALS_FILE": nothing,
+                                 "AWS_CONFIG_FILE": nothing}, "BAD_USER_INPUT", "no S3 credentials"),
+             ("wrong secret", {}, "BAD_USER_INPUT", "the S3 store refused"),
+             ("unreachable", unreachable, "UNAVAILABLE", "cannot be reached")]
+    for case, env, code, said in cases:
+        with monkeypatch.context() as patched:
+            for name, value in env.items():
+                patched.delenv(name) if value is None else patched.setenv(name, value)
+            async with Client(served.base_url, token) as lake:
+                with pytest.raises(GraphlakeClientError) as refused:
+                    await lake.export_bundle("parts/v1", url)
+            assert (refused.value.code, refused.value.field) == (code, "dest"), (case, refused.value)
+            assert said in str(refused.value) and url in str(refused.value), case
+            if case == "no credentials":  # and through the command: one line, no traceback, no coroutine left unawaited
+                done = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", url)
+                assert done.returncode == 1 and done.stderr.strip().startswith("error:"), done.stderr
+                assert "Traceback" not in done.stderr and "never awaited" not in done.stderr, done.stderr
+    assert fetched == []
+
+
+async def test_another_versions_bundle_at_an_s3_prefix_is_refused_unless_replaced(
+        served: Served, make_token: MakeToken, tmp_path: Path, s3: S3Service, bundles: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"{bundles}/parts"
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        v1 = await make_version(lake, tmp_path / "made")
+        await lake.export_bundle("parts/v1", url)
+        await lake.export_bundle("parts/v1", f"{url}.tar")
+        first = json.loads(s3.client().get_object(Bucket=BUCKET, Key=objects(s3, url)["manifest.json"]["Key"])["Body"].read())
+        await make_v2(lake, v1, first)
+        fetched = counting_fetches(monkeypatch)
+        await lake.export_bundle("parts/v1", url)  # its own bundle: done again (nothing downloaded twice), not refused
+        assert fetched == []
+        for dest, held in [(url, "the bundle of another version (parts/v1)"), (f"{url}.tar", "an object of that name")]:
+            with pytest.raises(GraphlakeClientError) as refused:
+                await lake.export_bundle("parts/v2", dest)
+            assert refused.value.code == "CONFLICT" and refused.value.field == "dest" and held in str(refused.value), dest
+        assert fetched == [] and len([k for k in objects(s3, url) if k.startswith("payloads/")]) == 7
+
+        done = await export_bundle(lake, "parts/v2", url, replace=True)
+    assert done["payloads"] == 3
+    manifest = json.loads(s3.client().get_object(Bucket=BUCKET, Key=objects(s3, url)["manifest.json"]["Key"])["Body"].read())
+    assert manifest["version"]["name"] == "v2"
+    assert {k for k in objects(s3, url) if k != "manifest.json"} == every_payload(manifest)  # v1's other images are gone
+
+
+async def test_a_killed_s3_exports_scratch_is_swept_by_the_next(
+        served: Served, make_token: MakeToken, tmp_path: Path, s3: S3Service, bundles: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An S3 export's files on their way lie in $TMPDIR, where a kill -9 left them for good."""
+    temp = tmp_path / "temp"
+    dead = dead_scratch(temp)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    async with Client(served.base_url, await make_token(Role.CONTRIBUTOR), resume=ResumeState(tmp_path / "r.json")) as lake:
+        await make_version(lake, tmp_path / "made")
+        await lake.export_bundle("parts/v1", f"{bundles}/parts")
+    assert not dead.exists() and list(temp.iterdir()) == []
