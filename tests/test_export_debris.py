@@ -94,7 +94,9 @@ async def test_a_killed_export_leaves_debris_a_rerun_removes(served: Served, mak
             await process.wait()
     left = [p for p in own_debris(out) if p.name != Path(held.name).name]
     assert left, "the kill left no temporary: nothing tested"  # .download-* (COCO), .parts.tar.partial-* (bundle)
-    aged(own_debris(out))  # a rerun a while later (a temporary a minute old or less may be a run's just begun)
+    # A rerun a while later (a temporary a minute old or less may be a run's just begun); a tar's files on
+    # their way lie in a scratch folder beside it, whose own age is its folder's.
+    aged(own_debris(out) + [p for p in out.iterdir() if debris.SCRATCH.fullmatch(p.name)])
 
     rerun = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "graphlake", "export", kind, "parts/v1", str(dest)],
                                     env=environment(served, token), capture_output=True, text=True, timeout=120)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -500,21 +502,29 @@ async def test_an_object_deleted_while_a_bundle_is_staged_is_named(s3: S3Service
     await store.open()
 
     def deleted_once_listed(key: str) -> None:
-        if key.endswith("payloads/a"):
+        if key.endswith(f"payloads/{PAYLOAD_SHA}"):
             s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/{key}")
 
     _before_each_read(store, deleted_once_listed)
-    with pytest.raises(Conflict, match=r"bundles/b1/payloads/a was deleted from mount 'lab' while the bundle was read"):
+    with pytest.raises(Conflict, match=rf"bundles/b1/payloads/{PAYLOAD_SHA} was deleted from mount 'lab' while the bundle was read"):
         await _staged(store, "bundles/b1")
     s3.client().delete_object(Bucket=s3.bucket, Key=f"{prefix}/bundles/b1/manifest.json")
 
 
-BUNDLE_FILES = ("manifest.json", "payloads/a")  # the least a bundle's listing holds
+PAYLOAD = b"{}"
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+BUNDLE_FILES = ("manifest.json", f"payloads/{PAYLOAD_SHA}")  # the least a bundle holds: its manifest, one payload
+# A manifest the import checks through (bundle_format.check_manifest): the server stages only the payloads it names.
+MANIFEST = {"format": "graphlake-bundle", "format_version": 1, "dataset": {"name": "d"},
+            "version": {"name": "v1", "manifest_sha256": "0" * 64},
+            "assets": {"a1": {"kind": "VALUE", "name": "x", "sha256": PAYLOAD_SHA,
+                              "payload": {"path": f"payloads/{PAYLOAD_SHA}", "size": len(PAYLOAD), "sha256": PAYLOAD_SHA}}},
+            "schemas": {}, "sets": {}, "datums": []}
 
 
 def _put_bundle(client: Any, bucket: str, at: str) -> None:
     for name in BUNDLE_FILES:
-        client.put_object(Bucket=bucket, Key=f"{at}/{name}", Body=b"{}")
+        client.put_object(Bucket=bucket, Key=f"{at}/{name}", Body=json.dumps(MANIFEST).encode() if name == "manifest.json" else PAYLOAD)
 
 
 def _before_each_read(store: S3Store, change: Callable[[str], None]) -> None:
