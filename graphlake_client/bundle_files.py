@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 from graphlake_client import debris
-from graphlake_client.bundle_format import FORMAT, MANIFEST, PAYLOADS, parse_manifest
+from graphlake_client.bundle_format import FORMAT, MANIFEST, PAYLOADS, named_payloads, parse_manifest
 from graphlake_client.direct import stream_digest
 from graphlake_client.errors import GraphlakeClientError
 from graphlake_client.exit_loop import to_thread
@@ -84,9 +84,10 @@ def held_refused(dest: object, held: list[str]) -> GraphlakeClientError:
 
 
 def _open_tar(src: Path) -> tuple[tarfile.TarFile, BinaryIO]:
-    """The tar at `src`, and its file (a tar given its file leaves it open), refused (BAD_USER_INPUT) unless it is a regular file. Opened without blocking:
-    a FIFO named `x.tar` on a mount held each import's open (and its request slot) until a writer came,
-    so a few of them stopped the server answering anyone."""
+    """The tar at `src`, and its file (a tar given its file leaves it open), refused (BAD_USER_INPUT)
+    unless it is a regular file. Opened without blocking: a FIFO named `x.tar` on a mount held each
+    import's open (and its request slot) until a writer came, so a few of them stopped the server
+    answering anyone."""
     try:
         fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
@@ -353,6 +354,10 @@ class BundleWriter:
             if dest.exists() and not dest.is_dir():
                 raise GraphlakeClientError(f"{dest}: not a directory (a bundle is a directory, or a path ending in .tar)",
                                            "BAD_USER_INPUT", "dest")
+            if (dest / PAYLOADS).is_symlink():  # even with replace: its sweep would remove the files the link leads to
+                raise GraphlakeClientError(f"{dest / PAYLOADS} is a link to {(dest / PAYLOADS).resolve()}: an export writes "
+                                           "its payloads into a folder of its own (--replace removes the payloads the "
+                                           "manifest does not name, which would be the linked folder's)", "CONFLICT", "dest")
             held = self._held(version)
             if held and not replace:
                 raise held_refused(dest, held)
@@ -414,7 +419,7 @@ class BundleWriter:
                 out.flush()
                 os.replace(out.name, self.dest / MANIFEST)
             if self.replace:  # an earlier bundle's payloads would make this one hold files it does not name
-                self._remove_unnamed({a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]})
+                self._remove_unnamed(named_payloads(manifest))
             return
         manifest_file = self.scratch / MANIFEST
         with manifest_file.open("xb") as out:

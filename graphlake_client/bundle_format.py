@@ -55,6 +55,11 @@ def payload_path(sha256: str) -> str:
     return f"{PAYLOADS}/{sha256}"
 
 
+def named_payloads(manifest: dict[str, Any]) -> set[str]:
+    """The paths of the payloads a (checked) manifest's assets name: EXTERNAL ones name none."""
+    return {asset["payload"]["path"] for asset in manifest["assets"].values() if asset.get("payload")}
+
+
 def bad(field: str, message: str) -> GraphlakeClientError:
     """The error for a manifest field that is wrong: it names the field."""
     return GraphlakeClientError(f"{MANIFEST}: {field}: {message}", "BAD_USER_INPUT", field)

@@ -33,7 +33,7 @@ from graphlake_client.bundle_files import (
     is_tar,
     other_bundle,
 )
-from graphlake_client.bundle_format import MANIFEST, PAYLOADS, parse_manifest
+from graphlake_client.bundle_format import MANIFEST, PAYLOADS, named_payloads, parse_manifest
 from graphlake_client.errors import GraphlakeClientError
 
 MULTIPART = 64 * 1024 * 1024  # objects above this go up in parts of this size, four at a time
@@ -226,11 +226,16 @@ def _store_error(url: str, error: Exception) -> GraphlakeClientError:
     return GraphlakeClientError(_refused(url, error).args[0], "BAD_USER_INPUT", "dest")
 
 
-def _absent(error: Exception) -> bool:
-    """Whether boto3's error says the object is not there (a 403 is a refusal, not an absence)."""
+def _unseen(error: Exception) -> bool:
+    """Whether boto3's error says the object is not there, or may not be: S3 answers a missing key
+    with 403 (AccessDenied; a HEAD's bare "403") to a writer without s3:ListBucket, which a bundle
+    needs no more than Get and Put, so it reads as "not there". A wrong secret answers a GET with
+    SignatureDoesNotMatch (raised), and the write probe (S3BundleWriter._check) refuses it before
+    any HEAD of a payload is asked."""
     from botocore.exceptions import ClientError
 
-    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        "404", "NoSuchKey", "NotFound", "403", "AccessDenied")
 
 
 class S3BundleWriter:
@@ -265,7 +270,7 @@ class S3BundleWriter:
                     self.client.head_object(Bucket=self.bucket, Key=self.prefix)
                     held = "an object of that name"
                 except Exception as error:
-                    if not _absent(error):
+                    if not _unseen(error):
                         raise
             else:
                 try:
@@ -274,7 +279,7 @@ class S3BundleWriter:
                         why = other_bundle(body.read(), version)
                     held = why and f"{MANIFEST}: {why}"
                 except Exception as error:
-                    if not _absent(error):
+                    if not _unseen(error):
                         raise
             if held and not self.replace:
                 raise held_refused(self.dest, [held])
@@ -295,14 +300,14 @@ class S3BundleWriter:
 
     def has(self, path: str, size: int) -> bool:
         """Whether an earlier export left this payload whole under the prefix: its size, and the SHA-256
-        its upload recorded, which is its name (an object put there otherwise is sent again). Only a 404
-        is an absence: a refusal (403) or a store not reached is raised, not downloaded past."""
+        its upload recorded, which is its name (an object put there otherwise is sent again). Not there,
+        or not ours to see (_unseen): False; a store not reached, or any other refusal, is raised."""
         if self._tar is not None:
             return False
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
         except Exception as error:
-            if _absent(error):
+            if _unseen(error):
                 return False
             raise _store_error(self.dest, error) from None
         return head["ContentLength"] == size and head.get("Metadata", {}).get(SHA_METADATA) == path.rsplit("/", 1)[-1]
@@ -345,7 +350,7 @@ class S3BundleWriter:
                     self.client.put_object(Bucket=self.bucket, Key=self.key(MANIFEST), Body=body,
                                            ContentType="application/json")
                 if self.replace:
-                    self._remove_unnamed({a["payload"]["path"] for a in manifest["assets"].values() if a["payload"]})
+                    self._remove_unnamed(named_payloads(manifest))
         except Exception as error:
             raise _store_error(self.dest, error) from None
         finally:

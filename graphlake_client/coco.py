@@ -140,7 +140,9 @@ async def import_coco(lake: Client, annotations: Path, images: Path, dataset: st
         # Predictions were once `<prefix> predictions`, whatever their model: a rerun of such an import
         # finds the set it made then.
         formerly = imported_set_name(set_name or dataset, purpose, in_split) if purpose == "PREDICTION" else None
-        used = {categories[a["category_id"]]["name"] for a in items}
+        # The labels its records will carry: an annotation left out whole (a box of no size alone) carries none.
+        used = {categories[a["category_id"]]["name"] for a in items
+                if "annotation with nothing stored" not in left_out_of(a, categories[a["category_id"]])}
         found = await labelled_set(lake, dataset, labels, used, name, purpose, source, formerly=formerly)
         done.set_ids[purpose] = found["id"]
         done.schema_id = done.schema_id or found["schema"]["id"]

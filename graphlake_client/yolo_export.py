@@ -63,6 +63,7 @@ from graphlake_client.results import YoloExport
 from graphlake_client.version_reading import (
     GroundTruth,
     box_of,
+    clipped_box,
     file_name_of,
     find_version,
     image_path,
@@ -91,12 +92,13 @@ def _clip(value: float) -> float:
 
 
 def box_line(cls: int, box: tuple[float, float, float, float], width: int, height: int) -> str | None:
-    """`class cx cy w h`, normalised, the box cut at the image's edges; None when nothing is left."""
-    x0, y0 = _clip(box[0] / width), _clip(box[1] / height)
-    x1, y1 = _clip((box[0] + box[2]) / width), _clip((box[1] + box[3]) / height)
-    if x1 <= x0 or y1 <= y0:
+    """`class cx cy w h`, normalised, the box cut at the image's edges (version_reading.clipped_box,
+    as the Hugging Face export cuts it); None when nothing is left."""
+    inside = clipped_box(box, width, height)
+    if inside is None:
         return None
-    return f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}"
+    x, y, w, h = inside
+    return f"{cls} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
 
 
 def polygon_line(cls: int, points: list[dict[str, float]], width: int, height: int) -> str | None:
@@ -262,22 +264,29 @@ IMAGE_SUFFIXES = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "web
 _SUFFIX_OF_FORMAT = {"JPEG": "jpg", "PNG": "png", "BMP": "bmp", "TIFF": "tif", "WEBP": "webp", "MPO": "mpo"}
 
 
-def _suffixed(entry: list[Any], dest: Path) -> bool:
+def _suffixed(entry: list[Any], dest: Path, stems: set[tuple[str, str]]) -> bool:
     """Give an image whose suffix Ultralytics does not take (`frame_0001`, `scan.dat`) the suffix of
-    the format Pillow finds in it, renaming its file and `entry`'s path; False for a format
+    the format Pillow finds in it, renaming its file and `entry`'s path to a name whose label file
+    no other image of its split has (`stems`, updated: `scan.dat` becoming `scan.dat.png` would
+    share `scan.dat.jpg`'s labels; a count follows then, `scan.dat-2.png`); False for a format
     Ultralytics does not read as an image (a GIF), whose file is left to the caller."""
     split, path = entry[0], entry[1]
     if PurePosixPath(path).suffix[1:].lower() in IMAGE_SUFFIXES:
         return True
     from PIL import Image  # the yolo extra has Pillow
 
-    source = dest / "images" / split / path
-    with Image.open(source) as opened:
+    folder = dest / "images" / split
+    with Image.open(folder / path) as opened:
         suffix = _SUFFIX_OF_FORMAT.get(opened.format or "")
-    renamed = f"{path}.{suffix}"
-    if suffix is None or (dest / "images" / split / renamed).exists():
+    if suffix is None:
         return False
-    source.rename(dest / "images" / split / renamed)
+    stems.discard((split, _stem(path)))  # its own, as named until now
+    renamed, count = f"{path}.{suffix}", 1
+    while (split, _stem(renamed)) in stems or (folder / renamed).exists():
+        count += 1
+        renamed = f"{path}-{count}.{suffix}"
+    (folder / path).rename(folder / renamed)
+    stems.add((split, _stem(renamed)))
     entry[1] = renamed
     return True
 
@@ -286,7 +295,8 @@ def _readable(images: list[list[Any]], dest: Path, left_out: Counter[str]) -> tu
     """The images Pillow read (their size known) and Ultralytics will (_suffixed), and the paths of
     the others, which are removed and counted under `left_out` as IMAGE: a label line is relative
     to an image's size, and an image Ultralytics does not list is never trained on."""
-    unreadable = [entry for entry in images if entry[2] is None or not _suffixed(entry, dest)]
+    stems = {(split, _stem(path)) for split, path, *_ in images}  # the label files' names
+    unreadable = [entry for entry in images if entry[2] is None or not _suffixed(entry, dest, stems)]
     for split, path, *_ in unreadable:
         (dest / "images" / split / path).unlink(missing_ok=True)
     if unreadable:

@@ -1002,6 +1002,19 @@ async def test_a_dest_holding_something_else_is_refused_unless_replaced(
     refused_cli = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(project))
     assert refused_cli.returncode == 1 and "(CONFLICT)" in refused_cli.stderr and "Traceback" not in refused_cli.stderr
 
+    # payloads/ a link to a folder other bundles share: never written through, even with --replace (whose
+    # sweep of the payloads the manifest does not name removed the shared folder's files).
+    shared = tmp_path / "shared-payloads"
+    shared.mkdir()
+    (shared / ("0" * 64)).write_bytes(b"another bundle's")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "payloads").symlink_to(shared)
+    for replace in ([], ["--replace"]):
+        refused_link = await asyncio.to_thread(graphlake, served, token, "export", "bundle", "parts/v1", str(linked), *replace)
+        assert refused_link.returncode == 1 and "(CONFLICT)" in refused_link.stderr and "is a link" in refused_link.stderr
+    assert [p.name for p in shared.iterdir()] == ["0" * 64]
+
 
 def dead_scratch(folder: Path) -> Path:
     """A scratch folder as a killed export leaves it (kill -9: nothing holds it), with a whole file on its way, a while ago."""

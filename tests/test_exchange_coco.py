@@ -977,8 +977,12 @@ async def test_a_changed_category_list_finds_the_set_it_made(served: Served, mak
         first = await lake.import_coco(annotations, tmp_path / "images", "cats", predictions=results, model="m1")
         before, names = await counts(), await set_names()
         assert names == ["cats ground truth", "cats m1 predictions"]
+        # ... and a new category whose one annotation stores nothing (a box of no size: left out whole).
+        nothing = {"id": 999, "image_id": coco["images"][0]["id"], "category_id": 12, "bbox": [1, 1, 0, 0], "area": 0, "iscrowd": 0}
         for changed in ({**coco, "categories": [*coco["categories"], {"id": 11, "name": "crack"}]},
-                        {**coco, "categories": coco["categories"][::-1]}):
+                        {**coco, "categories": coco["categories"][::-1]},
+                        {**coco, "categories": [*coco["categories"], {"id": 12, "name": "chip"}],
+                         "annotations": [*coco["annotations"], nothing]}):
             (tmp_path / "changed.json").write_text(json.dumps(changed))
             again = await lake.import_coco(tmp_path / "changed.json", tmp_path / "images", "cats", predictions=results,
                                            model="m1")

@@ -775,14 +775,21 @@ async def test_an_image_ultralytics_would_not_list_gets_its_formats_suffix_or_is
     Image.new("RGB", (64, 48), "red").save(gif, format="GIF")
     async with Client(served.base_url, await make_token(Role.CONTRIBUTOR)) as lake:
         set_id = await a_set(lake, ["car"])
-        frame, moving, plain = await some_datums(lake, [(a_png(tmp_path / "f.png", 64, 48), "frame_0001", "TRAIN"),
-                                                        (gif, "g.gif", "TRAIN"),
-                                                        (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION")])
-        version = await freeze(lake, set_id, [frame, moving, plain], [
-            a_box(frame, "car", 0, 0, 32, 24), a_box(moving, "car", 0, 0, 32, 24), a_box(plain, "car", 0, 0, 32, 24)])
+        frame, moving, plain, scan, scan_png = await some_datums(lake, [
+            (a_png(tmp_path / "f.png", 64, 48), "frame_0001", "TRAIN"), (gif, "g.gif", "TRAIN"),
+            (a_png(tmp_path / "b.png", 64, 48, 1), "b.png", "VALIDATION"),
+            # `scan.dat` (a PNG) would become scan.dat.png, another image's name and label file: a count
+            # follows (the image was dropped, or the labels of one overwrote the other's).
+            (a_png(tmp_path / "s.png", 64, 48, 2), "scan.dat", "VALIDATION"),
+            (a_png(tmp_path / "s2.png", 64, 48, 4), "scan.dat.png", "VALIDATION")])
+        datums = [frame, moving, plain, scan, scan_png]
+        version = await freeze(lake, set_id, datums, [a_box(d, "car", 0, 0, 32, 24 if d is not scan else 12)
+                                                      for d in datums])
         yolo = await lake.export_yolo(version, tmp_path / "yolo")
-    assert yolo["images"] == 2 and yolo["objects"] == 2 and yolo["left_out"] == {"IMAGE": 1}
+    assert yolo["images"] == 4 and yolo["objects"] == 4 and yolo["left_out"] == {"IMAGE": 1}
     assert yolo["unreadable"] == ["train/g.gif"]
     _, lines = check_yolo_rules(tmp_path / "yolo")
-    assert lines == {"train/frame_0001.png": [[0, 0.25, 0.25, 0.5, 0.5]], "val/b.png": [[0, 0.25, 0.25, 0.5, 0.5]]}
+    box = [[0, 0.25, 0.25, 0.5, 0.5]]
+    assert lines == {"train/frame_0001.png": box, "val/b.png": box, "val/scan.dat.png": box,
+                     "val/scan.dat-2.png": [[0, 0.25, 0.125, 0.5, 0.25]]}
     assert sorted(p.name for p in (tmp_path / "yolo" / "images" / "train").iterdir()) == ["frame_0001.png"]

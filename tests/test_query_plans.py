@@ -104,7 +104,8 @@ def hot_reads(lake: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("annotation_records", "Annotations", {"first": 1, "filter": {"setIds": lake["sets"]}}),
         ("events", "Events", {"first": 2}),
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1"]}}),
-        # Several types: a run of each type's index, merged (one `$in` walked the whole timeline).
+        # Several types: a run of each type's index, merged (one `$in` walked the whole timeline); in
+        # RECEIVED order (no index holds the types) one walk of the arrivals.
         ("events", "Events", {"first": 2, "filter": {"eventTypes": ["T1", "T2"]}}),
         ("events", "Events", {"first": 2, "orderBy": "RECEIVED", "filter": {"eventTypes": ["T1", "T2"]}}),
         # Archived events too: a run of the archived and one of the others (every index leads with `archived`).

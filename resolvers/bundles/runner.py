@@ -27,7 +27,7 @@ import httpx
 from starlette.requests import Request
 
 from graphlake_client import Client, GraphlakeClientError, ResumeState
-from graphlake_client.bundle_format import MANIFEST, parse_manifest
+from graphlake_client.bundle_format import MANIFEST, named_payloads, parse_manifest
 from graphlake_client.bundle_import import import_bundle
 from resolvers.context import Context
 from services.auth import bearer_secret
@@ -110,7 +110,7 @@ async def _stage(store: S3Store, relative: PurePosixPath, scratch: Path) -> None
         await _copy_objects(store, {manifest: keys[manifest]}, scratch)
         try:  # in a thread: a manifest of 100,000 records is tens of MB of JSON
             checked = await asyncio.to_thread(lambda: parse_manifest(keys[manifest].read_bytes(), str(manifest)))
-            named = {asset["payload"]["path"] for asset in checked["assets"].values() if asset.get("payload")}
+            named = named_payloads(checked)
         except GraphlakeClientError as error:
             raise BadUserInput(str(error), field="input.path") from None
         keys = {key: target for key, target in keys.items() if key[len(str(relative)) + 1:] in named}

@@ -106,16 +106,19 @@ def _event_node(raw: dict[str, Any]) -> Event:
     return Event.from_document(lean(EventDocument).model_validate(raw))
 
 
-def _runs(filter: EventFilter) -> list[dict[str, Any]] | None:
+def _runs(filter: EventFilter, order_by: EventOrder) -> list[dict[str, Any]] | None:
     """The queries of a list of events read as several index ranges merged (_merged), or None for
-    one read: one per type of several (MERGED_TYPES at most), and with `includeArchived` one for the
-    archived events and one for the others, as every index of events leads with `archived` (the
-    list without it pins it; with it, unpinned, a page scanned and sorted the whole log: 0.6 s at
-    100,000 events). A lookup by key is one event: one read."""
+    one read: in TIMESTAMP order one per type of several (MERGED_TYPES at most: the types' index is
+    a timeline per type; in RECEIVED order no index holds the types, so each run would walk the
+    whole log and one walk is better), and with `includeArchived` one for the archived events and
+    one for the others, as every index of events leads with `archived` (the list without it pins
+    it; with it, unpinned, a page scanned and sorted the whole log: 0.6 s at 100,000 events). A
+    lookup by key is one event: one read."""
     if filter.key is not None:
         return None
     types = list(dict.fromkeys(filter.event_types or []))
-    per_type = [[event_type] for event_type in types] if 1 < len(types) <= MERGED_TYPES else [filter.event_types]
+    split = order_by is EventOrder.TIMESTAMP and 1 < len(types) <= MERGED_TYPES
+    per_type = [[event_type] for event_type in types] if split else [filter.event_types]
     states: list[bool | None] = [False, True] if filter.include_archived else [None]
     if len(per_type) == 1 and states == [None]:
         return None
@@ -188,7 +191,7 @@ class EventQueries:
         if position is not None:
             query = {"$and": [query, position]} if query else position
         page = info.context.page(first, after, last, before)
-        if filter is not None and (runs := _runs(filter)):
+        if filter is not None and (runs := _runs(filter, order_by)):
             return await _merged(runs, position, query, sort, page)
         return await paginate(EventDocument.get_pymongo_collection(), query=query, sort=sort, page=page, to_node=_event_node)
 
