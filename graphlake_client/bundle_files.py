@@ -385,6 +385,7 @@ class BundleWriter:
             elif not (debris.OWN.fullmatch(entry.name) or debris.SCRATCH.fullmatch(entry.name)):
                 held.append(entry.name)
         return held
+
     def download_target(self, path: str) -> Path:
         """Where a payload is downloaded to before `add_downloaded`."""
         return self.scratch / path.rsplit("/", 1)[-1] if self._tar is not None else self.dest / path

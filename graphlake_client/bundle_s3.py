@@ -357,12 +357,18 @@ class S3BundleWriter:
             debris.drop_scratch(self.scratch, self._scratch_lock)
 
     def _remove_unnamed(self, named: set[str]) -> None:
-        """Delete the objects under payloads/ that the manifest does not name (an earlier bundle's)."""
+        """Delete the objects under payloads/ that the manifest does not name (an earlier bundle's),
+        a listed page (up to 1,000) in one request."""
         base = self.key(f"{PAYLOADS}/")
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
-            for found in page.get("Contents", []):
-                if f"{PAYLOADS}/{found['Key'][len(base):]}" not in named:
-                    self.client.delete_object(Bucket=self.bucket, Key=found["Key"])
+            unnamed = [{"Key": found["Key"]} for found in page.get("Contents", [])
+                       if f"{PAYLOADS}/{found['Key'][len(base):]}" not in named]
+            if unnamed:
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": unnamed, "Quiet": True})
+                if answer.get("Errors"):  # a batch answers 200 whatever it deleted: what it could not is said here
+                    failed = answer["Errors"][0]
+                    raise GraphlakeClientError(f"{self.dest}: could not delete {failed.get('Key')} "
+                                               f"({failed.get('Code')}: {failed.get('Message')})", "BAD_USER_INPUT", "dest")
 
     def abort(self) -> None:
         """Leave nothing local behind (payloads sent stay: a rerun skips them)."""

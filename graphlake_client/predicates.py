@@ -41,8 +41,10 @@ Options = list[Scalar] | tuple[Scalar, ...] | AbstractSet[Scalar]
 def names(value: str | Iterable[str] | None, argument: str) -> list[str] | None:
     """A verb's list of names (kinds, labels, event types) as sent: one str is a list of one, as
     GraphQL itself coerces one value given for a list (list("raw") sent its letters: labels_all="raw"
-    matched nothing, and labels_any="raw" any asset labelled "r"). A mapping or a non-iterable is
-    refused, naming `argument`. (A predicate's options stay strict, _options says why.)"""
+    matched nothing, and labels_any="raw" any asset labelled "r"). An empty list is sent as it is, for
+    the server to refuse (BAD_USER_INPUT): taken for "no filter", an empty selection would match
+    everything. A mapping or a non-iterable is refused, naming `argument`. (A predicate's options
+    stay strict, _options says why.)"""
     if value is None:
         return None
     if isinstance(value, str):
@@ -50,7 +52,7 @@ def names(value: str | Iterable[str] | None, argument: str) -> list[str] | None:
     if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Iterable):
         raise GraphlakeClientError(f"{argument}: takes a list of names, not a {type(value).__name__} ({value!r})",
                                    "BAD_USER_INPUT", argument)
-    return list(value) or None
+    return list(value)
 
 
 @dataclass(frozen=True)
